@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""Real Kafka and a real Mongo-wire store on a machine without Docker.
+
+Kafka: the broker jars are resolved from Maven Central by Maven (pom.xml beside
+this file), cached, and one combined broker+controller (KRaft, static quorum)
+is started with the JDK. Mongo-wire: FerretDB v1 (SQLite backend) is built from
+the Go module proxy (our own tiny main embedding the `ferretdb` package) and
+cached.
+
+Standard library only: this runs before any Python dependency is installed.
+
+    python3 deploy/local/localinfra.py {kafka,ferretdb,all} {install,start,stop,status}
+
+Every command is idempotent. Settings (environment):
+    DELEGO_CACHE_DIR        jars and binary (default ~/.cache/delego)
+    DELEGO_STATE_DIR        data, logs, pid files (default <repo>/.delego/local)
+    DELEGO_LOCAL_KAFKA_PORT       (default 9092; the controller uses port+1)
+    DELEGO_LOCAL_MONGO_PORT       (default 27017)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+KAFKA_VERSION = "4.1.1"
+FERRETDB_VERSION = "v1.24.2"
+
+
+class InfraError(RuntimeError):
+    """A clear, actionable failure (missing toolchain, port taken, not ready)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    cache: Path
+    state: Path
+    kafka_port: int
+    mongo_port: int
+
+    @classmethod
+    def from_env(cls, state: str | None = None, kafka_port: int | None = None,
+                 mongo_port: int | None = None) -> Layout:
+        env = os.environ
+        return cls(
+            cache=Path(env.get("DELEGO_CACHE_DIR", Path.home() / ".cache" / "delego")),
+            state=Path(state or env.get("DELEGO_STATE_DIR", REPO / ".delego" / "local")).resolve(),
+            kafka_port=kafka_port or int(env.get("DELEGO_LOCAL_KAFKA_PORT", "9092")),
+            mongo_port=mongo_port or int(env.get("DELEGO_LOCAL_MONGO_PORT", "27017")),
+        )
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    @property
+    def ferretdb_bin(self) -> Path:
+        return self.cache / f"ferretdb-{FERRETDB_VERSION}" / "ferretdb"
+
+
+def log(msg: str) -> None:
+    print(f"[localinfra] {msg}", flush=True)
+
+
+def require(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if not path:
+        raise InfraError(f"'{tool}' not found on PATH: {hint}")
+    return path
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child still answers kill(0); look at its state
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Component:
+    name: str
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.dir = layout.state / self.name
+        self.pidfile = self.dir / f"{self.name}.pid"
+        self.logfile = self.dir / f"{self.name}.log"
+
+    # --- to implement -------------------------------------------------
+    def install(self) -> None:
+        raise NotImplementedError
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Write config / format storage before the first start."""
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    def url(self) -> str:
+        raise NotImplementedError
+
+    # --- shared lifecycle ---------------------------------------------
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.install()
+        if self.pid() is not None:
+            self.wait_ready(timeout)
+            log(f"{self.name} already running (pid {self.pid()}) at {self.url()}")
+            return
+        if port_open(self.port):
+            raise InfraError(
+                f"{self.name}: port {self.port} is already taken by another process; "
+                f"stop it or choose another port (see --help)"
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        with open(self.logfile, "ab") as out:
+            proc = subprocess.Popen(
+                self.command(), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.dir,
+            )
+        self.pidfile.write_text(str(proc.pid))
+        try:
+            self.wait_ready(timeout, proc)
+        except InfraError:
+            self.stop()
+            raise
+        log(f"{self.name} ready (pid {proc.pid}) at {self.url()}; log: {self.logfile}")
+
+    def wait_ready(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise InfraError(
+                    f"{self.name} exited with code {proc.returncode} during start; "
+                    f"last log lines:\n{self.tail()}"
+                )
+            if self.ready():
+                return
+            time.sleep(0.3)
+        raise InfraError(f"{self.name} not ready after {timeout:.0f}s; last log lines:\n{self.tail()}")
+
+    def tail(self, n: int = 25) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            log(f"{self.name} not running")
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.2)
+        if pid_alive(pid):
+            log(f"{self.name} did not stop in {timeout:.0f}s; killing")
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.pidfile.unlink(missing_ok=True)
+        log(f"{self.name} stopped")
+
+    def status(self) -> dict[str, object]:
+        pid = self.pid()
+        return {
+            "component": self.name,
+            "running": pid is not None,
+            "ready": pid is not None and self.ready(),
+            "pid": pid,
+            "url": self.url(),
+            "log": str(self.logfile),
+        }
+
+
+class Kafka(Component):
+    name = "kafka"
+
+    @property
+    def port(self) -> int:
+        return self.layout.kafka_port
+
+    @property
+    def controller_port(self) -> int:
+        return self.layout.kafka_port + 1
+
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def install(self) -> None:
+        libs = self.layout.kafka_libs
+        marker = libs / ".complete"
+        if marker.exists():
+            return
+        require("java", "install a JDK (17 or newer), e.g. `apt-get install openjdk-17-jre-headless`")
+        mvn = require("mvn", "install Apache Maven, e.g. `apt-get install maven`")
+        log(f"resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs}")
+        tmp = libs.with_name("libs.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        subprocess.run(
+            [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(HERE / "kafka" / "pom.xml"),
+             "dependency:copy-dependencies", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
+            check=True,
+        )
+        shutil.rmtree(libs, ignore_errors=True)
+        tmp.rename(libs)
+        marker.write_text(KAFKA_VERSION)
+
+    def _java(self) -> list[str]:
+        java = require("java", "install a JDK (17 or newer)")
+        heap = os.environ.get("DELEGO_LOCAL_KAFKA_HEAP", "-Xms256m -Xmx768m").split()
+        return [java, *heap, "-XX:+UseG1GC",
+                f"-Dlog4j2.configurationFile={HERE / 'kafka' / 'log4j2.properties'}",
+                "-cp", f"{self.layout.kafka_libs}/*"]
+
+    def prepare(self) -> None:
+        data = self.dir / "data"
+        props = self.dir / "server.properties"
+        props.write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=3",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=10",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "delete.topic.enable=true",
+            "",
+        ]))
+        if (data / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        log(f"formatting KRaft storage in {data} (cluster id {cluster_id})")
+        result = subprocess.run(
+            [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise InfraError(f"kafka storage format failed:\n{result.stdout}\n{result.stderr}")
+
+    def command(self) -> list[str]:
+        return [*self._java(), "kafka.Kafka", str(self.dir / "server.properties")]
+
+    def ready(self) -> bool:
+        if not port_open(self.port):
+            return False
+        try:
+            with open(self.logfile, "rb") as f:
+                f.seek(max(0, f.seek(0, 2) - 256_000))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return False
+        # the last start's marker must be after the last "starting" line
+        started = text.rfind("Kafka Server started")
+        starting = text.rfind("starting (kafka.server.KafkaRaftServer)")
+        return started != -1 and started > starting
+
+
+class FerretDB(Component):
+    name = "ferretdb"
+
+    @property
+    def port(self) -> int:
+        return self.layout.mongo_port
+
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def install(self) -> None:
+        binary = self.layout.ferretdb_bin
+        if binary.exists():
+            return
+        go = require("go", "install Go 1.22 or newer (https://go.dev/doc/install or `apt-get install golang`)")
+        log(f"building FerretDB {FERRETDB_VERSION} from the Go module proxy into {binary}")
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+        tmp = binary.with_name("ferretdb.partial")
+        subprocess.run([go, "build", "-trimpath", "-o", str(tmp), "."],
+                       cwd=HERE / "ferretdb", env=env, check=True)
+        tmp.rename(binary)
+
+    def command(self) -> list[str]:
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        return [str(self.layout.ferretdb_bin), f"-listen-addr=127.0.0.1:{self.port}",
+                f"-sqlite-url=file:{data}/", "-log-level=warn"]
+
+    def ready(self) -> bool:
+        return port_open(self.port) and _mongo_ping(self.port)
+
+
+def _mongo_ping(port: int) -> bool:
+    """Send an OP_MSG {ping: 1} and check for ok: 1.0 (no driver needed)."""
+    # BSON {"ping": 1, "$db": "admin"}
+    def cstring(s: str) -> bytes:
+        return s.encode() + b"\x00"
+    elems = b"\x10" + cstring("ping") + (1).to_bytes(4, "little")
+    elems += b"\x02" + cstring("$db") + (6).to_bytes(4, "little") + b"admin\x00"
+    doc = (len(elems) + 5).to_bytes(4, "little") + elems + b"\x00"
+    body = (0).to_bytes(4, "little") + b"\x00" + doc
+    header = (16 + len(body)).to_bytes(4, "little") + (1).to_bytes(4, "little")
+    header += (0).to_bytes(4, "little") + (2013).to_bytes(4, "little")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(header + body)
+            reply = s.recv(4096)
+    except OSError:
+        return False
+    return b"ok\x00" in reply and b"\x00\x00\x00\x00\x00\x00\xf0\x3f" in reply
+
+
+COMPONENTS: dict[str, type[Component]] = {"kafka": Kafka, "ferretdb": FerretDB}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("component", choices=[*COMPONENTS, "all"])
+    parser.add_argument("action", choices=["install", "start", "stop", "status"])
+    parser.add_argument("--state-dir", help="data/log/pid directory (default $DELEGO_STATE_DIR)")
+    parser.add_argument("--kafka-port", type=int)
+    parser.add_argument("--mongo-port", type=int)
+    parser.add_argument("--timeout", type=float, default=180.0)
+    args = parser.parse_args(argv)
+    layout = Layout.from_env(args.state_dir, args.kafka_port, args.mongo_port)
+    names = list(COMPONENTS) if args.component == "all" else [args.component]
+    comps = [COMPONENTS[n](layout) for n in names]
+    try:
+        if args.action == "status":
+            statuses = [c.status() for c in comps]
+            print(json.dumps(statuses, indent=2))
+            return 0 if all(s["ready"] for s in statuses) else 3
+        for c in comps:
+            if args.action == "install":
+                c.install()
+            elif args.action == "start":
+                c.start(args.timeout)
+            else:
+                c.stop()
+    except InfraError as exc:
+        print(f"[localinfra] error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"[localinfra] error: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

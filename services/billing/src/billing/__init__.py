@@ -1,0 +1,1 @@
+"""Delego billing service."""

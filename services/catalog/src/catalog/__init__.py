@@ -1,0 +1,1 @@
+"""Delego catalog service."""

@@ -1,0 +1,1 @@
+"""Delego matching service."""

@@ -1,0 +1,1 @@
+"""Delego platform library: events, messaging, storage, logging, HTTP helpers."""

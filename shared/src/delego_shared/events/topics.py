@@ -1,0 +1,11 @@
+"""Every topic of the platform, in one place (names are part of the public contract)."""
+
+from .base import Topic
+
+PROVIDERS = Topic("catalog", "providers", 1, key_doc="provider id")
+OFFERS = Topic("catalog", "offers", 1, key_doc="offer id")
+REQUESTS = Topic("matching", "requests", 1, key_doc="request id")
+INVOICES = Topic("billing", "invoices", 1, key_doc="client id")
+DELIVERIES = Topic("notifications", "deliveries", 1, key_doc="recipient id")
+
+ALL_TOPICS = (PROVIDERS, OFFERS, REQUESTS, INVOICES, DELIVERIES)
