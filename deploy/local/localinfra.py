@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 KAFKA_VERSION = "4.1.1"
 FERRETDB_VERSION = "v1.24.2"
+# our build patches FerretDB so that single-document writes are atomic
+# (see ferretdb/write_lock.go.txt); bump when the patch changes
+FERRETDB_BUILD = f"{FERRETDB_VERSION}-delego1"
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+# functions of internal/handler that read then write documents: serialised
+FERRETDB_LOCKED = {
+    "msg_update.go": "func (h *Handler) updateDocument(",
+    "msg_findandmodify.go": "func (h *Handler) findAndModifyDocument(",
+    "msg_delete.go": "func (h *Handler) execDelete(",
+}
 
 
 class InfraError(RuntimeError):
@@ -52,8 +63,9 @@ class Layout:
     mongo_port: int
 
     @classmethod
-    def from_env(cls, state: str | None = None, kafka_port: int | None = None,
-                 mongo_port: int | None = None) -> Layout:
+    def from_env(
+        cls, state: str | None = None, kafka_port: int | None = None, mongo_port: int | None = None
+    ) -> Layout:
         env = os.environ
         return cls(
             cache=Path(env.get("DELEGO_CACHE_DIR", Path.home() / ".cache" / "delego")),
@@ -68,7 +80,7 @@ class Layout:
 
     @property
     def ferretdb_bin(self) -> Path:
-        return self.cache / f"ferretdb-{FERRETDB_VERSION}" / "ferretdb"
+        return self.cache / f"ferretdb-{FERRETDB_BUILD}" / "ferretdb"
 
 
 def log(msg: str) -> None:
@@ -155,8 +167,12 @@ class Component:
         self.prepare()
         with open(self.logfile, "ab") as out:
             proc = subprocess.Popen(
-                self.command(), stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.dir,
+                self.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.dir,
             )
         self.pidfile.write_text(str(proc.pid))
         try:
@@ -177,7 +193,9 @@ class Component:
             if self.ready():
                 return
             time.sleep(0.3)
-        raise InfraError(f"{self.name} not ready after {timeout:.0f}s; last log lines:\n{self.tail()}")
+        raise InfraError(
+            f"{self.name} not ready after {timeout:.0f}s; last log lines:\n{self.tail()}"
+        )
 
     def tail(self, n: int = 25) -> str:
         try:
@@ -191,19 +209,15 @@ class Component:
             self.pidfile.unlink(missing_ok=True)
             log(f"{self.name} not running")
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)
         if pid_alive(pid):
             log(f"{self.name} did not stop in {timeout:.0f}s; killing")
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.pidfile.unlink(missing_ok=True)
         log(f"{self.name} stopped")
 
@@ -238,15 +252,26 @@ class Kafka(Component):
         marker = libs / ".complete"
         if marker.exists():
             return
-        require("java", "install a JDK (17 or newer), e.g. `apt-get install openjdk-17-jre-headless`")
+        require(
+            "java", "install a JDK (17 or newer), e.g. `apt-get install openjdk-17-jre-headless`"
+        )
         mvn = require("mvn", "install Apache Maven, e.g. `apt-get install maven`")
         log(f"resolving Apache Kafka {KAFKA_VERSION} jars from Maven Central into {libs}")
         tmp = libs.with_name("libs.partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         subprocess.run(
-            [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(HERE / "kafka" / "pom.xml"),
-             "dependency:copy-dependencies", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-Dstyle.color=never",
+                "-f",
+                str(HERE / "kafka" / "pom.xml"),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={tmp}",
+                "-DincludeScope=runtime",
+            ],
             check=True,
         )
         shutil.rmtree(libs, ignore_errors=True)
@@ -256,42 +281,60 @@ class Kafka(Component):
     def _java(self) -> list[str]:
         java = require("java", "install a JDK (17 or newer)")
         heap = os.environ.get("DELEGO_LOCAL_KAFKA_HEAP", "-Xms256m -Xmx768m").split()
-        return [java, *heap, "-XX:+UseG1GC",
-                f"-Dlog4j2.configurationFile={HERE / 'kafka' / 'log4j2.properties'}",
-                "-cp", f"{self.layout.kafka_libs}/*"]
+        return [
+            java,
+            *heap,
+            "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={HERE / 'kafka' / 'log4j2.properties'}",
+            "-cp",
+            f"{self.layout.kafka_libs}/*",
+        ]
 
     def prepare(self) -> None:
         data = self.dir / "data"
         props = self.dir / "server.properties"
-        props.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={data}",
-            "num.partitions=3",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=10",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
-            "delete.topic.enable=true",
-            "",
-        ]))
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={data}",
+                    "num.partitions=3",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=10",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=true",
+                    "delete.topic.enable=true",
+                    "",
+                ]
+            )
+        )
         if (data / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         log(f"formatting KRaft storage in {data} (cluster id {cluster_id})")
         result = subprocess.run(
-            [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
-            capture_output=True, text=True,
+            [
+                *self._java(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise InfraError(f"kafka storage format failed:\n{result.stdout}\n{result.stderr}")
@@ -328,20 +371,73 @@ class FerretDB(Component):
         binary = self.layout.ferretdb_bin
         if binary.exists():
             return
-        go = require("go", "install Go 1.22 or newer (https://go.dev/doc/install or `apt-get install golang`)")
-        log(f"building FerretDB {FERRETDB_VERSION} from the Go module proxy into {binary}")
-        binary.parent.mkdir(parents=True, exist_ok=True)
+        go = require(
+            "go",
+            "install Go 1.22 or newer (https://go.dev/doc/install or `apt-get install golang`)",
+        )
+        log(f"building FerretDB {FERRETDB_BUILD} from the Go module proxy into {binary}")
         env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
-        tmp = binary.with_name("ferretdb.partial")
-        subprocess.run([go, "build", "-trimpath", "-o", str(tmp), "."],
-                       cwd=HERE / "ferretdb", env=env, check=True)
+        work = binary.parent
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        # 1. the upstream module, downloaded through the Go module proxy
+        info = json.loads(
+            subprocess.run(
+                [go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
+                cwd=HERE / "ferretdb",
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        src = work / "src"
+        shutil.copytree(info["Dir"], src)
+        for p in src.rglob("*"):
+            p.chmod(p.stat().st_mode | 0o200)
+        # 2. the write-atomicity patch
+        handler = src / "internal" / "handler"
+        shutil.copy(HERE / "ferretdb" / "write_lock.go.txt", handler / "delego_write_lock.go")
+        for file, signature in FERRETDB_LOCKED.items():
+            path = handler / file
+            text = path.read_text()
+            start = text.find(signature)
+            if start == -1:
+                raise InfraError(f"cannot patch FerretDB: '{signature}' not found in {file}")
+            brace = text.index("{\n", start) + 2
+            path.write_text(
+                text[:brace]
+                + "\tdelegoWriteMu.Lock()\n\tdefer delegoWriteMu.Unlock()\n\n"
+                + text[brace:]
+            )
+        # 3. our tiny main, built against the patched module
+        build = work / "build"
+        build.mkdir()
+        for name in ("main.go", "go.mod", "go.sum"):
+            shutil.copy(HERE / "ferretdb" / name, build / name)
+        subprocess.run(
+            [go, "mod", "edit", f"-replace={FERRETDB_MODULE}=../src"],
+            cwd=build,
+            env=env,
+            check=True,
+        )
+        tmp = work / "ferretdb.partial"
+        subprocess.run(
+            [go, "build", "-trimpath", "-o", str(tmp), "."], cwd=build, env=env, check=True
+        )
         tmp.rename(binary)
+        shutil.rmtree(src)
+        shutil.rmtree(build)
 
     def command(self) -> list[str]:
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        return [str(self.layout.ferretdb_bin), f"-listen-addr=127.0.0.1:{self.port}",
-                f"-sqlite-url=file:{data}/", "-log-level=warn"]
+        return [
+            str(self.layout.ferretdb_bin),
+            f"-listen-addr=127.0.0.1:{self.port}",
+            f"-sqlite-url=file:{data}/",
+            "-log-level=warn",
+        ]
 
     def ready(self) -> bool:
         return port_open(self.port) and _mongo_ping(self.port)
@@ -349,9 +445,11 @@ class FerretDB(Component):
 
 def _mongo_ping(port: int) -> bool:
     """Send an OP_MSG {ping: 1} and check for ok: 1.0 (no driver needed)."""
+
     # BSON {"ping": 1, "$db": "admin"}
     def cstring(s: str) -> bytes:
         return s.encode() + b"\x00"
+
     elems = b"\x10" + cstring("ping") + (1).to_bytes(4, "little")
     elems += b"\x02" + cstring("$db") + (6).to_bytes(4, "little") + b"admin\x00"
     doc = (len(elems) + 5).to_bytes(4, "little") + elems + b"\x00"
@@ -371,7 +469,9 @@ COMPONENTS: dict[str, type[Component]] = {"kafka": Kafka, "ferretdb": FerretDB}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("component", choices=[*COMPONENTS, "all"])
     parser.add_argument("action", choices=["install", "start", "stop", "status"])
     parser.add_argument("--state-dir", help="data/log/pid directory (default $DELEGO_STATE_DIR)")
@@ -398,8 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[localinfra] error: {exc}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as exc:
-        print(f"[localinfra] error: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}",
-              file=sys.stderr)
+        print(
+            f"[localinfra] error: {' '.join(map(str, exc.cmd))} exited with {exc.returncode}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

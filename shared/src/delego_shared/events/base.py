@@ -8,8 +8,9 @@ per publishing service (`events/catalog.py`, ...).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -83,8 +84,10 @@ class EventRegistry:
     def register(self, cls: type[Event]) -> type[Event]:
         existing = self._by_type.get(cls.event_type)
         if existing is not None and existing is not cls:
-            raise ValueError(f"event type {cls.event_type} registered twice "
-                             f"({existing.__qualname__} and {cls.__qualname__})")
+            raise ValueError(
+                f"event type {cls.event_type} registered twice "
+                f"({existing.__qualname__} and {cls.__qualname__})"
+            )
         self._by_type[cls.event_type] = cls
         return cls
 
@@ -111,12 +114,16 @@ class EventRegistry:
 registry = EventRegistry()
 
 
-def event(event_type: str, topic: Topic) -> Any:
+E = TypeVar("E", bound=Event)
+
+
+def event(event_type: str, topic: Topic) -> Callable[[type[E]], type[E]]:
     """Class decorator: declare the CloudEvents type and topic, and register the class."""
 
-    def wrap(cls: type[Event]) -> type[Event]:
+    def wrap(cls: type[E]) -> type[E]:
         cls.event_type = event_type
         cls.topic = topic
-        return registry.register(cls)
+        registry.register(cls)
+        return cls
 
     return wrap

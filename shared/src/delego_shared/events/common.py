@@ -34,7 +34,7 @@ class Weekday(StrEnum):
     SUN = "sun"
 
     @property
-    def index(self) -> int:
+    def number(self) -> int:
         """Monday = 0, as `datetime.weekday()`."""
         return list(Weekday).index(self)
 
@@ -65,7 +65,7 @@ class WorkingSpan(Contract):
     @property
     def start_minute(self) -> int:
         """Minutes since Monday 00:00 local."""
-        return self.day.index * 1440 + self.minutes(self.start)
+        return self.day.number * 1440 + self.minutes(self.start)
 
     @property
     def length_minutes(self) -> int:
@@ -126,7 +126,9 @@ Pricing = Annotated[
 PricingModel = Literal["hourly", "package", "subscription", "per_unit"]
 
 
-def pricing_currency(p: HourlyPricing | PackagePricing | SubscriptionPricing | PerUnitPricing) -> str:
+def pricing_currency(
+    p: HourlyPricing | PackagePricing | SubscriptionPricing | PerUnitPricing,
+) -> str:
     match p:
         case HourlyPricing():
             return p.rate.currency

@@ -61,8 +61,9 @@ class Envelope:
 
     def caused(self, data: Event, source: str) -> Envelope:
         """A new envelope for an event caused by handling this one."""
-        return Envelope(data=data, source=source, correlation_id=self.correlation_id,
-                        causation_id=self.id)
+        return Envelope(
+            data=data, source=source, correlation_id=self.correlation_id, causation_id=self.id
+        )
 
     def headers(self) -> dict[str, str]:
         h = {
@@ -87,19 +88,29 @@ class Envelope:
 
     # --- storage form (the outbox keeps envelopes as plain documents) -------
     def to_document(self) -> dict[str, Any]:
-        return {"topic": self.topic, "key": self.subject, "headers": self.headers(),
-                "body": self.body().decode()}
+        return {
+            "topic": self.topic,
+            "key": self.subject,
+            "headers": self.headers(),
+            "body": self.body().decode(),
+        }
 
     @classmethod
-    def from_record(cls, headers: Mapping[str, str] | Iterable[tuple[str, bytes]],
-                    body: bytes, reg: EventRegistry = registry) -> Envelope:
+    def from_record(
+        cls,
+        headers: Mapping[str, str] | Iterable[tuple[str, bytes]],
+        body: bytes,
+        reg: EventRegistry = registry,
+    ) -> Envelope:
         """Decode a Kafka record; raises MalformedEvent with the precise reason."""
         h = normalise_headers(headers)
         missing = [k for k in REQUIRED if not h.get(k)]
         if missing:
             raise MalformedEvent(f"missing CloudEvents header(s): {', '.join(missing)}")
         if h[H_SPEC] != SPEC_VERSION:
-            raise MalformedEvent(f"unsupported ce_specversion '{h[H_SPEC]}' (expected {SPEC_VERSION})")
+            raise MalformedEvent(
+                f"unsupported ce_specversion '{h[H_SPEC]}' (expected {SPEC_VERSION})"
+            )
         try:
             cls_ = reg.resolve(h[H_TYPE])
         except LookupError as exc:
@@ -116,9 +127,14 @@ class Envelope:
             time = datetime.fromisoformat(h[H_TIME].replace("Z", "+00:00"))
         except ValueError:
             raise MalformedEvent(f"ce_time '{h[H_TIME]}' is not an ISO-8601 instant") from None
-        return cls(data=data, source=h[H_SOURCE], id=h[H_ID], time=time,
-                   correlation_id=h.get(H_CORRELATION) or h[H_ID],
-                   causation_id=h.get(H_CAUSATION))
+        return cls(
+            data=data,
+            source=h[H_SOURCE],
+            id=h[H_ID],
+            time=time,
+            correlation_id=h.get(H_CORRELATION) or h[H_ID],
+            causation_id=h.get(H_CAUSATION),
+        )
 
 
 def normalise_headers(headers: Mapping[str, str] | Iterable[tuple[str, bytes]]) -> dict[str, str]:

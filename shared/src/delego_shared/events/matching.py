@@ -83,7 +83,9 @@ class MatchProposed(_RequestEvent):
     estimated_price: Money
     reserved_hours: Decimal
     promised_at: UtcInstant
-    promised_local: str = Field(description="promised instant in the client's zone, ISO-8601 with offset")
+    promised_local: str = Field(
+        description="promised instant in the client's zone, ISO-8601 with offset"
+    )
     client_zone: IanaZone
     score: ScoreBreakdown
     expires_at: UtcInstant

@@ -1,0 +1,335 @@
+"""Matching: filter, walk schedules, score, rank — or explain why nobody qualifies.
+
+`find_matches` selects candidates through the index; `find_matches_bruteforce`
+evaluates every offer of the read model one by one. Both return the same
+outcome (the tests check it); the brute force exists for the benchmark and as
+an oracle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from delego_shared.events.catalog import OfferSnapshot, OfferStatus
+from delego_shared.events.common import AgreedTerms, pricing_currency
+from delego_shared.events.matching import FilterReason, ScoreBreakdown
+from delego_shared.types import Money
+
+from .capacity import capacity_key, reservation_keys, week_key
+from .explain import ReasonKey, explain, skill_detail
+from .filters import (
+    Filter,
+    available,
+    budget_verdict,
+    capacity_ok,
+    finishes_by,
+    first_missing_skill,
+    in_category,
+    live_window_ok,
+    not_tried,
+    shares_language,
+)
+from .index import CandidateIndex
+from .policy import DEFAULT_POLICY, MatchingPolicy
+from .pricing_estimate import estimate_price, work_hours, work_units
+from .rating import RatingStats, rating_component
+from .readmodel import ProviderEntry
+from .schedule import WorkPlan, hours_to_timedelta, plan_work
+from .scoring import (
+    breakdown,
+    load_component,
+    price_component,
+    slack_component,
+    weighted_total,
+)
+from .spec import RequestSpec
+
+
+@dataclass(frozen=True)
+class MatchContext:
+    """Live state the edge reads before matching (all optional)."""
+
+    reserved_hours: Mapping[str, Decimal] = field(default_factory=dict)
+    """Hours already reserved per capacity key (`capacity.capacity_key`)."""
+    ratings: Mapping[str, RatingStats] = field(default_factory=dict)
+    """Rating totals per provider id."""
+    trusted_providers: frozenset[str] = frozenset()
+    """Providers this client rated ≥ 4 before (`scoring.trusted_providers`)."""
+
+
+EMPTY_CONTEXT = MatchContext()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    filter: Filter
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Qualified:
+    offer: OfferSnapshot
+    provider: ProviderEntry
+    effort_hours: Decimal
+    units: int
+    price: Money
+    plan: WorkPlan
+    reservation: dict[str, Decimal]
+
+    @property
+    def finish(self) -> datetime:
+        assert self.plan.finish is not None
+        return self.plan.finish
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A qualified, scored offer: everything a proposal needs."""
+
+    offer: OfferSnapshot
+    provider: ProviderEntry
+    effort_hours: Decimal
+    units: int
+    price: Money
+    finish: datetime
+    reservation: dict[str, Decimal]
+    """Hours to reserve per capacity key."""
+    score: ScoreBreakdown
+
+    def terms(self) -> AgreedTerms:
+        p = self.provider.snapshot
+        return AgreedTerms(
+            offer_id=self.offer.offer_id,
+            offer_version=self.offer.version,
+            provider_id=p.provider_id,
+            provider_display_name=p.display_name,
+            provider_sap_number=p.sap_declaration.number if p.sap_declaration else None,
+            category=self.offer.category,
+            delivery_mode=self.offer.delivery_mode,
+            sap_activity=self.offer.sap_activity,
+            currency=self.offer.currency,
+            pricing=self.offer.pricing,
+        )
+
+
+@dataclass(frozen=True)
+class MatchOutcome:
+    candidates: tuple[Candidate, ...]
+    offers_considered: int
+    reasons: tuple[FilterReason, ...]
+    summary: str
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+
+def evaluate(
+    offer: OfferSnapshot,
+    provider: ProviderEntry | None,
+    spec: RequestSpec,
+    now: datetime,
+    *,
+    context: MatchContext = EMPTY_CONTEXT,
+    policy: MatchingPolicy = DEFAULT_POLICY,
+    exclude_providers: frozenset[str] = frozenset(),
+) -> Rejection | Qualified:
+    """Run the hard filters on one offer, in order; the first failure is the reason."""
+    if not available(offer, provider):
+        return Rejection(Filter.AVAILABLE)
+    assert provider is not None
+    if not in_category(offer, spec.category):
+        return Rejection(Filter.CATEGORY)
+    missing = first_missing_skill(offer, provider, spec.required_skills)
+    if missing is not None:
+        return Rejection(Filter.SKILL, skill_detail(missing.code, missing.level))
+    if not shares_language(offer, spec.languages):
+        return Rejection(Filter.LANGUAGE)
+    if not not_tried(offer, exclude_providers):
+        return Rejection(Filter.ALREADY_TRIED)
+    hours = work_hours(spec.effort_hours, spec.units, offer.typical_effort_hours)
+    units = work_units(spec.effort_hours, spec.units, offer.typical_effort_hours)
+    if pricing_currency(offer.pricing) != offer.currency:
+        return Rejection(Filter.PRICING)
+    estimate = estimate_price(offer.pricing, hours, units)
+    if estimate.price is None:
+        return Rejection(Filter.PRICING)
+    verdict = budget_verdict(estimate.price, spec.budget)
+    if verdict is not None:
+        return Rejection(verdict)
+    if not live_window_ok(provider, spec.live_window, policy.min_live_overlap):
+        return Rejection(Filter.LIVE_WINDOW)
+    plan = plan_work(
+        provider.schedule,
+        now,
+        hours_to_timedelta(hours),
+        not_after=spec.deadline,
+        horizon=policy.horizon,
+    )
+    need = reservation_keys(provider.provider_id, plan)
+    if not capacity_ok(provider.snapshot.weekly_capacity_hours, context.reserved_hours, need):
+        return Rejection(Filter.CAPACITY)
+    if not finishes_by(plan, spec.deadline):
+        return Rejection(Filter.DEADLINE)
+    return Qualified(offer, provider, hours, units, estimate.price, plan, need)
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.counts: dict[ReasonKey, int] = {}
+        self.qualified: list[Qualified] = []
+
+    def add(self, r: Rejection | Qualified) -> None:
+        if isinstance(r, Qualified):
+            self.qualified.append(r)
+        else:
+            key = (r.filter, r.detail)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+
+def _rank(
+    qualified: list[Qualified],
+    spec: RequestSpec,
+    now: datetime,
+    context: MatchContext,
+    policy: MatchingPolicy,
+    limit: int,
+) -> list[Candidate]:
+    """Score every qualified offer, sort, and build full candidates for the top `limit`."""
+    cheapest: dict[str, Money] = {}
+    for q in qualified:
+        c = cheapest.get(q.price.currency)
+        if c is None or q.price.amount < c.amount:
+            cheapest[q.price.currency] = q.price
+    scored: list[tuple[float, datetime, str, Qualified, dict[str, float]]] = []
+    for q in qualified:
+        p = q.provider.snapshot
+        current_week = week_key(p.provider_id, now, p.time_zone)
+        components = {
+            "slack": slack_component(now, q.finish, spec.deadline),
+            "rating": rating_component(context.ratings.get(p.provider_id), policy.rating_prior),
+            "price": price_component(q.price, spec.budget, cheapest.get(q.price.currency)),
+            "load": load_component(
+                context.reserved_hours.get(current_week, Decimal(0)), p.weekly_capacity_hours
+            ),
+            "trust_bonus": 1.0 if p.provider_id in context.trusted_providers else 0.0,
+        }
+        total = weighted_total(components, policy.weights)
+        scored.append((-total, q.finish, q.offer.offer_id, q, components))
+    scored.sort(key=lambda t: t[:3])
+    return [
+        Candidate(
+            q.offer,
+            q.provider,
+            q.effort_hours,
+            q.units,
+            q.price,
+            q.finish,
+            q.reservation,
+            breakdown(components, policy.weights),
+        )
+        for _, _, _, q, components in scored[:limit]
+    ]
+
+
+def _outcome(
+    tally: _Tally,
+    considered: int,
+    spec: RequestSpec,
+    now: datetime,
+    context: MatchContext,
+    policy: MatchingPolicy,
+    limit: int | None,
+) -> MatchOutcome:
+    n = policy.candidates_limit if limit is None else limit
+    ranked = _rank(tally.qualified, spec, now, context, policy, n)
+    reasons, summary = explain(spec, considered, tally.counts, len(tally.qualified))
+    return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary)
+
+
+def find_matches(
+    index: CandidateIndex,
+    spec: RequestSpec,
+    now: datetime,
+    *,
+    context: MatchContext = EMPTY_CONTEXT,
+    policy: MatchingPolicy = DEFAULT_POLICY,
+    exclude_providers: frozenset[str] = frozenset(),
+    limit: int | None = None,
+) -> MatchOutcome:
+    """Best offers for a request, best first; with reasons when none qualifies."""
+    tally = _Tally()
+    for oid in index.candidate_ids(spec.category, spec.required_skills, spec.languages):
+        offer = index.offer(oid)
+        assert offer is not None
+        tally.add(
+            evaluate(
+                offer,
+                index.provider(offer.provider_id),
+                spec,
+                now,
+                context=context,
+                policy=policy,
+                exclude_providers=exclude_providers,
+            )
+        )
+    for key, c in index.prefilter_counts(
+        spec.category, spec.required_skills, spec.languages
+    ).items():
+        if c:
+            tally.counts[key] = tally.counts.get(key, 0) + c
+    return _outcome(
+        tally, len(index.published_in(spec.category)), spec, now, context, policy, limit
+    )
+
+
+def find_matches_bruteforce(
+    offers: Iterable[tuple[OfferSnapshot, ProviderEntry | None]],
+    spec: RequestSpec,
+    now: datetime,
+    *,
+    context: MatchContext = EMPTY_CONTEXT,
+    policy: MatchingPolicy = DEFAULT_POLICY,
+    exclude_providers: frozenset[str] = frozenset(),
+    limit: int | None = None,
+) -> MatchOutcome:
+    """Same as `find_matches`, scanning every offer (oracle and benchmark baseline).
+
+    Offers considered are the published ones of the category; the others are
+    not part of the explanation.
+    """
+    tally = _Tally()
+    considered = 0
+    for offer, provider in offers:
+        if offer.status is not OfferStatus.PUBLISHED or offer.category != spec.category:
+            continue
+        considered += 1
+        tally.add(
+            evaluate(
+                offer,
+                provider,
+                spec,
+                now,
+                context=context,
+                policy=policy,
+                exclude_providers=exclude_providers,
+            )
+        )
+    return _outcome(tally, considered, spec, now, context, policy, limit)
+
+
+__all__ = [
+    "EMPTY_CONTEXT",
+    "Candidate",
+    "MatchContext",
+    "MatchOutcome",
+    "Qualified",
+    "Rejection",
+    "capacity_key",
+    "evaluate",
+    "find_matches",
+    "find_matches_bruteforce",
+]

@@ -1,0 +1,76 @@
+"""Ranking of qualified offers: five components in [0, 1], weighted by policy data.
+
+- slack: share of the time until the deadline left after the promised finish
+  (a provider who finishes early leaves room for surprises);
+- rating: Bayesian average (see rating.py);
+- price: 1 - price/budget with a budget; cheapest/price among the qualified
+  offers in the same currency without one;
+- load: 1 - reserved/capacity for the provider's current week (spreads work);
+- trust_bonus: 1 when this client already rated the provider ≥ 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+
+from delego_shared.events.matching import ScoreBreakdown
+from delego_shared.types import Money
+
+from .policy import SCORE_COMPONENTS
+
+
+def _clamp(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+def slack_component(now: datetime, finish: datetime, deadline: datetime) -> float:
+    window = (deadline - now).total_seconds()
+    if window <= 0:
+        return 0.0
+    return _clamp((deadline - finish).total_seconds() / window)
+
+
+def price_component(price: Money, budget: Money | None, cheapest: Money | None = None) -> float:
+    if budget is not None and budget.currency == price.currency and budget.amount > 0:
+        return _clamp(float(1 - price.amount / budget.amount))
+    if cheapest is not None and cheapest.currency == price.currency and price.amount > 0:
+        return _clamp(float(cheapest.amount / price.amount))
+    return 1.0 if price.amount == 0 else 0.5
+
+
+def load_component(reserved_hours: Decimal, weekly_capacity: Decimal) -> float:
+    if weekly_capacity <= 0:
+        return 0.0
+    return _clamp(float(1 - reserved_hours / weekly_capacity))
+
+
+def weighted_total(components: Mapping[str, float], weights: Mapping[str, float]) -> float:
+    """Weighted sum of the clamped components (rounded: stable ordering and equality)."""
+    total = sum(
+        _clamp(components.get(k, 0.0)) * float(weights.get(k, 0.0)) for k in SCORE_COMPONENTS
+    )
+    return round(total, 6)
+
+
+def breakdown(components: Mapping[str, float], weights: Mapping[str, float]) -> ScoreBreakdown:
+    """Weighted sum; missing weights count as 0, every component is reported."""
+    values = {k: _clamp(components.get(k, 0.0)) for k in SCORE_COMPONENTS}
+    w = {k: float(weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
+    return ScoreBreakdown(
+        total=weighted_total(values, w),
+        slack=round(values["slack"], 6),
+        rating=round(values["rating"], 6),
+        price=round(values["price"], 6),
+        load=round(values["load"], 6),
+        trust_bonus=values["trust_bonus"],
+        weights=w,
+    )
+
+
+def trusted_providers(
+    past_ratings: Iterable[tuple[str, int]], threshold: int = 4
+) -> frozenset[str]:
+    """Providers this client rated ≥ threshold at least once (input: (provider, stars))."""
+    return frozenset(p for p, stars in past_ratings if stars >= threshold)

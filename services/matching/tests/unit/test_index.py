@@ -1,0 +1,127 @@
+"""The candidate index: set intersections, incremental and version-aware updates."""
+
+from delego_shared.events.catalog import OfferStatus, ProviderStatus
+from matching.domain.index import CandidateIndex
+
+from .builders import offer, provider, skills
+
+EN_FR_4 = skills(("translation.en-fr", 4))
+
+
+def ids(idx: CandidateIndex, required=EN_FR_4, langs=("fr",), category="translation"):
+    return idx.candidate_ids(category, required, list(langs))
+
+
+def test_selects_by_category_skill_level_and_language():
+    idx = CandidateIndex.build(
+        [provider("p1"), provider("p2"), provider("p3"), provider("p4")],
+        [
+            offer("o1", "p1"),
+            offer("o2", "p2", skill_levels=skills(("translation.en-fr", 3))),
+            offer("o3", "p3", languages=["de"]),
+            offer("o4", "p4", category="tutoring"),
+        ],
+    )
+    assert ids(idx) == {"o1"}
+    assert ids(idx, required=skills(("translation.en-fr", 3))) == {"o1", "o2"}
+    assert ids(idx, langs=("de",), required=[]) == {"o3"}
+    assert ids(idx, langs=("fr-BE", "de"), required=[]) == {"o1", "o2", "o3"}
+    assert ids(idx, category="tutoring", required=[]) == {"o4"}
+    assert ids(idx, category="nothing") == set()
+
+
+def test_provider_skills_count_for_its_offers():
+    idx = CandidateIndex.build(
+        [provider("p1", skill_levels=skills(("translation.en-fr", 5)))],
+        [offer("o1", "p1", skill_levels=[])],
+    )
+    assert ids(idx, required=skills(("translation.en-fr", 5))) == {"o1"}
+
+
+def test_an_older_snapshot_never_overwrites_a_newer_one():
+    idx = CandidateIndex()
+    assert idx.upsert_provider(provider("p1"))
+    assert idx.upsert_offer(offer("o1", "p1", version=3))
+    assert not idx.upsert_offer(offer("o1", "p1", version=2, category="tutoring"))
+    assert not idx.upsert_offer(offer("o1", "p1", version=3, category="tutoring"))  # replay
+    got = idx.offer("o1")
+    assert got is not None
+    assert got.version == 3
+    assert got.category == "translation"
+    assert not idx.upsert_provider(provider("p1", status=ProviderStatus.SUSPENDED))  # v1 again
+    assert ids(idx) == {"o1"}
+
+
+def test_updates_move_the_offer_between_sets():
+    idx = CandidateIndex.build([provider("p1")], [offer("o1", "p1")])
+    idx.upsert_offer(offer("o1", "p1", version=2, category="tutoring", languages=["de"]))
+    assert ids(idx) == set()
+    assert ids(idx, category="tutoring", langs=("de",)) == {"o1"}
+    assert idx.published_in("translation") == set()
+    idx.upsert_offer(offer("o1", "p1", version=3, skill_levels=skills(("translation.en-fr", 2))))
+    assert ids(idx) == set()
+    assert ids(idx, required=skills(("translation.en-fr", 2))) == {"o1"}
+
+
+def test_withdrawn_offer_leaves_the_index():
+    idx = CandidateIndex.build([provider("p1")], [offer("o1", "p1")])
+    idx.upsert_offer(offer("o1", "p1", version=2, status=OfferStatus.WITHDRAWN))
+    assert ids(idx) == set()
+    assert idx.published_in("translation") == set()
+
+
+def test_suspending_a_provider_hides_its_offers_and_reinstating_restores_them():
+    idx = CandidateIndex.build([provider("p1")], [offer("o1", "p1"), offer("o2", "p1")])
+    idx.upsert_provider(provider("p1", version=2, status=ProviderStatus.SUSPENDED))
+    assert ids(idx) == set()
+    assert idx.published_in("translation") == {"o1", "o2"}  # still counted for explanations
+    idx.upsert_provider(provider("p1", version=3))
+    assert ids(idx) == {"o1", "o2"}
+
+
+def test_an_offer_before_its_provider_waits_for_it():
+    idx = CandidateIndex()
+    idx.upsert_offer(offer("o1", "p9"))
+    assert ids(idx) == set()
+    idx.upsert_provider(provider("p9"))
+    assert ids(idx) == {"o1"}
+
+
+def test_removal_is_tombstoned_by_version():
+    idx = CandidateIndex.build([provider("p1")], [offer("o1", "p1", version=2)])
+    assert not idx.remove_offer("o1", version=1)  # older than what we hold
+    assert idx.remove_offer("o1", version=4)
+    assert ids(idx) == set()
+    assert len(idx) == 0
+    assert not idx.upsert_offer(offer("o1", "p1", version=3))  # late, stale event
+    assert idx.upsert_offer(offer("o1", "p1", version=5))
+    assert ids(idx) == {"o1"}
+
+
+def test_removing_a_provider_unindexes_its_offers():
+    idx = CandidateIndex.build([provider("p1")], [offer("o1", "p1")])
+    assert idx.remove_provider("p1", version=2)
+    assert ids(idx) == set()
+    assert not idx.upsert_provider(provider("p1", version=1))
+    assert idx.upsert_provider(provider("p1", version=3))
+    assert ids(idx) == {"o1"}
+
+
+def test_prefilter_counts_attribute_the_first_failing_filter():
+    idx = CandidateIndex.build(
+        [provider(f"p{i}") for i in range(5)] + [provider("px", status=ProviderStatus.SUSPENDED)],
+        [
+            offer("o0", "p0"),
+            offer("o1", "p1", skill_levels=skills(("translation.en-fr", 2)), languages=["de"]),
+            offer("o2", "p2", skill_levels=skills(("translation.en-fr", 2))),
+            offer("o3", "p3", languages=["de"]),
+            offer("o4", "p4", skill_levels=skills(("translation.en-fr", 4), ("legal", 1))),
+            offer("ox", "px"),
+        ],
+    )
+    counts = idx.prefilter_counts("translation", EN_FR_4, ["fr"])
+    assert {k.value if hasattr(k, "value") else k: v for (k, _), v in counts.items() if v} == {
+        "available": 1,
+        "skill": 2,
+        "language": 1,
+    }

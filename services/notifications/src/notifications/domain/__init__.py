@@ -1,0 +1,110 @@
+"""Pure domain core of the notifications service: no I/O, no clock.
+
+Routing (event -> planned deliveries), recipient directory and preferences,
+quiet hours, digests, rendering, webhook signing, retry and failover
+decisions, and the builders of the service's own events. Edges (Kafka,
+Mongo, SMTP, HTTP) call into this package and pass `now` in.
+"""
+
+from .delivery_key import delivery_key, digest_key
+from .digest import (
+    DIGEST_KIND,
+    HeldNotification,
+    OutgoingMessage,
+    digest_order,
+    group_held,
+    release_message,
+)
+from .failover import (
+    Decision,
+    FailOver,
+    Failure,
+    GiveUp,
+    RetryAt,
+    after_failure,
+    email_failure,
+    next_delivery,
+    webhook_failure,
+)
+from .outcome import delivered_event, failed_event
+from .preferences import ALL_KINDS, CriticalKindLocked, Preferences
+from .quiet_hours import QuietHours, in_quiet_hours, quiet_until
+from .recipient import Recipient, WebhookEndpoint
+from .render import Rendered, Renderer
+from .retry import RetryPolicy, Rng
+from .routing import (
+    QUIET_CHANNELS,
+    PlannedDelivery,
+    RoutingRule,
+    RoutingRules,
+    default_rules,
+    hold_until,
+    parse_rules,
+    plan_deliveries,
+    usable_channels,
+)
+from .signature import (
+    MalformedSignatureHeader,
+    SignatureError,
+    SignatureMismatch,
+    TimestampOutsideTolerance,
+    compute_signature,
+    signature_header,
+    verify_signature,
+    webhook_headers,
+)
+from .webhook import WebhookRequest, build_webhook_request, webhook_body
+
+__all__ = [
+    "ALL_KINDS",
+    "DIGEST_KIND",
+    "QUIET_CHANNELS",
+    "CriticalKindLocked",
+    "Decision",
+    "FailOver",
+    "Failure",
+    "GiveUp",
+    "HeldNotification",
+    "MalformedSignatureHeader",
+    "OutgoingMessage",
+    "PlannedDelivery",
+    "Preferences",
+    "QuietHours",
+    "Recipient",
+    "Rendered",
+    "Renderer",
+    "RetryAt",
+    "RetryPolicy",
+    "Rng",
+    "RoutingRule",
+    "RoutingRules",
+    "SignatureError",
+    "SignatureMismatch",
+    "TimestampOutsideTolerance",
+    "WebhookEndpoint",
+    "WebhookRequest",
+    "after_failure",
+    "build_webhook_request",
+    "compute_signature",
+    "default_rules",
+    "delivered_event",
+    "delivery_key",
+    "digest_key",
+    "digest_order",
+    "email_failure",
+    "failed_event",
+    "group_held",
+    "hold_until",
+    "in_quiet_hours",
+    "next_delivery",
+    "parse_rules",
+    "plan_deliveries",
+    "quiet_until",
+    "release_message",
+    "signature_header",
+    "usable_channels",
+    "verify_signature",
+    "webhook_body",
+    "webhook_failure",
+    "webhook_headers",
+]

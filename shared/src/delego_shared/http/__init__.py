@@ -1,0 +1,32 @@
+"""HTTP helpers every service uses: app factory, health, problems, JWT auth."""
+
+from .app import ServiceRuntime, create_http_app
+from .auth import Caller, Principal, Role, current_principal, mint_token, require_role, verify_token
+from .problems import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ProblemError,
+    Unauthorized,
+    Unprocessable,
+    install_problem_handlers,
+)
+
+__all__ = [
+    "Caller",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "Principal",
+    "ProblemError",
+    "Role",
+    "ServiceRuntime",
+    "Unauthorized",
+    "Unprocessable",
+    "create_http_app",
+    "current_principal",
+    "install_problem_handlers",
+    "mint_token",
+    "require_role",
+    "verify_token",
+]

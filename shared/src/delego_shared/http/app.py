@@ -1,0 +1,151 @@
+"""The one place a service's HTTP app, broker, store and relay are put together.
+
+`ServiceRuntime` owns the process-wide parts (settings, Mongo, Kafka broker,
+publisher, outbox relay, consumer); `create_http_app` builds the FastAPI app
+whose lifespan starts and stops them in order, with liveness and readiness
+endpoints and problem responses. (FastStream's FastAPI integration is
+deprecated; the broker is started in the app's lifespan instead.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from ..events.topics import ALL_TOPICS
+from ..logging import configure_logging, get_logger
+from ..messaging import EventConsumer, EventPublisher, Outbox, OutboxRelay, create_broker
+from ..messaging.inbox import Inbox
+from ..messaging.topics_admin import ensure_topics
+from ..mongo import IndexSpec, Mongo
+from ..settings import Settings
+from .problems import install_problem_handlers
+
+log = get_logger(__name__)
+
+
+class ServiceRuntime:
+    """Process-wide infrastructure of one service."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        outbox_collections: Sequence[str] = (),
+        indexes: Sequence[IndexSpec] = (),
+        use_inbox: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.mongo = Mongo(settings.mongodb_url, settings.database)
+        self.broker = create_broker(settings)
+        self.publisher = EventPublisher(self.broker, settings)
+        self.outbox_collections = list(outbox_collections)
+        self.relay = OutboxRelay(
+            self.mongo,
+            self.publisher,
+            self.outbox_collections,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            lease_s=settings.outbox_lease_s,
+        )
+        self.indexes = [*indexes, *Outbox.indexes(self.outbox_collections)]
+        self.consumer = EventConsumer(
+            self.broker,
+            settings,
+            inbox=Inbox(self.mongo, settings.service_name) if use_inbox else None,
+        )
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    def add_background(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A coroutine run for the life of the service (schedulers, expiry sweeps)."""
+        self.background.append(loop)
+
+    async def start(self) -> None:
+        await self.mongo.ensure_indexes(self.indexes)
+        await ensure_topics(
+            self.settings.kafka_bootstrap, ALL_TOPICS, prefix=self.settings.topic_prefix
+        )
+        await self.broker.start()
+        if self.outbox_collections:
+            self.relay.start()
+        for loop in self.background:
+            self._tasks.append(asyncio.create_task(loop()))
+        self.started = True
+        log.info(
+            "service.started", database=self.settings.database, kafka=self.settings.kafka_bootstrap
+        )
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        await self.relay.stop()
+        await self.broker.stop()
+        await self.mongo.close()
+        self.started = False
+
+    async def broker_ready(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.broker.ping(timeout=2.0), timeout=3.0))
+        except Exception:
+            return False
+
+    async def readiness(self) -> dict[str, bool]:
+        mongo_ok, kafka_ok = await asyncio.gather(self.mongo.ping(), self.broker_ready())
+        return {"database": mongo_ok, "broker": kafka_ok}
+
+
+def create_http_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    description: str = "",
+    version: str = "1.0.0",
+) -> FastAPI:
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_format, settings.service_name)
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+
+    @app.get("/health/live", tags=["health"], summary="The process answers")
+    async def live() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get(
+        "/health/ready",
+        tags=["health"],
+        summary="Broker and database reachable",
+        responses={503: {"description": "not ready"}},
+    )
+    async def ready() -> Any:
+        checks = await runtime.readiness()
+        ok = all(checks.values()) and runtime.started
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    for r in routers:
+        app.include_router(r)
+    return app

@@ -1,0 +1,65 @@
+"""MongoDB access with PyMongo's async API (Motor is end-of-life).
+
+Kept to what both MongoDB and FerretDB v1 support: single-document atomic
+updates, unique indexes, `find_one_and_update`; no transactions, no change
+streams, no TTL indexes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+Document = dict[str, Any]
+
+__all__ = ["Document", "DuplicateKeyError", "IndexSpec", "Mongo"]
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """An index a service needs; created at start-up (idempotent)."""
+
+    collection: str
+    keys: Sequence[tuple[str, int]]
+    unique: bool = False
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def model(self) -> IndexModel:
+        name = self.name or "_".join(f"{k}_{d}" for k, d in self.keys)
+        return IndexModel(list(self.keys), unique=self.unique, name=name, **self.options)
+
+
+class Mongo:
+    """One client per process, one database per service."""
+
+    def __init__(self, url: str, database: str, *, timeout_ms: int = 5000) -> None:
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(
+            url,
+            serverSelectionTimeoutMS=timeout_ms,
+            tz_aware=True,
+            uuidRepresentation="standard",
+        )
+        self.db: AsyncDatabase[Document] = self.client[database]
+
+    async def ensure_indexes(self, specs: Sequence[IndexSpec]) -> None:
+        by_coll: dict[str, list[IndexModel]] = {}
+        for s in specs:
+            by_coll.setdefault(s.collection, []).append(s.model())
+        for coll, models in by_coll.items():
+            await self.db[coll].create_indexes(models)
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+        except Exception:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()

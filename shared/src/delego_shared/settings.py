@@ -1,0 +1,56 @@
+"""Settings every service reads from `DELEGO_*` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Platform settings; a service subclasses it to add its own (same prefix)."""
+
+    model_config = SettingsConfigDict(env_prefix="DELEGO_", env_file=None, extra="ignore")
+
+    service_name: str = Field(default="delego", description="also the consumer group and ce_source")
+    environment: Literal["development", "production", "test"] = "development"
+    log_level: str = "INFO"
+    log_format: Literal["json", "console", "auto"] = "auto"
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = Field(
+        default="", description="prepended to every topic name (test isolation)"
+    )
+    mongodb_url: str = "mongodb://127.0.0.1:27017/"
+    mongodb_database: str = ""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    jwt_secret: SecretStr = SecretStr("dev-only-change-me-0123456789abcdef")
+    jwt_issuer: str = "delego"
+
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_backoff_initial_s: float = Field(default=0.2, gt=0)
+    consumer_backoff_max_s: float = Field(default=5.0, gt=0)
+    outbox_poll_interval_s: float = Field(default=0.25, gt=0)
+    outbox_lease_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def database(self) -> str:
+        return self.mongodb_database or f"delego_{self.service_name}"
+
+    @property
+    def source(self) -> str:
+        """CloudEvents `source` of everything this service publishes."""
+        return f"/delego/{self.service_name}"
+
+    def topic(self, name: str) -> str:
+        """Physical topic name for a logical one (prefix for isolated test runs)."""
+        return f"{self.topic_prefix}{name}"
+
+    def logical_topic(self, physical: str) -> str:
+        if self.topic_prefix and physical.startswith(self.topic_prefix):
+            return physical[len(self.topic_prefix) :]
+        return physical

@@ -1,0 +1,1 @@
+"""Test support: real Kafka + Mongo-wire fixtures (pytest plugin) and record readers."""

@@ -1,0 +1,57 @@
+"""pytest plugin: session-wide real infrastructure, per-test isolated topics and databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+
+import pytest
+import pytest_asyncio
+
+from ..events.topics import ALL_TOPICS
+from ..messaging.topics_admin import ensure_topics
+from ..settings import Settings
+from .infra import Infra, provide
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """Real Kafka + Mongo-wire database for the whole session."""
+    with ExitStack() as stack:
+        found = provide(stack)
+        print(
+            f"\n[delego] integration infra: {found.origin} "
+            f"kafka={found.kafka_bootstrap} mongodb={found.mongodb_url}"
+        )
+        yield found
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A unique prefix for this test's topics and databases."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest_asyncio.fixture
+async def settings_for(infra: Infra, namespace: str) -> AsyncIterator[Callable[..., Settings]]:
+    """Build isolated settings for a service: own topics (prefix) and own database."""
+    await ensure_topics(infra.kafka_bootstrap, ALL_TOPICS, prefix=f"{namespace}.")
+
+    def make(service: str, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "service_name": service,
+            "environment": "test",
+            "kafka_bootstrap": infra.kafka_bootstrap,
+            "mongodb_url": infra.mongodb_url,
+            "mongodb_database": f"{namespace}_{service}",
+            "topic_prefix": f"{namespace}.",
+            "consumer_backoff_initial_s": 0.05,
+            "consumer_backoff_max_s": 0.2,
+            "outbox_poll_interval_s": 0.1,
+            "log_format": "console",
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    yield make
