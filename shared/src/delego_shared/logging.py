@@ -18,7 +18,7 @@ import structlog
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # international or national phone numbers: 9+ digits with optional separators
-PHONE = re.compile(r"(?<![\w.])\+?\d[\d ().\-]{7,}\d(?![\w.])")
+PHONE = re.compile(r"(?<![\w./\-])\+?\d[\d ().\-]{7,}\d(?![\w.])")
 _UUIDISH = re.compile(r"^[0-9a-f\-]{32,36}$")
 
 

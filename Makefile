@@ -1,0 +1,61 @@
+# Delego — the two set-up commands are `make run` and `make test` (see README).
+# Everything they need is installed by the targets below: uv (into .delego/tools
+# from PyPI), the Python dependencies (from uv.lock), the Kafka jars (Maven
+# Central) and FerretDB (Go module proxy), cached under ~/.cache/delego.
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+PYTHON ?= python3
+TOOLS := .delego/tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+LOCALINFRA := $(PYTHON) deploy/local/localinfra.py
+
+.PHONY: run test lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
+
+## run: start the platform on this machine (local Kafka + FerretDB unless DELEGO_* point elsewhere)
+run: deps infra-install
+	$(UV) run --frozen python deploy/local/run_platform.py
+
+## test: install everything, then lint, type-check and run every test (unit, integration, end-to-end)
+test: deps infra-install lint typecheck
+	$(UV) run --frozen pytest -q
+
+bootstrap:
+	@if [ ! -x "$(UV)" ]; then \
+	  echo "[make] installing uv $(UV_VERSION) into $(TOOLS)"; \
+	  $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q "uv==$(UV_VERSION)"; \
+	fi
+
+deps: bootstrap
+	$(UV) sync --all-packages --frozen
+
+infra-install:
+	$(LOCALINFRA) all install
+
+lint: deps
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: deps
+	$(UV) run --frozen mypy shared/src services/catalog/src services/matching/src services/billing/src services/notifications/src
+
+unit: deps
+	$(UV) run --frozen pytest -q -m "not integration and not e2e"
+
+integration: deps infra-install
+	$(UV) run --frozen pytest -q -m integration
+
+e2e: deps infra-install
+	$(UV) run --frozen pytest -q -m e2e
+
+infra-up: infra-install
+	$(LOCALINFRA) all start
+
+infra-down:
+	$(LOCALINFRA) all stop
+
+infra-status:
+	$(LOCALINFRA) all status
+
+clean: infra-down
+	rm -rf .delego/local .delego/test
