@@ -7,9 +7,11 @@ names. These are the only representations allowed on a topic.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Annotated, Any, Self
@@ -382,5 +384,31 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+_CLOCK_ORIGIN: tuple[str, datetime, float] | None = None
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The platform's clock: every service reads time through this.
+
+    `DELEGO_CLOCK_START` (an ISO-8601 instant) runs a simulated clock that
+    reads that instant at the real moment `DELEGO_CLOCK_ANCHOR` (Unix seconds;
+    default: first use) and then advances at real speed. The demo and the
+    end-to-end story use it to play "a Tuesday at 18:30 in Paris" in every
+    process at once, whatever the real time is.
+    """
+    global _CLOCK_ORIGIN
+    start = os.environ.get("DELEGO_CLOCK_START")
+    if not start:
+        return datetime.now(UTC)
+    if _CLOCK_ORIGIN is None or _CLOCK_ORIGIN[0] != start:
+        anchor = float(os.environ.get("DELEGO_CLOCK_ANCHOR") or time.time())
+        _CLOCK_ORIGIN = (start, _parse_start(start), anchor)
+    _, origin, anchor_s = _CLOCK_ORIGIN
+    return origin + timedelta(seconds=time.time() - anchor_s)
+
+
+def _parse_start(value: str) -> datetime:
+    at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError("DELEGO_CLOCK_START must carry a UTC offset")
+    return at.astimezone(UTC)

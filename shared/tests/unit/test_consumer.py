@@ -4,12 +4,11 @@ The guarantees themselves (commit after effect, DLQ on a real topic, restart)
 are proven on a real broker in tests/integration.
 """
 
-from faststream.kafka import TestKafkaBroker
-
 from delego_shared.events import PROVIDERS, Envelope
 from delego_shared.messaging import EventConsumer, PermanentError, create_broker
 from delego_shared.settings import Settings
 from delego_shared.testing.samples import registered
+from faststream.kafka import TestKafkaBroker
 
 SETTINGS = Settings(service_name="unit", consumer_max_attempts=3)
 

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from delego_shared.events import ALL_TOPICS, Envelope, MalformedEvent, registry
 from delego_shared.events.base import Topic
 from delego_shared.testing.samples import registered

@@ -3,9 +3,6 @@ from datetime import timedelta
 import httpx
 import jwt
 import pytest
-from fastapi import Depends, FastAPI
-from pydantic import BaseModel, Field
-
 from delego_shared.http import (
     Caller,
     Conflict,
@@ -16,6 +13,8 @@ from delego_shared.http import (
     require_role,
 )
 from delego_shared.settings import Settings
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel, Field
 
 SETTINGS = Settings(jwt_secret="unit-test-secret-0123456789abcdef0123")  # type: ignore[arg-type]
 
@@ -34,8 +33,10 @@ def make_app() -> FastAPI:
     async def me(who: Caller) -> dict[str, str]:
         return {"sub": who.subject, "role": who.role.value}
 
+    operator = Depends(require_role(Role.OPERATOR))
+
     @app.post("/ops")
-    async def ops(body: Body, who: Principal = Depends(require_role(Role.OPERATOR))) -> dict:
+    async def ops(body: Body, who: Principal = operator) -> dict:
         return {"ok": True}
 
     @app.get("/conflict")

@@ -2,7 +2,6 @@ import json
 import logging
 
 import structlog
-
 from delego_shared.logging import configure_logging, get_logger, mask_text
 
 

@@ -2,8 +2,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from pydantic import BaseModel, ValidationError
-
 from delego_shared.types import (
     CountryCode,
     CurrencyMismatch,
@@ -12,6 +10,7 @@ from delego_shared.types import (
     Money,
     UtcInstant,
 )
+from pydantic import BaseModel, ValidationError
 
 
 class Holder(BaseModel):

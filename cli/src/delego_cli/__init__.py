@@ -1,0 +1,1 @@
+"""Delego operator CLI and local platform runner."""

@@ -1,0 +1,149 @@
+"""Operator actions on the broker: list/create topics, read records, replay the DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from delego_shared.events import ALL_TOPICS
+from delego_shared.messaging import ensure_topics
+from delego_shared.messaging.dead_letter import DLQ_HEADERS, H_TOPIC
+
+
+class BrokerUnreachable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    messages: int
+
+
+async def _admin(bootstrap: str) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=8)
+    except (KafkaConnectionError, KafkaError, TimeoutError, OSError) as exc:
+        raise BrokerUnreachable(
+            f"cannot reach Kafka at {bootstrap}: {exc or type(exc).__name__}"
+        ) from None
+    return admin
+
+
+async def create_topics(bootstrap: str, prefix: str = "") -> list[str]:
+    await (await _admin(bootstrap)).close()  # clear error when unreachable
+    return await ensure_topics(bootstrap, ALL_TOPICS, prefix=prefix)
+
+
+async def list_topics(bootstrap: str) -> list[TopicInfo]:
+    admin = await _admin(bootstrap)
+    try:
+        names = sorted(t for t in await admin.list_topics() if not t.startswith("__"))
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    partitions = {d["topic"]: len(d["partitions"]) for d in described}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10_000
+    )
+    await consumer.start()
+    counts: dict[str, int] = {}
+    try:
+        await consumer.topics()  # load metadata of every topic before asking offsets
+        for n in names:
+            tps = [TopicPartition(n, p) for p in range(partitions.get(n, 0))]
+            try:
+                begin = await consumer.beginning_offsets(tps)
+                end = await consumer.end_offsets(tps)
+            except KafkaError:
+                counts[n] = -1
+                continue
+            counts[n] = sum(end[tp] - begin[tp] for tp in tps)
+    finally:
+        await consumer.stop()
+    return [TopicInfo(n, partitions.get(n, 0), counts.get(n, -1)) for n in names]
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+    def header_map(self) -> dict[str, str]:
+        return {k: v.decode(errors="replace") for k, v in self.headers}
+
+
+async def read(
+    bootstrap: str,
+    topic: str,
+    *,
+    from_beginning: bool,
+    follow: bool,
+    limit: int | None = None,
+    idle_s: float = 2.0,
+) -> AsyncIterator[Record]:
+    await (await _admin(bootstrap)).close()
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"delego-cli-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    seen = 0
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                for r in recs:
+                    yield Record(
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.timestamp,
+                        r.key,
+                        r.value or b"",
+                        list(r.headers or ()),
+                    )
+                    seen += 1
+                    last = loop.time()
+                    if limit is not None and seen >= limit:
+                        return
+            if not follow and loop.time() - last > idle_s:
+                return
+    finally:
+        await consumer.stop()
+
+
+async def replay_dlq(bootstrap: str, dlq_topic: str, *, offsets: set[int] | None = None) -> int:
+    """Re-publish parked records (all, or those at `offsets`) to their original topic."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    n = 0
+    try:
+        async for rec in read(bootstrap, dlq_topic, from_beginning=True, follow=False):
+            if offsets is not None and rec.offset not in offsets:
+                continue
+            headers = rec.header_map()
+            target = headers.get(H_TOPIC) or dlq_topic.removesuffix(".dlq")
+            kept = [(k, v) for k, v in rec.headers if k not in DLQ_HEADERS]
+            await producer.send_and_wait(target, rec.value, key=rec.key, headers=kept)
+            n += 1
+    finally:
+        await producer.stop()
+    return n

@@ -1,0 +1,220 @@
+"""`delego` — the operator CLI.
+
+\b
+    delego topics create|list         topics with their partitions (and message counts)
+    delego tail TOPIC                 events with their CloudEvents headers
+    delego dlq list|replay TOPIC      parked records; put them back on their topic
+    delego seed                       the demo catalog, through the catalog's HTTP API
+    delego token ROLE SUBJECT         a development JWT
+    delego contracts generate|check   the AsyncAPI catalogue of the platform
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from aiokafka.errors import KafkaError
+from delego_shared import contracts
+from delego_shared.events.base import dlq_name
+from delego_shared.http.auth import Role, mint_token
+from delego_shared.settings import Settings
+
+from . import kafka_ops
+
+app = typer.Typer(
+    help=__doc__, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False
+)
+topics_app = typer.Typer(help="Topics of the platform.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead-letter topics.", no_args_is_help=True)
+contracts_app = typer.Typer(help="The published AsyncAPI catalogue.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(contracts_app, name="contracts")
+
+REPO = Path(__file__).resolve().parents[3]
+ASYNCAPI = REPO / "contracts" / "asyncapi.json"
+PUBLISHED = REPO / "contracts" / "published" / "asyncapi-v1.json"
+T = TypeVar("T")
+
+Bootstrap = Annotated[
+    str,
+    typer.Option(
+        "--bootstrap", "-b", envvar="DELEGO_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers"
+    ),
+]
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except kafka_ops.BrokerUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KafkaError as exc:
+        typer.echo(f"error: Kafka: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@topics_app.command("create")
+def topics_create(
+    bootstrap: Bootstrap = "127.0.0.1:9092",
+    prefix: Annotated[str, typer.Option(help="topic name prefix")] = "",
+) -> None:
+    """Create every platform topic and its .dlq with explicit partition counts (idempotent)."""
+    created = _run(kafka_ops.create_topics(bootstrap, prefix))
+    typer.echo(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else ""))
+
+
+@topics_app.command("list")
+def topics_list(bootstrap: Bootstrap = "127.0.0.1:9092") -> None:
+    """Topics with partition and message counts."""
+    infos = _run(kafka_ops.list_topics(bootstrap))
+    width = max((len(i.name) for i in infos), default=10)
+    typer.echo(f"{'topic':<{width}}  partitions  messages")
+    for i in infos:
+        count = str(i.messages) if i.messages >= 0 else "?"
+        typer.echo(f"{i.name:<{width}}  {i.partitions:>10}  {count:>8}")
+
+
+def _format(rec: kafka_ops.Record, raw: bool) -> str:
+    headers = rec.header_map()
+    at = datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        body: Any = json.loads(rec.value)
+    except ValueError:
+        body = rec.value.decode(errors="replace")
+    if raw:
+        return json.dumps(
+            {
+                "topic": rec.topic,
+                "partition": rec.partition,
+                "offset": rec.offset,
+                "key": rec.key.decode(errors="replace") if rec.key else None,
+                "headers": headers,
+                "body": body,
+            },
+            ensure_ascii=False,
+        )
+    key = rec.key.decode(errors="replace") if rec.key else "-"
+    lines = [f"── {rec.topic} p{rec.partition}@{rec.offset}  {at}  key={key}"]
+    lines += [f"   {k}: {v}" for k, v in sorted(headers.items())]
+    pretty = json.dumps(body, indent=2, ensure_ascii=False) if not isinstance(body, str) else body
+    lines += ["   " + line for line in pretty.splitlines()]
+    return "\n".join(lines)
+
+
+@app.command()
+def tail(
+    topic: str,
+    bootstrap: Bootstrap = "127.0.0.1:9092",
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", "-f")] = False,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,
+    limit: Annotated[int | None, typer.Option("--max", "-n")] = None,
+    raw: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Print events of TOPIC with their CloudEvents headers (Ctrl-C to stop)."""
+
+    async def go() -> None:
+        async for rec in kafka_ops.read(
+            bootstrap, topic, from_beginning=from_beginning, follow=follow, limit=limit
+        ):
+            typer.echo(_format(rec, raw))
+
+    try:
+        _run(go())
+    except KeyboardInterrupt:
+        pass
+
+
+@dlq_app.command("list")
+def dlq_list(topic: str, bootstrap: Bootstrap = "127.0.0.1:9092") -> None:
+    """Parked records of TOPIC (or of TOPIC.dlq) with the reason each was parked."""
+    dlq = topic if topic.endswith(".dlq") else dlq_name(topic)
+
+    async def go() -> int:
+        n = 0
+        async for rec in kafka_ops.read(bootstrap, dlq, from_beginning=True, follow=False):
+            h = rec.header_map()
+            typer.echo(
+                f"@{rec.offset} key={rec.key.decode() if rec.key else '-'} "
+                f"type={h.get('ce_type', '?')} from={h.get('dlq_original_topic')}"
+                f"@{h.get('dlq_original_offset')} group={h.get('dlq_consumer_group')} "
+                f"attempts={h.get('dlq_attempts')}\n    {h.get('dlq_error_type')}: "
+                f"{h.get('dlq_error_message')}"
+            )
+            n += 1
+        return n
+
+    n = _run(go())
+    typer.echo(f"{n} parked record(s) on {dlq}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: str,
+    bootstrap: Bootstrap = "127.0.0.1:9092",
+    offset: Annotated[
+        list[int] | None, typer.Option("--offset", help="only these DLQ offsets")
+    ] = None,
+) -> None:
+    """Re-publish parked records to the topic they came from (original key, body, headers)."""
+    dlq = topic if topic.endswith(".dlq") else dlq_name(topic)
+    n = _run(kafka_ops.replay_dlq(bootstrap, dlq, offsets=set(offset) if offset else None))
+    typer.echo(f"replayed {n} record(s) from {dlq}")
+
+
+@app.command()
+def token(
+    role: Role, subject: str, hours: Annotated[int, typer.Option(help="validity in hours")] = 12
+) -> None:
+    """Mint a development JWT for ROLE (client, provider, operator) and SUBJECT (user id)."""
+    typer.echo(mint_token(Settings(), subject, role, ttl=timedelta(hours=hours)))
+
+
+@app.command()
+def seed(
+    catalog_url: Annotated[
+        str, typer.Option(envvar="DELEGO_CATALOG_URL")
+    ] = "http://127.0.0.1:8001",
+) -> None:
+    """Register the demo providers and publish their offers through the catalog's HTTP API."""
+    from .demo.seed import seed_catalog
+
+    try:
+        result = asyncio.run(seed_catalog(catalog_url, Settings()))
+    except OSError as exc:
+        typer.echo(f"error: cannot reach the catalog at {catalog_url}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for p in result:
+        typer.echo(f"{p}")
+
+
+@contracts_app.command("generate")
+def contracts_generate(out: Path = ASYNCAPI) -> None:
+    """Write the AsyncAPI document generated from the event models."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    contracts.write(out)
+    typer.echo(f"wrote {out}")
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Fail when the committed document differs from the code or breaks the published one."""
+    current = contracts.asyncapi_document()
+    ok = True
+    if not ASYNCAPI.exists() or ASYNCAPI.read_text() != contracts.render(current):
+        typer.echo(f"{ASYNCAPI} is out of date: run `delego contracts generate`", err=True)
+        ok = False
+    if PUBLISHED.exists():
+        for problem in contracts.breaking_changes(json.loads(PUBLISHED.read_text()), current):
+            typer.echo(f"breaking change: {problem}", err=True)
+            ok = False
+    if not ok:
+        raise typer.Exit(1)
+    typer.echo("contracts up to date and backward compatible")
