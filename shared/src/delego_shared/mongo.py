@@ -48,11 +48,23 @@ class Mongo:
         self.db: AsyncDatabase[Document] = self.client[database]
 
     async def ensure_indexes(self, specs: Sequence[IndexSpec]) -> None:
-        by_coll: dict[str, list[IndexModel]] = {}
-        for s in specs:
-            by_coll.setdefault(s.collection, []).append(s.model())
-        for coll, models in by_coll.items():
-            await self.db[coll].create_indexes(models)
+        """Create missing indexes, one per command.
+
+        FerretDB 1.24 closes the connection when one `createIndexes` command
+        re-creates several existing indexes (every restart would fail), so we
+        skip those that exist and send one index at a time.
+        """
+        existing: dict[str, set[str]] = {}
+        for spec in specs:
+            model = spec.model()
+            name = model.document["name"]
+            if spec.collection not in existing:
+                coll = self.db[spec.collection]
+                existing[spec.collection] = {ix["name"] async for ix in await coll.list_indexes()}
+            if name in existing[spec.collection]:
+                continue
+            await self.db[spec.collection].create_indexes([model])
+            existing[spec.collection].add(name)
 
     async def ping(self) -> bool:
         try:

@@ -1,0 +1,22 @@
+"""`delego-notifications`: run the service (settings from `DELEGO_*`)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from .app import create_app
+from .settings import NotificationsSettings
+
+
+def main() -> None:
+    settings = NotificationsSettings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+    )
+
+
+if __name__ == "__main__":
+    main()
