@@ -41,7 +41,7 @@ def make_terms() -> Callable[..., AgreedTerms]:
             "provider_sap_number": "SAP123456789",
             "category": "tutoring",
             "delivery_mode": DeliveryMode.AT_HOME,
-            "sap_activity": "home_tutoring",
+            "sap_activity": "soutien_scolaire_domicile",
             "currency": "EUR",
             "pricing": {"model": "hourly", "rate": {"amount": "40.00", "currency": "EUR"}},
         }

@@ -108,12 +108,12 @@ def test_balances_are_per_account_and_currency():
 
 _ACTIVITIES = [
     None,
-    "home_tutoring",
-    "it_assistance",
-    "gardening",
-    "small_diy",
-    "remote_assistance",
-    "grocery_delivery",
+    "soutien_scolaire_domicile",
+    "assistance_informatique_domicile",
+    "jardinage",
+    "petit_bricolage",
+    "teleassistance_visioassistance",
+    "livraison_courses_domicile",
     "not_a_sap_activity",
 ]
 _CATEGORIES = ["tutoring", "tutoring.math", "translation", "household", "concierge", "other"]

@@ -25,8 +25,8 @@ def test_shipped_tax_credit_rules(year):
         "small_diy": Decimal(500),
         "gardening": Decimal(5000),
     }
-    assert r.activities["remote_assistance"].remote_eligible
-    assert not r.activities["home_tutoring"].remote_eligible
+    assert r.activities["teleassistance_visioassistance"].remote_eligible
+    assert not r.activities["soutien_scolaire_domicile"].remote_eligible
     assert all(a.sources for a in r.activities.values())
 
 

@@ -54,7 +54,7 @@ def test_remote_tutoring_not_eligible(make_terms, profile_fr, tc2026):
 
 
 def test_remote_assistance_is_eligible_even_remotely(make_terms, profile_fr, tc2026):
-    t = make_terms(delivery_mode=DeliveryMode.REMOTE, sap_activity="remote_assistance")
+    t = make_terms(delivery_mode=DeliveryMode.REMOTE, sap_activity="teleassistance_visioassistance")
     d, _ = decide(t, profile_fr, eur("29.90"), tc2026)
     assert d.code is DecisionCode.ELIGIBLE
     assert d.credit == eur("14.95")
@@ -89,7 +89,9 @@ def test_mixed_delivery_only_for_outside_home_activities(make_terms, profile_fr,
     tutoring = make_terms(delivery_mode=DeliveryMode.MIXED)
     d, _ = decide(tutoring, profile_fr, eur(60), tc2026)
     assert d.code is DecisionCode.NOT_ELIGIBLE_MIXED_DELIVERY
-    grocery = make_terms(delivery_mode=DeliveryMode.MIXED, sap_activity="grocery_delivery")
+    grocery = make_terms(
+        delivery_mode=DeliveryMode.MIXED, sap_activity="livraison_courses_domicile"
+    )
     assert decide(grocery, profile_fr, eur(60), tc2026)[0].code is DecisionCode.ELIGIBLE
 
 
@@ -103,7 +105,7 @@ def test_non_eur_amount_not_eligible(make_terms, profile_fr, tc2026):
 
 
 def test_small_diy_intervention_over_two_hours(make_terms, profile_fr, tc2026):
-    t = make_terms(sap_activity="small_diy", category="household")
+    t = make_terms(sap_activity="petit_bricolage", category="household")
     assert decide(t, profile_fr, eur(50), tc2026, intervention_minutes=120)[
         0
     ].eligible_amount == eur(50)
@@ -182,9 +184,9 @@ def test_fifteen_thousand_max_and_disabled_twenty_thousand(make_terms, tc2026):
 @pytest.mark.parametrize(
     ("activity", "sub_cap", "limit"),
     [
-        ("it_assistance", "it_assistance", "3000"),
-        ("small_diy", "small_diy", "500"),
-        ("gardening", "gardening", "5000"),
+        ("assistance_informatique_domicile", "it_assistance", "3000"),
+        ("petit_bricolage", "small_diy", "500"),
+        ("jardinage", "gardening", "5000"),
     ],
 )
 def test_sub_caps_at_the_edges(make_terms, profile_fr, tc2026, activity, sub_cap, limit):
@@ -209,7 +211,7 @@ def test_sub_cap_does_not_limit_other_activities(make_terms, profile_fr, tc2026)
 
 
 def test_annual_cap_binds_before_sub_cap(make_terms, profile_fr, tc2026):
-    t = make_terms(sap_activity="gardening", category="household")
+    t = make_terms(sap_activity="jardinage", category="household")
     used = CapConsumption(year=2026, total=D("11950"), sub_caps={"gardening": D(0)})
     d, amount = decide(t, profile_fr, eur(100), tc2026, used)
     assert amount == D(50)

@@ -1,0 +1,322 @@
+"""HTTP API of billing: invoices, credit notes, payouts, ledger, tax profile, certificates.
+
+Roles (bearer JWT): a client sees its own documents, tax profile and
+certificates; a provider sees the invoices concerning it and its payouts; an
+operator sees everything, issues credit notes and reads ledger balances.
+Errors are RFC 9457 problem bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from delego_shared.http.auth import Caller, Principal, Role, require_role
+from delego_shared.http.problems import Conflict, Forbidden, NotFound, Unprocessable
+from delego_shared.types import Identifier, Money
+from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, Field
+
+from .domain.errors import BillingError
+from .domain.numbering import document_year
+from .domain.tax_credit import ClientTaxProfile
+from .store import BillingStore, ConflictError, NotFoundError, public
+
+Clock = Callable[[], datetime]
+
+_env = Environment(
+    loader=PackageLoader("billing", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _fmt_money(m: Mapping[str, Any]) -> str:
+    return f"{Decimal(str(m['amount'])):,.2f} {m['currency']}".replace(",", "\u202f")
+
+
+def _fmt_pct(rate: str) -> str:
+    return f"{(Decimal(rate) * 100).normalize():f} %"
+
+
+_env.globals.update(money=_fmt_money, pct=_fmt_pct)
+
+
+class CreditNoteRequest(BaseModel):
+    reason_code: str = Field(
+        min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$", examples=["service_not_rendered"]
+    )
+    line_nos: list[int] | None = Field(
+        default=None, min_length=1, description="lines to credit (default: all remaining)"
+    )
+
+
+@contextmanager
+def _problems() -> Iterator[None]:
+    try:
+        yield
+    except NotFoundError as exc:
+        raise NotFound(str(exc)) from exc
+    except ConflictError as exc:
+        raise Conflict(str(exc)) from exc
+    except BillingError as exc:
+        raise Unprocessable(str(exc)) from exc
+
+
+Operator = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
+ClientOnly = Annotated[Principal, Depends(require_role(Role.CLIENT))]
+ProviderOnly = Annotated[Principal, Depends(require_role(Role.PROVIDER))]
+DocId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+
+
+def _scope(who: Principal, client_id: str | None, provider_id: str | None) -> dict[str, Any]:
+    """The filter a caller may list: own documents, or anything for an operator."""
+    if who.role is Role.CLIENT:
+        return {"client_id": who.subject}
+    if who.role is Role.PROVIDER:
+        return {"provider_id": who.subject}
+    flt: dict[str, Any] = {}
+    if client_id:
+        flt["client_id"] = client_id
+    if provider_id:
+        flt["provider_id"] = provider_id
+    return flt
+
+
+def _may_see(who: Principal, doc: Mapping[str, Any]) -> bool:
+    if who.role is Role.CLIENT:
+        return bool(doc["client_id"] == who.subject)
+    if who.role is Role.PROVIDER:
+        return bool(doc["provider_id"] == who.subject)
+    return True
+
+
+def api_router(store: BillingStore, clock: Clock, kick: Callable[[], None]) -> APIRouter:
+    """`kick` wakes the outbox relay after a write that stored events."""
+    router = APIRouter()
+
+    async def _invoice(who: Principal, invoice_id: str) -> dict[str, Any]:
+        doc = await store.invoice_doc(invoice_id)
+        if doc is None or not _may_see(who, doc):  # no existence leak
+            raise NotFound(f"no invoice {invoice_id}")
+        out = public(doc)
+        assert out is not None
+        return out
+
+    async def _credit_note(who: Principal, credit_note_id: str) -> dict[str, Any]:
+        doc = await store.credit_note_doc(credit_note_id)
+        if doc is None or not _may_see(who, doc):
+            raise NotFound(f"no credit note {credit_note_id}")
+        out = public(doc)
+        assert out is not None
+        return out
+
+    # --- invoices and credit notes ------------------------------------------------------
+
+    @router.get("/invoices", tags=["invoices"], summary="Invoices the caller may see")
+    async def list_invoices(
+        who: Caller,
+        client_id: Annotated[Identifier | None, Query()] = None,
+        provider_id: Annotated[Identifier | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[dict[str, Any]]:
+        docs = await store.list_invoices(_scope(who, client_id, provider_id), limit)
+        return [d for d in map(public, docs) if d is not None]
+
+    @router.get("/invoices/{invoice_id}", tags=["invoices"], summary="One invoice (JSON)")
+    async def get_invoice(who: Caller, invoice_id: DocId) -> dict[str, Any]:
+        return await _invoice(who, invoice_id)
+
+    @router.get(
+        "/invoices/{invoice_id}/html",
+        tags=["invoices"],
+        summary="One invoice as a printable page",
+        response_class=HTMLResponse,
+    )
+    async def invoice_html(who: Caller, invoice_id: DocId) -> HTMLResponse:
+        doc = await _invoice(who, invoice_id)
+        return HTMLResponse(_env.get_template("invoice.html").render(doc=doc))
+
+    @router.post(
+        "/invoices/{invoice_id}/credit-notes",
+        tags=["credit notes"],
+        summary="Issue a credit note for whole lines of an invoice (operator)",
+        status_code=status.HTTP_201_CREATED,
+    )
+    async def issue_credit_note(
+        who: Operator, invoice_id: DocId, body: CreditNoteRequest
+    ) -> dict[str, Any]:
+        with _problems():
+            cn, _created = await store.issue_credit_note(
+                invoice_id,
+                reason_code=body.reason_code,
+                line_nos=body.line_nos,
+                issued_at=clock(),
+            )
+        kick()
+        return await _credit_note(who, cn.credit_note_id)
+
+    @router.get("/credit-notes", tags=["credit notes"], summary="Credit notes the caller may see")
+    async def list_credit_notes(
+        who: Caller,
+        client_id: Annotated[Identifier | None, Query()] = None,
+        provider_id: Annotated[Identifier | None, Query()] = None,
+        invoice_id: Annotated[Identifier | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[dict[str, Any]]:
+        flt = _scope(who, client_id, provider_id)
+        if invoice_id:
+            flt["invoice_id"] = invoice_id
+        docs = await store.list_credit_notes(flt, limit)
+        return [d for d in map(public, docs) if d is not None]
+
+    @router.get("/credit-notes/{credit_note_id}", tags=["credit notes"], summary="One credit note")
+    async def get_credit_note(who: Caller, credit_note_id: DocId) -> dict[str, Any]:
+        return await _credit_note(who, credit_note_id)
+
+    @router.get(
+        "/credit-notes/{credit_note_id}/html",
+        tags=["credit notes"],
+        summary="One credit note as a printable page",
+        response_class=HTMLResponse,
+    )
+    async def credit_note_html(who: Caller, credit_note_id: DocId) -> HTMLResponse:
+        doc = await _credit_note(who, credit_note_id)
+        return HTMLResponse(_env.get_template("credit_note.html").render(doc=doc))
+
+    # --- provider payouts -----------------------------------------------------------
+
+    @router.get("/payouts", tags=["payouts"], summary="The provider's payouts and balance")
+    async def payouts(who: ProviderOnly) -> dict[str, Any]:
+        flt = {"provider_id": who.subject}
+        invoices = await store.list_invoices(flt, 500)
+        notes = await store.list_credit_notes(flt, 500)
+        rows = [
+            {
+                "document_kind": "invoice",
+                "document_id": d["_id"],
+                "number": d["number"],
+                "issued_at": d["issued_at"],
+                "payout": d["totals"]["provider_payout"],
+            }
+            for d in invoices
+        ] + [
+            {
+                "document_kind": "credit_note",
+                "document_id": d["_id"],
+                "number": d["number"],
+                "issued_at": d["issued_at"],
+                "payout": _negate(d["totals"]["provider_payout"]),
+            }
+            for d in notes
+        ]
+        rows.sort(key=lambda r: r["issued_at"], reverse=True)
+        balance = await store.provider_payable(who.subject)
+        return {
+            "provider_id": who.subject,
+            "balance": [_money(m) for m in balance.values()],
+            "payouts": rows,
+        }
+
+    # --- ledger (operator) ------------------------------------------------------------
+
+    @router.get("/ledger/balances", tags=["ledger"], summary="Balance per account and currency")
+    async def ledger_balances(
+        who: Operator,
+        client_id: Annotated[Identifier | None, Query()] = None,
+        provider_id: Annotated[Identifier | None, Query()] = None,
+    ) -> dict[str, Any]:
+        rows = await store.balances(_scope(who, client_id, provider_id))
+        return {
+            "convention": "debit positive, credit negative; every journal entry sums to zero",
+            "balances": [{"account": acc, **_money(m)} for (acc, _cur), m in sorted(rows.items())],
+        }
+
+    @router.get("/ledger/entries", tags=["ledger"], summary="Journal entries")
+    async def ledger_entries(
+        who: Operator,
+        document_id: Annotated[Identifier | None, Query()] = None,
+        client_id: Annotated[Identifier | None, Query()] = None,
+        provider_id: Annotated[Identifier | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    ) -> list[dict[str, Any]]:
+        flt = _scope(who, client_id, provider_id)
+        if document_id:
+            flt["document_id"] = document_id
+        docs = await store.ledger_entries(flt, limit)
+        return [
+            {
+                "id": d["_id"],
+                **{k: v for k, v in d.items() if k != "_id"},
+                "postings": [
+                    {k: v for k, v in p.items() if k != "minor"} for p in d.get("postings", [])
+                ],
+            }
+            for d in docs
+        ]
+
+    # --- tax profile (client) ---------------------------------------------------------
+
+    @router.get("/tax-profile", tags=["tax"], summary="The client's tax profile")
+    async def get_tax_profile(who: ClientOnly) -> dict[str, Any]:
+        found = await store.get_profile(who.subject)
+        profile = found or await store.effective_profile(who.subject)
+        return {**profile.model_dump(mode="json"), "declared": found is not None}
+
+    @router.put("/tax-profile", tags=["tax"], summary="Declare the client's tax profile")
+    async def put_tax_profile(who: ClientOnly, body: ClientTaxProfile) -> dict[str, Any]:
+        await store.put_profile(who.subject, body, clock())
+        return {**body.model_dump(mode="json"), "declared": True}
+
+    # --- tax certificates -----------------------------------------------------------
+
+    def _check_year(year: int) -> None:
+        current = document_year(clock())
+        if not 2000 <= year < current:
+            raise Unprocessable(
+                f"certificates are issued for a completed year (before {current})",
+                errors=[{"field": "year", "message": f"must be < {current}"}],
+            )
+
+    @router.post(
+        "/tax-certificates/{year}",
+        tags=["tax"],
+        summary="Issue (or fetch) the client's annual tax certificates for a year",
+    )
+    async def issue_certificates(who: ClientOnly, year: int) -> list[dict[str, Any]]:
+        _check_year(year)
+        docs = await store.issue_certificates(who.subject, year, clock())
+        kick()
+        if not docs:
+            raise NotFound(f"nothing to certify for {year}")
+        return [d for d in map(public, docs) if d is not None]
+
+    @router.get("/tax-certificates/{year}", tags=["tax"], summary="The certificates of a year")
+    async def get_certificates(
+        who: Caller,
+        year: int,
+        client_id: Annotated[Identifier | None, Query()] = None,
+    ) -> list[dict[str, Any]]:
+        if who.role is Role.PROVIDER:
+            raise Forbidden("certificates are the client's")
+        subject = who.subject if who.role is Role.CLIENT else client_id
+        if not subject:
+            raise Unprocessable("client_id is required", errors=[{"field": "client_id"}])
+        docs = await store.certificates(subject, year)
+        return [d for d in map(public, docs) if d is not None]
+
+    return router
+
+
+def _money(m: Money) -> dict[str, str]:
+    return {"amount": str(m.amount), "currency": m.currency}
+
+
+def _negate(m: Mapping[str, Any]) -> dict[str, str]:
+    return {"amount": str(-Decimal(str(m["amount"]))), "currency": str(m["currency"])}

@@ -1,0 +1,47 @@
+"""Wiring: the one place where settings, runtime, store, handlers and HTTP meet."""
+
+from __future__ import annotations
+
+import uuid
+
+from delego_shared.http.app import ServiceRuntime, create_http_app
+from fastapi import FastAPI
+
+from .api import api_router
+from .domain.rules import BillingRules
+from .handlers import BillingHandlers, Clock, system_clock
+from .settings import BillingSettings
+from .store import OUTBOX_COLLECTIONS, BillingStore, store_indexes
+
+
+def create_app(settings: BillingSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """The billing service. `clock` (UTC now) is injectable so tests can move time."""
+    settings = settings or BillingSettings()
+    now = clock or system_clock
+    runtime = ServiceRuntime(
+        settings, outbox_collections=OUTBOX_COLLECTIONS, indexes=store_indexes()
+    )
+    store = BillingStore(
+        runtime.mongo,
+        entity=settings.billing_entity,
+        rules=BillingRules.load(),
+        default_country=settings.default_tax_country,
+        source=settings.source,
+        instance=uuid.uuid4().hex[:12],
+    )
+    handlers = BillingHandlers(store, clock=now, kick=runtime.relay.kick)
+    handlers.register(runtime)
+
+    async def scheduler() -> None:
+        await handlers.run_scheduler(settings.scheduler_interval_s)
+
+    runtime.add_background(scheduler)
+    app = create_http_app(
+        runtime,
+        title="Delego billing",
+        description="Invoices, credit notes, ledger, tax profile and annual tax certificates.",
+        routers=[api_router(store, now, runtime.relay.kick)],
+    )
+    app.state.store = store
+    app.state.handlers = handlers
+    return app

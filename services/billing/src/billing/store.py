@@ -1,0 +1,930 @@
+"""Every MongoDB access of the billing service (and nothing else).
+
+Collections (database `delego_billing` by default):
+
+- `invoices`, `credit_notes`: immutable documents, each stored with its
+  pending event (`Outbox.attach`) in ONE insert. `_id` is deterministic (a
+  hash of the source: request id + event kind + period/instant), so a replay
+  finds the document instead of creating a second one. Numbers are gapless per
+  (entity, kind, year): the document itself is inserted with seq = last + 1
+  under a unique index on (entity, kind, year, seq), retried on a duplicate.
+  No number is reserved before the insert, so a crash never leaves a hole.
+  Bookkeeping fields (`ledger_posted`, `credit_*`, `cap_restored`) record the
+  follow-up steps; they never change what was issued.
+- `cap_consumption`: one document per client-year, changed only by the
+  domain's `cap_update` (compare-and-set on `version`, idempotent per
+  document id).
+- `tax_profiles`: the clients' declared tax profiles (kept only here).
+- `subscriptions`: accepted subscriptions (acceptance, cancellation, zone,
+  billed period keys, completed work for overage).
+- `ledger_entries`: one document per journal entry (postings inside, amounts
+  as decimal strings plus integer minor units for aggregation).
+- `tax_certificates`: one per client, provider and year (with its event).
+- `certification_runs`: one per year whose certificates were issued to all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from delego_shared.events.base import Event
+from delego_shared.events.common import AgreedTerms
+from delego_shared.events.envelope import Envelope
+from delego_shared.logging import get_logger
+from delego_shared.messaging import Outbox
+from delego_shared.mongo import Document, DuplicateKeyError, IndexSpec, Mongo
+from delego_shared.types import Money
+from pymongo import ReturnDocument
+
+from .domain.certificate import TaxCertificate, build_certificate, certificate_id_for
+from .domain.errors import BillingError
+from .domain.invoice import (
+    BilledLine,
+    CreditNote,
+    Intervention,
+    Invoice,
+    build_credit_note,
+    build_invoice,
+)
+from .domain.ledger import Account, JournalEntry, journal_for_credit_note, journal_for_invoice
+from .domain.numbering import credit_note_number, document_year, invoice_number
+from .domain.pricing import PricedLine
+from .domain.rules import BillingRules
+from .domain.tax_credit import (
+    CapAllocation,
+    CapConsumption,
+    ClientTaxProfile,
+    DecisionCode,
+    LineDecision,
+    cap_document_id,
+    cap_update,
+)
+
+log = get_logger(__name__)
+
+INVOICES = "invoices"
+CREDIT_NOTES = "credit_notes"
+CAPS = "cap_consumption"
+PROFILES = "tax_profiles"
+SUBSCRIPTIONS = "subscriptions"
+LEDGER = "ledger_entries"
+CERTIFICATES = "tax_certificates"
+CERT_RUNS = "certification_runs"
+OUTBOX_COLLECTIONS = [INVOICES, CREDIT_NOTES, CERTIFICATES]
+
+_MAX_ATTEMPTS = 500
+
+
+def store_indexes() -> list[IndexSpec]:
+    number = [("entity", 1), ("kind", 1), ("year", 1), ("seq", 1)]
+    return [
+        IndexSpec(INVOICES, number, unique=True, name="number_gapless"),
+        IndexSpec(INVOICES, [("client_id", 1), ("issued_at", -1)]),
+        IndexSpec(INVOICES, [("provider_id", 1), ("issued_at", -1)]),
+        IndexSpec(INVOICES, [("tax_year", 1), ("client_id", 1)]),
+        IndexSpec(INVOICES, [("ledger_posted", 1)]),
+        IndexSpec(INVOICES, [("credit_pending_n", 1)]),
+        IndexSpec(CREDIT_NOTES, number, unique=True, name="number_gapless"),
+        IndexSpec(CREDIT_NOTES, [("invoice_id", 1)]),
+        IndexSpec(CREDIT_NOTES, [("client_id", 1), ("issued_at", -1)]),
+        IndexSpec(CREDIT_NOTES, [("provider_id", 1), ("issued_at", -1)]),
+        IndexSpec(LEDGER, [("document_id", 1)]),
+        IndexSpec(LEDGER, [("provider_id", 1)]),
+        IndexSpec(LEDGER, [("client_id", 1)]),
+        IndexSpec(SUBSCRIPTIONS, [("active", 1), ("next_due_at", 1)]),
+        IndexSpec(CERTIFICATES, [("client_id", 1), ("year", 1)]),
+    ]
+
+
+class NotFoundError(LookupError):
+    """The document asked for does not exist."""
+
+
+class ConflictError(BillingError):
+    """A concurrent change made this request impossible (e.g. lines credited meanwhile)."""
+
+
+def document_id(prefix: str, *parts: str) -> str:
+    """Deterministic id from the source of a document (replays find the same id)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return f"{prefix}_{digest}"
+
+
+def to_millis(at: datetime) -> datetime:
+    """Mongo keeps milliseconds: truncate first so stored and published instants agree."""
+    at = at.astimezone(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+# --- (de)serialisation ---------------------------------------------------------------
+
+
+def _money(m: Money) -> dict[str, str]:
+    return {"amount": str(m.amount), "currency": m.currency}
+
+
+def _m(d: Mapping[str, Any]) -> Money:
+    return Money(amount=Decimal(str(d["amount"])), currency=str(d["currency"]))
+
+
+def _line_doc(ln: BilledLine) -> Document:
+    d = ln.decision
+    return {
+        "line_no": ln.line_no,
+        "kind": ln.kind,
+        "label_code": ln.label_code,
+        "quantity": str(ln.quantity),
+        "unit_price": _money(ln.unit_price),
+        "net": _money(ln.net),
+        "vat_rate": str(ln.vat_rate),
+        "vat": _money(ln.vat),
+        "gross": _money(ln.gross),
+        "commission": _money(ln.commission),
+        "payout": _money(ln.payout),
+        "period_key": ln.period_key,
+        "decision": {
+            "code": d.code.value,
+            "eligible_amount": _money(d.eligible_amount),
+            "credit": _money(d.credit),
+            "reason_fr": d.reason_fr,
+            "reason_en": d.reason_en,
+            "sub_cap": d.sub_cap,
+        },
+    }
+
+
+def _line(doc: Mapping[str, Any]) -> BilledLine:
+    d = doc["decision"]
+    return BilledLine(
+        line_no=int(doc["line_no"]),
+        kind=str(doc["kind"]),
+        label_code=str(doc["label_code"]),
+        quantity=Decimal(doc["quantity"]),
+        unit_price=_m(doc["unit_price"]),
+        net=_m(doc["net"]),
+        vat_rate=Decimal(doc["vat_rate"]),
+        vat=_m(doc["vat"]),
+        gross=_m(doc["gross"]),
+        commission=_m(doc["commission"]),
+        decision=LineDecision(
+            code=DecisionCode(d["code"]),
+            eligible_amount=_m(d["eligible_amount"]),
+            credit=_m(d["credit"]),
+            reason_fr=str(d["reason_fr"]),
+            reason_en=str(d["reason_en"]),
+            sub_cap=d.get("sub_cap"),
+        ),
+        period_key=doc.get("period_key"),
+    )
+
+
+def _totals(doc: Invoice | CreditNote) -> Document:
+    return {
+        "total_net": _money(doc.total_net),
+        "total_vat": _money(doc.total_vat),
+        "total_gross": _money(doc.total_gross),
+        "commission": _money(doc.commission),
+        "provider_payout": _money(doc.provider_payout),
+        "eligible_amount": _money(doc.eligible_amount),
+        "tax_credit": _money(doc.tax_credit),
+    }
+
+
+def invoice_to_doc(inv: Invoice, *, entity: str, seq: int, source: str, instance: str) -> Document:
+    return {
+        "_id": inv.invoice_id,
+        "entity": entity,
+        "kind": "invoice",
+        "year": document_year(inv.issued_at),
+        "seq": seq,
+        "number": inv.number,
+        "source": source,
+        "client_id": inv.client_id,
+        "request_id": inv.request_id,
+        "provider_id": inv.provider_id,
+        "provider_name": inv.provider_name,
+        "provider_sap_number": inv.provider_sap_number,
+        "issued_at": inv.issued_at,
+        "tax_year": inv.tax_year,
+        "avance_immediate": inv.avance_immediate,
+        "currency": inv.currency,
+        "lines": [_line_doc(ln) for ln in inv.lines],
+        "totals": {
+            **_totals(inv),
+            "credit_advanced": _money(inv.credit_advanced),
+            "payable_now": _money(inv.payable_now),
+        },
+        "cap_allocation": inv.cap_allocation.to_document(),
+        "interventions": [
+            {"on": iv.on.isoformat(), "minutes": iv.minutes, "label_code": iv.label_code}
+            for iv in inv.interventions
+        ],
+        "issued_by": instance,
+        "ledger_posted": False,
+        "credited_lines": [],
+        "credit_claims": [],
+        "credit_pending": [],
+        "credit_pending_n": 0,
+    }
+
+
+def invoice_from_doc(doc: Mapping[str, Any]) -> Invoice:
+    year = int(doc["tax_year"])
+    return Invoice(
+        currency=str(doc["currency"]),
+        lines=tuple(_line(ln) for ln in doc["lines"]),
+        invoice_id=str(doc["_id"]),
+        number=str(doc["number"]),
+        client_id=str(doc["client_id"]),
+        request_id=str(doc["request_id"]),
+        provider_id=str(doc["provider_id"]),
+        provider_name=str(doc["provider_name"]),
+        provider_sap_number=doc.get("provider_sap_number"),
+        issued_at=doc["issued_at"].astimezone(UTC),
+        tax_year=year,
+        avance_immediate=bool(doc["avance_immediate"]),
+        cap_allocation=CapAllocation.from_document(year, doc["cap_allocation"]),
+        interventions=tuple(
+            Intervention(date.fromisoformat(iv["on"]), iv.get("minutes"), str(iv["label_code"]))
+            for iv in doc.get("interventions", [])
+        ),
+    )
+
+
+def credit_note_to_doc(cn: CreditNote, *, entity: str, seq: int, instance: str) -> Document:
+    return {
+        "_id": cn.credit_note_id,
+        "entity": entity,
+        "kind": "credit_note",
+        "year": document_year(cn.issued_at),
+        "seq": seq,
+        "number": cn.number,
+        "invoice_id": cn.invoice_id,
+        "invoice_number": cn.invoice_number,
+        "client_id": cn.client_id,
+        "provider_id": cn.provider_id,
+        "issued_at": cn.issued_at,
+        "tax_year": cn.tax_year,
+        "avance_immediate": cn.avance_immediate,
+        "reason_code": cn.reason_code,
+        "currency": cn.currency,
+        "line_nos": [ln.line_no for ln in cn.lines],
+        "lines": [_line_doc(ln) for ln in cn.lines],
+        "totals": {
+            **_totals(cn),
+            "credit_advanced_reversed": _money(cn.credit_advanced_reversed),
+            "refundable_now": _money(cn.refundable_now),
+        },
+        "cap_reversal": cn.cap_reversal.to_document(),
+        "issued_by": instance,
+        "cap_restored": False,
+        "ledger_posted": False,
+    }
+
+
+def credit_note_from_doc(doc: Mapping[str, Any]) -> CreditNote:
+    year = int(doc["tax_year"])
+    return CreditNote(
+        currency=str(doc["currency"]),
+        lines=tuple(_line(ln) for ln in doc["lines"]),
+        credit_note_id=str(doc["_id"]),
+        number=str(doc["number"]),
+        invoice_id=str(doc["invoice_id"]),
+        invoice_number=str(doc["invoice_number"]),
+        client_id=str(doc["client_id"]),
+        provider_id=str(doc["provider_id"]),
+        issued_at=doc["issued_at"].astimezone(UTC),
+        tax_year=year,
+        avance_immediate=bool(doc["avance_immediate"]),
+        reason_code=str(doc["reason_code"]),
+        cap_reversal=CapAllocation.from_document(year, doc["cap_reversal"]),
+    )
+
+
+def _minor(m: Money) -> int:
+    scaled = m.amount.scaleb(m.minor_units)
+    if scaled != scaled.to_integral_value():
+        raise BillingError(f"{m} is not a whole number of minor units")
+    return int(scaled)
+
+
+def journal_to_doc(entry: JournalEntry, *, client_id: str, provider_id: str) -> Document:
+    return {
+        "_id": entry.entry_id,
+        "document_id": entry.document_id,
+        "document_number": entry.document_number,
+        "document_kind": entry.document_kind,
+        "occurred_at": entry.occurred_at,
+        "client_id": client_id,
+        "provider_id": provider_id,
+        "postings": [
+            {
+                "account": p.account.value,
+                "currency": p.amount.currency,
+                "amount": str(p.amount.amount),
+                "minor": _minor(p.amount),
+            }
+            for p in entry.postings
+        ],
+    }
+
+
+def certificate_to_doc(cert: TaxCertificate) -> Document:
+    return {
+        "_id": cert.certificate_id,
+        "client_id": cert.client_id,
+        "provider_id": cert.provider_id,
+        "provider_name": cert.provider_name,
+        "provider_sap_number": cert.provider_sap_number,
+        "year": cert.year,
+        "currency": cert.currency,
+        "amount_paid": _money(cert.amount_paid),
+        "eligible_amount": _money(cert.eligible_amount),
+        "tax_credit": _money(cert.tax_credit),
+        "credit_advanced": _money(cert.credit_advanced),
+        "interventions": [
+            {"on": iv.on.isoformat(), "minutes": iv.minutes, "label_code": iv.label_code}
+            for iv in cert.interventions
+        ],
+        "total_minutes": cert.total_minutes,
+        "invoice_numbers": list(cert.invoice_numbers),
+        "credit_note_numbers": list(cert.credit_note_numbers),
+        "issued_at": cert.issued_at,
+    }
+
+
+def public(doc: Mapping[str, Any] | None) -> Document | None:
+    """A stored document as the API shows it: no outbox or internal bookkeeping."""
+    out = Outbox.strip(dict(doc) if doc is not None else None)
+    if out is None:
+        return None
+    for k in ("credit_claims", "credit_pending", "credit_pending_n", "issued_by", "source"):
+        out.pop(k, None)
+    out["id"] = out.pop("_id")
+    return out
+
+
+# --- the store ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscription:
+    request_id: str
+    client_id: str
+    terms: AgreedTerms
+    accepted_at: datetime
+    zone: str
+    cancelled_at: datetime | None
+    billed: tuple[str, ...]
+    works: tuple[Mapping[str, Any], ...]
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Subscription:
+        cancelled = doc.get("cancelled_at")
+        return cls(
+            request_id=str(doc["_id"]),
+            client_id=str(doc["client_id"]),
+            terms=AgreedTerms.model_validate(doc["terms"]),
+            accepted_at=doc["accepted_at"].astimezone(UTC),
+            zone=str(doc["zone"]),
+            cancelled_at=cancelled.astimezone(UTC) if cancelled is not None else None,
+            billed=tuple(doc.get("billed", [])),
+            works=tuple(doc.get("works", [])),
+        )
+
+
+EnvelopeFactory = Callable[[Event], Envelope]
+
+
+class BillingStore:
+    def __init__(
+        self,
+        mongo: Mongo,
+        *,
+        entity: str,
+        rules: BillingRules,
+        default_country: str,
+        source: str,
+        instance: str,
+    ) -> None:
+        self.db = mongo.db
+        self.entity = entity
+        self.rules = rules
+        self.default_country = default_country
+        self.source = source
+        self.instance = instance
+
+    def _envelope(self, data: Event, cause: Envelope | None) -> Envelope:
+        if cause is not None:
+            return cause.caused(data, self.source)
+        return Envelope(data=data, source=self.source)
+
+    @staticmethod
+    async def _backoff(attempt: int) -> None:
+        await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))
+
+    # --- tax profiles -------------------------------------------------------------
+
+    async def get_profile(self, client_id: str) -> ClientTaxProfile | None:
+        doc = await self.db[PROFILES].find_one({"_id": client_id})
+        if doc is None:
+            return None
+        return ClientTaxProfile.model_validate(
+            {k: v for k, v in doc.items() if k not in ("_id", "updated_at")}
+        )
+
+    async def effective_profile(self, client_id: str) -> ClientTaxProfile:
+        """The declared profile, or the default: resident of `default_country`, no household
+        increase, no avance immédiate."""
+        found = await self.get_profile(client_id)
+        return found or ClientTaxProfile(residence_country=self.default_country)
+
+    async def put_profile(self, client_id: str, profile: ClientTaxProfile, at: datetime) -> None:
+        await self.db[PROFILES].update_one(
+            {"_id": client_id},
+            {"$set": {**profile.model_dump(mode="json"), "updated_at": at}},
+            upsert=True,
+        )
+
+    # --- cap consumption --------------------------------------------------------------
+
+    async def cap_state(self, client_id: str, year: int) -> CapConsumption:
+        doc = await self.db[CAPS].find_one({"_id": cap_document_id(client_id, year)})
+        return CapConsumption.from_document(doc, year)
+
+    async def _apply_allocation(
+        self,
+        client_id: str,
+        year: int,
+        document: str,
+        allocation_for: Callable[[CapConsumption], CapAllocation],
+    ) -> tuple[CapConsumption, CapAllocation]:
+        """Compare-and-set the client-year's caps with the allocation decided on the state
+        read. Returns (state before, allocation) — the stored allocation on a replay."""
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            doc = await self.db[CAPS].find_one({"_id": cap_document_id(client_id, year)})
+            current = CapConsumption.from_document(doc, year)
+            for raw in (doc or {}).get("allocations", []):
+                if raw.get("document_id") == document:  # applied before: a replay
+                    stored = CapAllocation.from_document(year, raw)
+                    return current.without(stored), stored
+            allocation = allocation_for(current)
+            if not allocation.lines:
+                return current, allocation  # nothing counted: no write, nothing to contend on
+            flt, update, upsert = cap_update(client_id, current, allocation)
+            try:
+                done = await self.db[CAPS].find_one_and_update(
+                    flt, update, upsert=upsert, return_document=ReturnDocument.AFTER
+                )
+            except DuplicateKeyError:
+                done = None
+            if done is not None:
+                return current, allocation
+            await self._backoff(attempt)
+        raise ConflictError(f"cap consumption of {client_id}/{year}: too much contention")
+
+    async def _next_seq(self, collection: str, kind: str, year: int) -> int:
+        last = (
+            await self.db[collection]
+            .find({"entity": self.entity, "kind": kind, "year": year}, {"seq": 1})
+            .sort("seq", -1)
+            .limit(1)
+            .to_list()
+        )
+        return int(last[0]["seq"]) + 1 if last else 1
+
+    # --- invoices --------------------------------------------------------------------
+
+    async def issue_invoice(
+        self,
+        *,
+        source: str,
+        client_id: str,
+        request_id: str,
+        terms: AgreedTerms,
+        priced: Sequence[PricedLine],
+        issued_at: datetime,
+        interventions: Sequence[Intervention] = (),
+        cause: Envelope | None = None,
+    ) -> tuple[Invoice, bool]:
+        """Issue the invoice of `source` once: (invoice, created). A replay returns the
+        stored invoice (and finishes its ledger posting if a crash interrupted it)."""
+        invoice_id = document_id("inv", source)
+        existing = await self.db[INVOICES].find_one({"_id": invoice_id})
+        if existing is not None:
+            await self._post_invoice(existing)
+            return invoice_from_doc(existing), False
+        issued_at = to_millis(issued_at)
+        year = document_year(issued_at)
+        profile = await self.effective_profile(client_id)
+
+        def build(number: str, before: CapConsumption, replay: CapAllocation | None) -> Invoice:
+            inv, _ = build_invoice(
+                invoice_id=invoice_id,
+                number=number,
+                client_id=client_id,
+                request_id=request_id,
+                terms=terms,
+                priced=priced,
+                profile=profile,
+                consumption=before,
+                rules=self.rules,
+                issued_at=issued_at,
+                interventions=interventions,
+                replay=replay,
+            )
+            return inv
+
+        placeholder = invoice_number(self.entity, year, 1)
+        before, allocation = await self._apply_allocation(
+            client_id,
+            year,
+            invoice_id,
+            lambda state: build(placeholder, state, None).cap_allocation,
+        )
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            seq = await self._next_seq(INVOICES, "invoice", year)
+            inv = build(invoice_number(self.entity, year, seq), before, allocation)
+            doc = Outbox.attach(
+                invoice_to_doc(
+                    inv, entity=self.entity, seq=seq, source=source, instance=self.instance
+                ),
+                [self._envelope(inv.to_event(), cause)],
+            )
+            try:
+                await self.db[INVOICES].insert_one(doc)
+            except DuplicateKeyError:
+                existing = await self.db[INVOICES].find_one({"_id": invoice_id})
+                if existing is not None:  # another replica issued this very invoice
+                    await self._post_invoice(existing)
+                    return invoice_from_doc(existing), False
+                await self._backoff(attempt)
+                continue
+            log.info("invoice.issued", invoice_id=invoice_id, number=inv.number)
+            await self._post_invoice(doc)
+            return inv, True
+        raise ConflictError(f"no invoice number could be allocated for {invoice_id}")
+
+    async def _post_invoice(self, doc: Mapping[str, Any]) -> None:
+        if doc.get("ledger_posted"):
+            return
+        inv = invoice_from_doc(doc)
+        await self._post(journal_for_invoice(inv), inv.client_id, inv.provider_id)
+        await self.db[INVOICES].update_one(
+            {"_id": inv.invoice_id}, {"$set": {"ledger_posted": True}}
+        )
+
+    async def _post(self, entry: JournalEntry, client_id: str, provider_id: str) -> None:
+        try:
+            await self.db[LEDGER].insert_one(
+                journal_to_doc(entry, client_id=client_id, provider_id=provider_id)
+            )
+        except DuplicateKeyError:
+            pass  # posted already (replay or repair)
+
+    async def invoice_doc(self, invoice_id: str) -> Document | None:
+        return await self.db[INVOICES].find_one({"_id": invoice_id})
+
+    async def list_invoices(self, flt: Mapping[str, Any], limit: int = 200) -> list[Document]:
+        cursor = self.db[INVOICES].find(dict(flt)).sort("issued_at", -1).limit(limit)
+        return await cursor.to_list()
+
+    async def all_invoices(self, flt: Mapping[str, Any] | None = None) -> list[Invoice]:
+        return [invoice_from_doc(d) async for d in self.db[INVOICES].find(dict(flt or {}))]
+
+    # --- credit notes ---------------------------------------------------------------
+
+    async def issue_credit_note(
+        self,
+        invoice_id: str,
+        *,
+        reason_code: str,
+        line_nos: Sequence[int] | None,
+        issued_at: datetime,
+        cause: Envelope | None = None,
+    ) -> tuple[CreditNote, bool]:
+        """Credit whole lines of an invoice (all remaining by default), never a line twice.
+
+        Steps, each idempotent so a retry (or the scheduler's repair) finishes an
+        interrupted one: claim the lines on the invoice (conditional update), insert
+        the numbered credit note with its event, give back the cap consumption,
+        post the reversing journal entry.
+        """
+        doc = await self.db[INVOICES].find_one({"_id": invoice_id})
+        if doc is None:
+            raise NotFoundError(f"no invoice {invoice_id}")
+        invoice = invoice_from_doc(doc)
+        credited = {int(n) for n in doc.get("credited_lines", [])}
+        chosen = (
+            sorted(set(line_nos))
+            if line_nos
+            else [ln.line_no for ln in invoice.lines if ln.line_no not in credited]
+        )
+        if not chosen:
+            raise ConflictError(f"nothing left to credit on invoice {invoice.number}")
+        cn_id = document_id("cn", invoice_id, ",".join(map(str, chosen)))
+        claim = _claim(doc, cn_id)
+        if claim is None:
+            issued_at = to_millis(issued_at)
+            # validate (unknown lines, lines credited already, dates) before claiming
+            build_credit_note(
+                invoice=invoice,
+                credit_note_id=cn_id,
+                number=credit_note_number(self.entity, document_year(issued_at), 1),
+                issued_at=issued_at,
+                reason_code=reason_code,
+                line_nos=chosen,
+                already_credited=credited,
+            )
+            claim = {
+                "credit_note_id": cn_id,
+                "line_nos": chosen,
+                "reason_code": reason_code,
+                "issued_at": issued_at,
+            }
+            res = await self.db[INVOICES].update_one(
+                {"_id": invoice_id, "credited_lines": {"$nin": chosen}},
+                {
+                    "$push": {"credit_claims": claim, "credit_pending": cn_id},
+                    "$addToSet": {"credited_lines": {"$each": chosen}},
+                    "$inc": {"credit_pending_n": 1},
+                },
+            )
+            if res.matched_count == 0:
+                again = await self.db[INVOICES].find_one({"_id": invoice_id})
+                claim = _claim(again or {}, cn_id)
+                if claim is None:
+                    raise ConflictError(
+                        f"line(s) {chosen} of {invoice.number} were credited meanwhile"
+                    )
+        return await self._complete_credit_note(invoice, claim, cause)
+
+    async def _complete_credit_note(
+        self, invoice: Invoice, claim: Mapping[str, Any], cause: Envelope | None
+    ) -> tuple[CreditNote, bool]:
+        cn_id = str(claim["credit_note_id"])
+        created = False
+        stored = await self.db[CREDIT_NOTES].find_one({"_id": cn_id})
+        if stored is None:
+            issued_at = claim["issued_at"].astimezone(UTC)
+            year = document_year(issued_at)
+            for attempt in range(1, _MAX_ATTEMPTS + 1):
+                seq = await self._next_seq(CREDIT_NOTES, "credit_note", year)
+                cn = build_credit_note(
+                    invoice=invoice,
+                    credit_note_id=cn_id,
+                    number=credit_note_number(self.entity, year, seq),
+                    issued_at=issued_at,
+                    reason_code=str(claim["reason_code"]),
+                    line_nos=[int(n) for n in claim["line_nos"]],
+                )
+                doc = Outbox.attach(
+                    credit_note_to_doc(cn, entity=self.entity, seq=seq, instance=self.instance),
+                    [self._envelope(cn.to_event(), cause)],
+                )
+                try:
+                    await self.db[CREDIT_NOTES].insert_one(doc)
+                except DuplicateKeyError:
+                    stored = await self.db[CREDIT_NOTES].find_one({"_id": cn_id})
+                    if stored is not None:
+                        break
+                    await self._backoff(attempt)
+                    continue
+                stored, created = doc, True
+                log.info("credit_note.issued", credit_note_id=cn_id, number=cn.number)
+                break
+            else:
+                raise ConflictError(f"no credit note number could be allocated for {cn_id}")
+        assert stored is not None
+        cn = credit_note_from_doc(stored)
+        if not stored.get("cap_restored"):
+            if cn.cap_reversal.lines:
+                await self._apply_allocation(
+                    cn.client_id, cn.tax_year, cn_id, lambda _: cn.cap_reversal
+                )
+            await self.db[CREDIT_NOTES].update_one({"_id": cn_id}, {"$set": {"cap_restored": True}})
+        if not stored.get("ledger_posted"):
+            await self._post(journal_for_credit_note(cn), cn.client_id, cn.provider_id)
+            await self.db[CREDIT_NOTES].update_one(
+                {"_id": cn_id}, {"$set": {"ledger_posted": True}}
+            )
+        await self.db[INVOICES].update_one(
+            {"_id": invoice.invoice_id, "credit_pending": cn_id},
+            {"$pull": {"credit_pending": cn_id}, "$inc": {"credit_pending_n": -1}},
+        )
+        return cn, created
+
+    async def credit_note_doc(self, credit_note_id: str) -> Document | None:
+        return await self.db[CREDIT_NOTES].find_one({"_id": credit_note_id})
+
+    async def list_credit_notes(self, flt: Mapping[str, Any], limit: int = 200) -> list[Document]:
+        cursor = self.db[CREDIT_NOTES].find(dict(flt)).sort("issued_at", -1).limit(limit)
+        return await cursor.to_list()
+
+    async def all_credit_notes(self, flt: Mapping[str, Any] | None = None) -> list[CreditNote]:
+        return [credit_note_from_doc(d) async for d in self.db[CREDIT_NOTES].find(dict(flt or {}))]
+
+    # --- repair: finish what a crash interrupted ------------------------------------
+
+    async def repair(self) -> int:
+        """Finish interrupted follow-up steps (ledger postings, credit notes whose lines
+        were claimed, cap give-backs). Idempotent; safe on every replica."""
+        fixed = 0
+        async for doc in self.db[INVOICES].find({"ledger_posted": False}):
+            await self._post_invoice(doc)
+            fixed += 1
+        async for doc in self.db[INVOICES].find({"credit_pending_n": {"$gt": 0}}):
+            invoice = invoice_from_doc(doc)
+            for cn_id in list(doc.get("credit_pending", [])):
+                claim = _claim(doc, cn_id)
+                if claim is not None:
+                    await self._complete_credit_note(invoice, claim, None)
+                    fixed += 1
+        async for doc in self.db[CREDIT_NOTES].find(
+            {"$or": [{"cap_restored": False}, {"ledger_posted": False}]}
+        ):
+            inv_doc = await self.db[INVOICES].find_one({"_id": doc["invoice_id"]})
+            claim = _claim(inv_doc or {}, str(doc["_id"]))
+            if inv_doc is not None and claim is not None:
+                await self._complete_credit_note(invoice_from_doc(inv_doc), claim, None)
+                fixed += 1
+        return fixed
+
+    # --- ledger ---------------------------------------------------------------------
+
+    async def ledger_entries(self, flt: Mapping[str, Any], limit: int = 500) -> list[Document]:
+        cursor = self.db[LEDGER].find(dict(flt)).sort("occurred_at", 1).limit(limit)
+        return await cursor.to_list()
+
+    async def balances(self, flt: Mapping[str, Any] | None = None) -> dict[tuple[str, str], Money]:
+        """Balance per (account, currency) = sum of postings (debit positive), in Mongo:
+        $match / $unwind / $group($sum) on integer minor units."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": dict(flt or {})},
+            {"$unwind": "$postings"},
+            {
+                "$group": {
+                    "_id": {"account": "$postings.account", "currency": "$postings.currency"},
+                    "minor": {"$sum": "$postings.minor"},
+                    "postings": {"$sum": 1},
+                }
+            },
+        ]
+        out: dict[tuple[str, str], Money] = {}
+        async for row in await self.db[LEDGER].aggregate(pipeline):
+            cur = str(row["_id"]["currency"])
+            units = Money.zero(cur).minor_units
+            amount = Decimal(int(row["minor"])).scaleb(-units)
+            out[(str(row["_id"]["account"]), cur)] = Money(amount=amount, currency=cur)
+        return dict(sorted(out.items()))
+
+    async def provider_payable(self, provider_id: str) -> dict[str, Money]:
+        """What the platform owes a provider, per currency (positive)."""
+        rows = await self.balances({"provider_id": provider_id})
+        return {cur: -m for (acc, cur), m in rows.items() if acc == Account.PROVIDER_PAYABLE.value}
+
+    # --- subscriptions --------------------------------------------------------------
+
+    async def upsert_subscription(
+        self,
+        *,
+        request_id: str,
+        client_id: str,
+        terms: AgreedTerms,
+        accepted_at: datetime,
+        zone: str,
+    ) -> Subscription:
+        await self.db[SUBSCRIPTIONS].update_one(
+            {"_id": request_id},
+            {
+                "$setOnInsert": {
+                    "client_id": client_id,
+                    "provider_id": terms.provider_id,
+                    "terms": terms.model_dump(mode="json"),
+                    "accepted_at": accepted_at,
+                    "zone": zone,
+                    "cancelled_at": None,
+                    "billed": [],
+                    "works": [],
+                    "active": True,
+                    "next_due_at": accepted_at,
+                }
+            },
+            upsert=True,
+        )
+        doc = await self.db[SUBSCRIPTIONS].find_one({"_id": request_id})
+        assert doc is not None
+        return Subscription.from_doc(doc)
+
+    async def subscription(self, request_id: str) -> Subscription | None:
+        doc = await self.db[SUBSCRIPTIONS].find_one({"_id": request_id})
+        return Subscription.from_doc(doc) if doc is not None else None
+
+    async def cancel_subscription(self, request_id: str, cancelled_at: datetime) -> bool:
+        """Record the first cancellation; later ones change nothing."""
+        res = await self.db[SUBSCRIPTIONS].update_one(
+            {"_id": request_id, "cancelled_at": None}, {"$set": {"cancelled_at": cancelled_at}}
+        )
+        return res.modified_count > 0
+
+    async def due_subscriptions(self, now: datetime) -> list[Subscription]:
+        cursor = self.db[SUBSCRIPTIONS].find({"active": True, "next_due_at": {"$lte": now}})
+        return [Subscription.from_doc(d) async for d in cursor]
+
+    async def mark_periods_billed(
+        self, request_id: str, keys: Sequence[str], next_due_at: datetime | None
+    ) -> None:
+        update: dict[str, Any] = {"$addToSet": {"billed": {"$each": list(keys)}}}
+        update["$set"] = (
+            {"next_due_at": next_due_at}
+            if next_due_at is not None
+            else {"active": False, "next_due_at": None}
+        )
+        await self.db[SUBSCRIPTIONS].update_one({"_id": request_id}, update)
+
+    async def record_work(
+        self, request_id: str, *, key: str, period_key: str, hours: Decimal, at: datetime
+    ) -> Subscription:
+        """Record completed work once (by key) and return the subscription after it."""
+        await self.db[SUBSCRIPTIONS].update_one(
+            {"_id": request_id, "works.key": {"$ne": key}},
+            {
+                "$push": {
+                    "works": {"key": key, "period_key": period_key, "hours": str(hours), "at": at}
+                }
+            },
+        )
+        doc = await self.db[SUBSCRIPTIONS].find_one({"_id": request_id})
+        if doc is None:
+            raise NotFoundError(f"no subscription {request_id}")
+        return Subscription.from_doc(doc)
+
+    # --- tax certificates -----------------------------------------------------------
+
+    async def issue_certificates(
+        self, client_id: str, year: int, issued_at: datetime, cause: Envelope | None = None
+    ) -> list[Document]:
+        """One certificate per provider (with a SAP declaration) the client paid in `year`.
+        Idempotent: an existing certificate is returned as it was issued."""
+        invoices = await self.all_invoices({"client_id": client_id, "tax_year": year})
+        ids = [i.invoice_id for i in invoices]
+        credit_notes = await self.all_credit_notes({"invoice_id": {"$in": ids}}) if ids else []
+        out: list[Document] = []
+        for provider_id in sorted({i.provider_id for i in invoices}):
+            cert_id = certificate_id_for(client_id, provider_id, year)
+            existing = await self.db[CERTIFICATES].find_one({"_id": cert_id})
+            if existing is None:
+                try:
+                    cert = build_certificate(
+                        client_id=client_id,
+                        provider_id=provider_id,
+                        year=year,
+                        invoices=invoices,
+                        credit_notes=credit_notes,
+                        issued_at=to_millis(issued_at),
+                    )
+                except BillingError:
+                    continue  # provider without SAP declaration, mixed currencies: none due
+                doc = Outbox.attach(
+                    certificate_to_doc(cert), [self._envelope(cert.to_event(), cause)]
+                )
+                try:
+                    await self.db[CERTIFICATES].insert_one(doc)
+                    existing = doc
+                except DuplicateKeyError:
+                    existing = await self.db[CERTIFICATES].find_one({"_id": cert_id})
+            if existing is not None:
+                out.append(existing)
+        return out
+
+    async def certificates(self, client_id: str, year: int) -> list[Document]:
+        cursor = self.db[CERTIFICATES].find({"client_id": client_id, "year": year})
+        return await cursor.sort("provider_id", 1).to_list()
+
+    async def year_certified(self, year: int) -> bool:
+        return await self.db[CERT_RUNS].find_one({"_id": year}) is not None
+
+    async def clients_invoiced(self, year: int) -> list[str]:
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"tax_year": year}},
+            {"$group": {"_id": "$client_id"}},
+            {"$sort": {"_id": 1}},
+        ]
+        return [str(r["_id"]) async for r in await self.db[INVOICES].aggregate(pipeline)]
+
+    async def mark_year_certified(self, year: int, at: datetime, clients: int) -> None:
+        try:
+            await self.db[CERT_RUNS].insert_one({"_id": year, "at": at, "clients": clients})
+        except DuplicateKeyError:
+            pass
+
+
+def _claim(doc: Mapping[str, Any], cn_id: str) -> Mapping[str, Any] | None:
+    return next((c for c in doc.get("credit_claims", []) if c["credit_note_id"] == cn_id), None)
