@@ -1,0 +1,293 @@
+"""The seed's story, played through the public HTTP APIs only, and its report.
+
+Clients and providers give their contact data to notifications, clients their
+tax profile to billing, an operator registers a webhook; then each request is
+submitted, proposed, accepted, completed and rated, and the story waits for
+the invoices, the ledger and the notifications that follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import httpx
+from delego_shared.settings import Settings
+from delego_shared.types import utcnow
+
+from .data import (
+    CLIENTS,
+    OPERATOR,
+    PROVIDER_CONTACTS,
+    REQUESTS,
+    WEBHOOK_EVENT_TYPES,
+    WEBHOOK_SECRET,
+)
+from .seed import DemoError, bearer, check, seed_catalog
+from .sinks import SmtpSink, WebhookReceiver
+
+T = TypeVar("T")
+
+
+@dataclass
+class Urls:
+    catalog: str
+    matching: str
+    billing: str
+    notifications: str
+
+
+@dataclass
+class RequestOutcome:
+    title: str
+    client: str
+    request: dict[str, Any]
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class StoryReport:
+    seeded: list[str]
+    outcomes: list[RequestOutcome]
+    balances: list[dict[str, Any]]
+    mails: list[Any]
+    webhooks: list[Any]
+    inbox: dict[str, int]
+
+
+async def until(
+    what: str, probe: Callable[[], Awaitable[T | None]], timeout: float = 90.0, every: float = 0.5
+) -> T:
+    """Poll `probe` until it returns something; fail with `what` after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if value is not None and value is not False:
+            return value
+        if loop.time() > deadline:
+            raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+def _deadline(spec: Any) -> Any:
+    """`"+7d"` → an instant 7 days from the platform clock; anything else as is."""
+    if isinstance(spec, str) and (m := re.fullmatch(r"\+(\d+)d", spec)):
+        at = utcnow() + timedelta(days=int(m.group(1)))
+        return at.isoformat().replace("+00:00", "Z")
+    return spec
+
+
+async def play(
+    urls: Urls,
+    settings: Settings,
+    smtp: SmtpSink,
+    hooks: WebhookReceiver,
+    log: Callable[[str], None] = print,
+) -> StoryReport:
+    seeded = await seed_catalog(urls.catalog, settings)
+    log(f"  catalog seeded: {len(seeded)} offers from 5 providers")
+    async with (
+        httpx.AsyncClient(base_url=urls.notifications, timeout=15) as notif,
+        httpx.AsyncClient(base_url=urls.billing, timeout=15) as billing,
+        httpx.AsyncClient(base_url=urls.matching, timeout=30) as matching,
+    ):
+        for c in CLIENTS:
+            auth = bearer(settings, c["id"], "client")
+            check(
+                await notif.put("/v1/me/contact", json=c["contact"], headers=auth),
+                f"contact of {c['id']}",
+            )
+            check(
+                await billing.put("/tax-profile", json=c["tax_profile"], headers=auth),
+                f"tax profile of {c['id']}",
+            )
+        for pid, contact in PROVIDER_CONTACTS.items():
+            check(
+                await notif.put(
+                    "/v1/me/contact", json=contact, headers=bearer(settings, pid, "provider")
+                ),
+                f"contact of {pid}",
+            )
+        op = bearer(settings, OPERATOR, "operator")
+        check(
+            await notif.post(
+                "/v1/webhooks",
+                headers=op,
+                json={
+                    "url": hooks.url,
+                    "secret": WEBHOOK_SECRET,
+                    "event_types": WEBHOOK_EVENT_TYPES,
+                },
+            ),
+            "webhook registration",
+        )
+        log("  contact data, tax profiles and an operator webhook registered")
+
+        outcomes = []
+        for story in REQUESTS:
+            outcomes.append(await _play_request(story, matching, settings, log))
+
+        expected_invoices = len(REQUESTS) + 0  # one invoice per request in this story
+        for o in outcomes:
+            auth = bearer(settings, o.client, "client")
+            rid = o.request["request_id"]
+
+            async def invoices_of(rid: str = rid, auth: dict[str, str] = auth) -> Any:
+                r = await billing.get("/invoices", headers=auth)
+                items = [i for i in _items(check(r, "invoices")) if i.get("request_id") == rid]
+                return items or None
+
+            o.invoices = await until(f"the invoice of {rid}", invoices_of)
+        log(f"  {expected_invoices} invoices issued")
+        balances = check(await billing.get("/ledger/balances", headers=op), "ledger balances")
+
+        async def mails_settled() -> Any:
+            n = len(smtp.mails)
+            await asyncio.sleep(2.0)
+            return n if n and len(smtp.mails) == n else None
+
+        await until("the e-mails to settle", mails_settled)
+        await until("the webhook calls", lambda: _some(hooks.calls))
+        inbox = {}
+        for c in CLIENTS:
+            r = await notif.get("/v1/me/inbox", headers=bearer(settings, c["id"], "client"))
+            inbox[c["id"]] = len(_items(check(r, "inbox")))
+    return StoryReport(
+        seeded, outcomes, _items(balances), list(smtp.mails), list(hooks.calls), inbox
+    )
+
+
+async def _some(xs: list[Any]) -> Any:
+    return xs or None
+
+
+def _items(body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, list):
+        return body
+    for key in ("items", "invoices", "balances", "entries"):
+        if isinstance(body, dict) and isinstance(body.get(key), list):
+            return list(body[key])
+    return []
+
+
+async def _play_request(
+    story: dict[str, Any],
+    matching: httpx.AsyncClient,
+    settings: Settings,
+    log: Callable[[str], None],
+) -> RequestOutcome:
+    client = bearer(settings, story["client"], "client")
+    body = {**story["body"], "deadline": _deadline(story["body"]["deadline"])}
+    req = check(await matching.post("/requests", json=body, headers=client), story["title"])
+    rid = req["request_id"]
+
+    async def proposed() -> Any:
+        r = check(await matching.get(f"/requests/{rid}", headers=client), "request")
+        return r if r["status"] in ("proposed", "unmatched") else None
+
+    req = await until(f"a proposal for {rid}", proposed)
+    if req["status"] == "unmatched":
+        raise DemoError(f"{story['title']}: unmatched — {req.get('unmatched_summary')}")
+    provider = req["proposal"]["provider_id"]
+    pauth = bearer(settings, provider, "provider")
+    check(await matching.post(f"/requests/{rid}/accept", headers=pauth), "accept")
+    if story["work"] is not None:
+        check(
+            await matching.post(f"/requests/{rid}/complete", json=story["work"], headers=pauth),
+            "complete",
+        )
+    if story["rating"] is not None:
+        check(
+            await matching.post(
+                f"/requests/{rid}/rate", json={"stars": story["rating"]}, headers=client
+            ),
+            "rate",
+        )
+    final = check(await matching.get(f"/requests/{rid}", headers=client), "request")
+    log(
+        f"  {story['title']}: {provider}, promised {final.get('promised_local')}, "
+        f"now {final['status']}"
+    )
+    return RequestOutcome(story["title"], story["client"], final)
+
+
+# --- report --------------------------------------------------------------------------
+
+
+def _money(m: Any) -> str:
+    if isinstance(m, dict) and "amount" in m:
+        return f"{m['amount']} {m['currency']}"
+    return str(m)
+
+
+def render(report: StoryReport) -> str:
+    out: list[str] = []
+    w = out.append
+    w("=" * 78)
+    w("Delego — the seed's story, played through the public APIs")
+    w("=" * 78)
+    for o in report.outcomes:
+        r = o.request
+        p = r.get("proposal") or {}
+        terms = p.get("terms", {})
+        score = p.get("score", {})
+        w("")
+        w(f"■ {o.title}")
+        w(f"  client {o.client} ({r['client_zone']}), request {r['request_id']}: {r['status']}")
+        w(
+            f"  matched: {terms.get('provider_display_name', '?')} [{p.get('provider_id')}] "
+            f"offer {terms.get('offer_id')} v{terms.get('offer_version')} "
+            f"({terms.get('pricing', {}).get('model')}), among {r.get('offers_considered')} offers"
+        )
+        if score:
+            parts = ", ".join(
+                f"{k} {score[k]:.2f}"
+                for k in ("slack", "rating", "price", "load", "trust_bonus")
+                if k in score
+            )
+            w(f"  why: score {score.get('total', 0):.3f} = weighted({parts})")
+        w(f"  deadline {r.get('deadline_local')}  →  promised {r.get('promised_local')}")
+        for inv in o.invoices:
+            w(
+                f"  invoice {inv.get('number')}: net {_money(inv.get('total_net'))}, "
+                f"VAT {_money(inv.get('total_vat'))}, total {_money(inv.get('total_gross'))}; "
+                f"commission {_money(inv.get('commission'))}, payout "
+                f"{_money(inv.get('provider_payout'))}"
+            )
+            w(
+                f"    tax credit {_money(inv.get('tax_credit'))}, payable now "
+                f"{_money(inv.get('payable_now'))}"
+            )
+            for line in inv.get("lines", []):
+                tc = line.get("tax_credit", {})
+                w(
+                    f"    line {line.get('line_no')} {line.get('label_code')}: "
+                    f"{_money(line.get('gross'))} — {tc.get('code')}: {tc.get('reason_en')}"
+                )
+    w("")
+    w("Ledger balances (debit +, credit −):")
+    total: dict[str, float] = {}
+    for b in report.balances:
+        w(f"  {b.get('account', '?'):<30} {_money(b.get('balance', b))}")
+        bal = b.get("balance") or {}
+        if isinstance(bal, dict) and "amount" in bal:
+            total[bal["currency"]] = total.get(bal["currency"], 0) + float(bal["amount"])
+    w("  sum per currency: " + ", ".join(f"{v:.2f} {k}" for k, v in sorted(total.items())))
+    w("")
+    w(
+        f"Notifications: {len(report.mails)} e-mails captured by the local SMTP sink, "
+        f"{len(report.webhooks)} webhook calls received "
+        f"({sum(1 for c in report.webhooks if c.verified)} with a valid signature)"
+    )
+    for m in report.mails:
+        w(f"  ✉ {', '.join(m.to)}: {m.subject}")
+    for c in report.webhooks:
+        w(f"  ↪ webhook {c.event_type} ({'signature ok' if c.verified else 'BAD SIGNATURE'})")
+    w("  in-app inbox: " + ", ".join(f"{k} {v}" for k, v in report.inbox.items()))
+    w("=" * 78)
+    return "\n".join(out)
