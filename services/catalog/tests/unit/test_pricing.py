@@ -98,6 +98,14 @@ def test_zero_or_negative_prices_are_rejected(make_provider, offer_data, now, pr
     assert errors[field].startswith("must be greater than zero, got ")
 
 
+@pytest.mark.parametrize("amount", ["1E+30", "1000000000000000"])
+def test_absurdly_large_prices_are_rejected_not_crashing(make_provider, offer_data, now, amount):
+    errors = pricing_errors(
+        make_provider, offer_data, now, {"model": "hourly", "rate": eur(amount)}
+    )
+    assert "must be less than 1000000000000000" in errors["pricing.rate"]
+
+
 def test_more_decimals_than_the_currency_allows(make_provider, offer_data, now):
     errors = pricing_errors(
         make_provider, offer_data, now, {"model": "hourly", "rate": eur("16.255")}

@@ -36,6 +36,8 @@ MAX_INCLUDED_HOURS_PER_MONTH = Decimal(31 * 24)
 
 _INDEX_INT_DIGITS = 15
 _INDEX_FRACTION_DIGITS = 4
+MAX_AMOUNT = Decimal(10) ** _INDEX_INT_DIGITS
+"""Prices must stay below this (what the search key can index; no real offer comes close)."""
 
 
 def reference_price(pricing: AnyPricing) -> Money:
@@ -100,6 +102,8 @@ def check_pricing(
         path = f"{field}.{name}"
         if money.amount <= 0:
             issues.add(path, f"must be greater than zero, got {money}")
+        elif money.amount >= MAX_AMOUNT:
+            issues.add(path, f"must be less than {MAX_AMOUNT:f}, got {money}")
         elif money.rounded().amount != money.amount:
             issues.add(
                 path,
