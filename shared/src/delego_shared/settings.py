@@ -42,6 +42,13 @@ class Settings(BaseSettings):
         return self.mongodb_database or f"delego_{self.service_name}"
 
     @property
+    def consumer_group(self) -> str:
+        """`<service>`, or `<service>.<prefix>` for an isolated (test) namespace,
+        so two namespaces never share (and rebalance) one consumer group."""
+        prefix = self.topic_prefix.rstrip(".")
+        return f"{self.service_name}.{prefix}" if prefix else self.service_name
+
+    @property
     def source(self) -> str:
         """CloudEvents `source` of everything this service publishes."""
         return f"/delego/{self.service_name}"

@@ -118,7 +118,7 @@ async def test_failing_handler_parks_on_dlq_after_n_attempts_and_partition_keeps
     assert parked.headers["dlq_error_type"] == "RuntimeError"
     assert parked.headers["dlq_error_message"] == "cannot apply prv_poison"
     assert parked.headers["dlq_attempts"] == "3"
-    assert parked.headers["dlq_consumer_group"] == "matching"
+    assert parked.headers["dlq_consumer_group"] == settings.consumer_group
     assert parked.headers["dlq_original_topic"] == settings.topic(PROVIDERS.name)
     assert parked.headers["ce_type"] == "delego.catalog.ProviderRegistered.v1"
     assert Envelope.from_record(parked.headers, parked.value).subject == "prv_poison"

@@ -28,6 +28,7 @@ import structlog
 from delego_shared.events import Envelope
 from delego_shared.events.notifications import Channel
 from delego_shared.logging import get_logger
+from delego_shared.timing import wake_or_timeout
 
 from .channels import EmailSender, InAppSender, WebhookSender
 from .domain import (
@@ -117,8 +118,7 @@ class Dispatcher:
                 log.warning("dispatch.failed", error_type=type(exc).__name__, error=str(exc))
             if busy:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.dispatch_interval_s)
+            await wake_or_timeout(self._wake, self.settings.dispatch_interval_s)
             self._wake.clear()
 
     async def complete_failovers(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -24,6 +24,7 @@ from ..messaging.inbox import Inbox
 from ..messaging.topics_admin import ensure_topics
 from ..mongo import IndexSpec, Mongo
 from ..settings import Settings
+from ..timing import cancel_and_wait
 from .problems import install_problem_handlers
 
 log = get_logger(__name__)
@@ -83,10 +84,7 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with suppress(asyncio.CancelledError, Exception):
-                await t
+            await cancel_and_wait(t)
         self._tasks.clear()
         await self.relay.stop()
         await self.broker.stop()

@@ -54,7 +54,7 @@ class EventConsumer:
     ) -> None:
         self.broker = broker
         self.settings = settings
-        self.group = group or settings.service_name
+        self.group = group or settings.consumer_group
         self.inbox = inbox
         self.max_attempts = max_attempts or settings.consumer_max_attempts
         self.backoff_initial_s = backoff_initial_s or settings.consumer_backoff_initial_s

@@ -16,7 +16,6 @@ effectively-once effects).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from pymongo import ReturnDocument
 from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..mongo import Document, IndexSpec, Mongo
+from ..timing import cancel_and_wait, wake_or_timeout
 from .publisher import EventPublisher
 
 log = get_logger(__name__)
@@ -154,16 +154,12 @@ class OutboxRelay:
             except Exception as exc:  # broker or store down: keep trying
                 log.warning("outbox.relay_failed", error_type=type(exc).__name__, error=str(exc))
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
+            await wake_or_timeout(self._wake, self.poll_interval_s)
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self.run_forever(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)

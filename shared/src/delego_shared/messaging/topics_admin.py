@@ -18,11 +18,15 @@ async def ensure_topics(
     prefix: str = "",
     replication_factor: int = 1,
     dlq_partitions: int = 1,
+    partitions: int | None = None,
 ) -> list[str]:
-    """Create each topic and its `.dlq`; returns the names that were created now."""
+    """Create each topic and its `.dlq`; returns the names that were created now.
+
+    `partitions` overrides every topic's own count (tests keep the broker light).
+    """
     wanted: dict[str, int] = {}
     for t in topics:
-        wanted[prefix + t.name] = t.partitions
+        wanted[prefix + t.name] = partitions or t.partitions
         wanted[dlq_name(prefix + t.name)] = dlq_partitions
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="delego-admin")
     await admin.start()
@@ -35,5 +39,20 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
         return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> int:
+    """Delete every topic whose name starts with `prefix` (test clean-up)."""
+    if not prefix:
+        raise ValueError("refusing to delete topics without a prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="delego-admin")
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return len(doomed)
     finally:
         await admin.close()

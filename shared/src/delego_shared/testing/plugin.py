@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from ..events.topics import ALL_TOPICS
-from ..messaging.topics_admin import ensure_topics
+from ..messaging.topics_admin import delete_topics_with_prefix, ensure_topics
 from ..settings import Settings
 from .infra import Infra, provide
 
@@ -36,7 +36,8 @@ def namespace() -> str:
 @pytest_asyncio.fixture
 async def settings_for(infra: Infra, namespace: str) -> AsyncIterator[Callable[..., Settings]]:
     """Build isolated settings for a service: own topics (prefix) and own database."""
-    await ensure_topics(infra.kafka_bootstrap, ALL_TOPICS, prefix=f"{namespace}.")
+    # 3 partitions: enough for key ordering and multi-instance tests, light on the broker
+    await ensure_topics(infra.kafka_bootstrap, ALL_TOPICS, prefix=f"{namespace}.", partitions=3)
 
     def make(service: str, **overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -55,3 +56,7 @@ async def settings_for(infra: Infra, namespace: str) -> AsyncIterator[Callable[.
         return Settings(**values)  # type: ignore[arg-type]
 
     yield make
+    try:  # keep a long session's broker light; a failure here must not fail the test
+        await delete_topics_with_prefix(infra.kafka_bootstrap, f"{namespace}.")
+    except Exception as exc:  # pragma: no cover - best effort
+        print(f"[delego] could not delete test topics {namespace}.*: {exc}")

@@ -1,0 +1,366 @@
+"""HTTP API of matching: clients submit and follow requests, providers answer proposals.
+
+Roles: a client sees and acts on its own requests; a provider sees the requests
+proposed to it (and acts on those it holds); an operator reads everything. A
+request that is not the caller's answers 404 (its existence is not revealed);
+a role that may not do something answers 403; an action the request's state
+does not allow answers 409. The private description is shown only to the
+client and to the provider who accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from delego_shared.events.common import AgreedTerms, SkillLevel
+from delego_shared.events.matching import (
+    DelegationLevel,
+    FilterReason,
+    LiveWindow,
+    ScoreBreakdown,
+)
+from delego_shared.http import (
+    Caller,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Principal,
+    Role,
+    Unprocessable,
+    require_role,
+)
+from delego_shared.types import Money
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .domain import (
+    ClientRequest,
+    IllegalTransition,
+    ProposalAlreadyExpired,
+    RequestDraft,
+    RequestStatus,
+)
+from .domain.request import AttemptOutcome
+from .domain.schedule import in_zone
+from .handlers import RequestHandlers, RequestNotFound, TooMuchContention
+from .store import MatchingStore
+
+ClientCaller = Annotated[Principal, Depends(require_role(Role.CLIENT))]
+ProviderCaller = Annotated[Principal, Depends(require_role(Role.PROVIDER))]
+OperatorCaller = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
+
+PROBLEMS: dict[int | str, dict[str, str]] = {
+    401: {"description": "missing or invalid token"},
+    403: {"description": "role not allowed"},
+    404: {"description": "no such request among the caller's"},
+    409: {"description": "not allowed in the request's current state"},
+    422: {"description": "invalid input"},
+}
+
+
+# -- views ------------------------------------------------------------------
+
+
+class ProposalView(BaseModel):
+    attempt: int
+    provider_id: str
+    offer_id: str
+    terms: AgreedTerms
+    estimated_price: Money
+    reserved_hours: Decimal
+    promised_at: datetime
+    promised_local: str = Field(description="promised instant in the client's zone")
+    score: ScoreBreakdown
+    proposed_at: datetime
+    expires_at: datetime
+
+
+class AttemptView(BaseModel):
+    attempt: int
+    provider_id: str
+    offer_id: str
+    proposed_at: datetime
+    expires_at: datetime
+    outcome: AttemptOutcome
+    decided_at: datetime | None
+
+
+class RequestView(BaseModel):
+    request_id: str
+    client_id: str
+    status: RequestStatus
+    category: str
+    required_skills: list[SkillLevel]
+    languages: list[str]
+    effort_hours: Decimal | None
+    units: int | None
+    deadline: datetime
+    deadline_local: str
+    client_zone: str
+    budget: Money | None
+    live_window: LiveWindow | None
+    delegation_level: DelegationLevel
+    submitted_at: datetime
+    promised_at: datetime | None = Field(description="when the work is promised (UTC)")
+    promised_local: str | None = Field(description="the same in the client's zone")
+    proposal: ProposalView | None
+    attempts: list[AttemptView]
+    offers_considered: int
+    unmatched_reasons: list[FilterReason]
+    unmatched_summary: str | None
+    actual_hours: Decimal | None
+    actual_units: int | None
+    completed_at: datetime | None
+    rating: int | None
+    rated_at: datetime | None
+    cancelled_at: datetime | None
+    version: int
+    description: str | None = Field(
+        default=None,
+        description="private: only for the client and the provider who accepted",
+    )
+
+
+class CompletionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actual_hours: Decimal | None = Field(default=None, ge=0, le=1000)
+    units: int | None = Field(default=None, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _one(self) -> CompletionBody:
+        if self.actual_hours is None and self.units is None:
+            raise ValueError("give the actual hours or the units delivered")
+        return self
+
+
+class RatingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stars: int = Field(ge=1, le=5)
+
+
+class CapacityWeek(BaseModel):
+    week: str
+    reserved_hours: Decimal
+
+
+ACCEPTED_OR_LATER = frozenset(
+    {RequestStatus.ACCEPTED, RequestStatus.COMPLETED, RequestStatus.RATED}
+)
+
+
+def may_read_description(req: ClientRequest, who: Principal) -> bool:
+    if who.role is Role.CLIENT:
+        return req.client_id == who.subject
+    if who.role is Role.PROVIDER:
+        return (
+            req.status in ACCEPTED_OR_LATER
+            and req.proposal is not None
+            and req.proposal.provider_id == who.subject
+        )
+    return False  # operators run the platform; they do not read private details
+
+
+def may_see(req: ClientRequest, who: Principal) -> bool:
+    if who.role is Role.OPERATOR:
+        return True
+    if who.role is Role.CLIENT:
+        return req.client_id == who.subject
+    return who.subject in req.tried_providers
+
+
+def view(req: ClientRequest, who: Principal) -> RequestView:
+    s, p = req.spec, req.proposal
+    attempts = req.attempts
+    if who.role is Role.PROVIDER:  # a provider does not learn who else was asked
+        attempts = [a for a in attempts if a.provider_id == who.subject]
+        if p is not None and p.provider_id != who.subject:
+            p = None
+    promised = p is not None and req.status in (RequestStatus.PROPOSED, *ACCEPTED_OR_LATER)
+    return RequestView(
+        request_id=req.request_id,
+        client_id=req.client_id,
+        status=req.status,
+        category=s.category,
+        required_skills=s.required_skills,
+        languages=list(s.languages),
+        effort_hours=s.effort_hours,
+        units=s.units,
+        deadline=s.deadline,
+        deadline_local=in_zone(s.deadline, s.client_zone).isoformat(),
+        client_zone=s.client_zone,
+        budget=s.budget,
+        live_window=s.live_window,
+        delegation_level=s.delegation_level,
+        submitted_at=req.submitted_at,
+        promised_at=p.promised_at if promised and p else None,
+        promised_local=p.promised_local if promised and p else None,
+        proposal=(
+            ProposalView(
+                attempt=p.attempt,
+                provider_id=p.provider_id,
+                offer_id=p.offer_id,
+                terms=p.terms,
+                estimated_price=p.estimated_price,
+                reserved_hours=p.reserved_hours,
+                promised_at=p.promised_at,
+                promised_local=p.promised_local,
+                score=p.score,
+                proposed_at=p.proposed_at,
+                expires_at=p.expires_at,
+            )
+            if p is not None
+            else None
+        ),
+        attempts=[AttemptView.model_validate(a.model_dump()) for a in attempts],
+        offers_considered=req.offers_considered if who.role is not Role.PROVIDER else 0,
+        unmatched_reasons=req.unmatched_reasons,
+        unmatched_summary=req.unmatched_summary,
+        actual_hours=req.actual_hours,
+        actual_units=req.actual_units,
+        completed_at=req.completed_at,
+        rating=req.rating,
+        rated_at=req.rated_at,
+        cancelled_at=req.cancelled_at,
+        version=req.version,
+        description=s.description if may_read_description(req, who) else None,
+    )
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Domain outcomes → problem responses (never a 500 for a bad request)."""
+    try:
+        yield
+    except RequestNotFound:
+        raise NotFound("no such request") from None
+    except IllegalTransition as exc:
+        raise Conflict(str(exc)) from None
+    except TooMuchContention:
+        raise Conflict("the request is being changed concurrently; try again") from None
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        raise Unprocessable("invalid request", errors=errors) from None
+    except ValueError as exc:
+        raise Unprocessable(str(exc)) from None
+
+
+def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
+    router = APIRouter(tags=["matching"], responses=PROBLEMS)
+
+    async def load_visible(request_id: str, who: Principal) -> ClientRequest:
+        stored = await store.get_request(request_id)
+        if stored is None or not may_see(stored.request, who):
+            raise NotFound("no such request")
+        return stored.request
+
+    @router.post(
+        "/requests",
+        status_code=201,
+        summary="Submit a request (client); matching runs at once",
+    )
+    async def submit(body: RequestDraft, who: ClientCaller) -> RequestView:
+        with domain_errors():
+            req = await handlers.submit(who.subject, body)
+        return view(req, who)
+
+    @router.get(
+        "/requests", summary="Own requests (client), assigned ones (provider), all (operator)"
+    )
+    async def list_requests(
+        who: Caller,
+        status: Annotated[list[RequestStatus] | None, Query()] = None,
+        client_id: str | None = None,
+        provider_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[RequestView]:
+        statuses = [s.value for s in status] if status else None
+        if who.role is Role.CLIENT:
+            if client_id not in (None, who.subject):
+                raise Forbidden("a client lists its own requests only")
+            client_id, provider_id = who.subject, provider_id
+        elif who.role is Role.PROVIDER:
+            if provider_id not in (None, who.subject):
+                raise Forbidden("a provider lists its own assignments only")
+            provider_id = who.subject
+        found = await store.list_requests(
+            client_id=client_id,
+            provider_id=provider_id,
+            status=statuses,
+            limit=limit,
+            skip=offset,
+        )
+        return [view(r, who) for r in found]
+
+    @router.get(
+        "/requests/{request_id}", summary="One request (its client, its providers, operators)"
+    )
+    async def get_request(request_id: str, who: Caller) -> RequestView:
+        return view(await load_visible(request_id, who), who)
+
+    @router.get("/proposals", summary="Open proposals waiting for this provider's answer")
+    async def proposals(who: ProviderCaller) -> list[RequestView]:
+        found = await store.list_requests(
+            provider_id=who.subject, status=[RequestStatus.PROPOSED.value], limit=500
+        )
+        return [view(r, who) for r in found]
+
+    @router.post("/requests/{request_id}/accept", summary="Accept a proposal (proposed provider)")
+    async def accept(request_id: str, who: ProviderCaller) -> RequestView:
+        with domain_errors():
+            try:
+                req = await handlers.accept(who.subject, request_id)
+            except ProposalAlreadyExpired:
+                await handlers.expire(request_id)  # move on to the next candidate now
+                raise
+        return view(req, who)
+
+    @router.post("/requests/{request_id}/decline", summary="Decline a proposal (proposed provider)")
+    async def decline(request_id: str, who: ProviderCaller) -> RequestView:
+        with domain_errors():
+            req = await handlers.decline(who.subject, request_id)
+        return view(req, who)
+
+    @router.post(
+        "/requests/{request_id}/complete", summary="Report the work done (assigned provider)"
+    )
+    async def complete(request_id: str, body: CompletionBody, who: ProviderCaller) -> RequestView:
+        with domain_errors():
+            req = await handlers.complete(
+                who.subject, request_id, actual_hours=body.actual_hours, units=body.units
+            )
+        return view(req, who)
+
+    @router.post("/requests/{request_id}/rate", summary="Rate the completed work 1-5 (client)")
+    async def rate(request_id: str, body: RatingBody, who: ClientCaller) -> RequestView:
+        with domain_errors():
+            req = await handlers.rate(who.subject, request_id, body.stars)
+        return view(req, who)
+
+    @router.post("/requests/{request_id}/cancel", summary="Cancel before completion (client)")
+    async def cancel(request_id: str, who: ClientCaller) -> RequestView:
+        with domain_errors():
+            req = await handlers.cancel(who.subject, request_id)
+        return view(req, who)
+
+    @router.get(
+        "/providers/{provider_id}/capacity",
+        summary="Hours reserved per ISO week (the provider itself or an operator)",
+    )
+    async def capacity(provider_id: str, who: Caller) -> list[CapacityWeek]:
+        if who.role is Role.CLIENT or (who.role is Role.PROVIDER and who.subject != provider_id):
+            raise Forbidden("only the provider itself or an operator may read its load")
+        return [CapacityWeek.model_validate(w) for w in await store.capacity_of(provider_id)]
+
+    return router
+
+
+__all__ = ["OperatorCaller", "RequestView", "api_router", "view"]

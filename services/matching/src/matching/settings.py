@@ -1,0 +1,56 @@
+"""Settings of the matching service (`DELEGO_*` environment variables)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from delego_shared.settings import Settings
+from pydantic import Field
+
+from .domain import DEFAULT_POLICY, MatchingPolicy
+
+
+class MatchingSettings(Settings):
+    service_name: str = "matching"
+    http_port: int = 8002
+
+    acceptance_window_s: int = Field(
+        default=15 * 60, gt=0, description="how long a provider has to accept a proposal"
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="proposals per request before it is unmatched"
+    )
+    expiry_sweep_interval_s: float = Field(
+        default=5.0, gt=0, description="how often expired proposals are looked for"
+    )
+    index_refresh_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often the in-memory index picks up read-model changes "
+        "applied by other replicas",
+    )
+    hold_grace_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="age after which a capacity hold no request refers to is released",
+    )
+
+    def policy(self) -> MatchingPolicy:
+        return MatchingPolicy(
+            weights=DEFAULT_POLICY.weights,
+            rating_prior=DEFAULT_POLICY.rating_prior,
+            acceptance_window=timedelta(seconds=self.acceptance_window_s),
+            max_attempts=self.max_attempts,
+            min_live_overlap=DEFAULT_POLICY.min_live_overlap,
+            horizon=DEFAULT_POLICY.horizon,
+            candidates_limit=DEFAULT_POLICY.candidates_limit,
+            trust_threshold=DEFAULT_POLICY.trust_threshold,
+        )
+
+    @classmethod
+    def of(cls, settings: Settings | None = None, **overrides: object) -> MatchingSettings:
+        """Matching settings from the environment, or from platform settings plus overrides."""
+        if isinstance(settings, cls) and not overrides:
+            return settings
+        base = settings.model_dump() if settings is not None else {}
+        return cls(**{**base, **overrides})
