@@ -12,7 +12,8 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -225,6 +226,22 @@ def _money(m: Any) -> str:
     return str(m)
 
 
+def _local(iso: Any) -> str:
+    """`2026-12-02T06:30:00.5+01:00` → `Wed 02 Dec 2026 06:30 (UTC+01:00)`."""
+    if not isinstance(iso, str):
+        return "-"
+    at = datetime.fromisoformat(iso)
+    z = at.strftime("%z")
+    return at.strftime("%a %d %b %Y %H:%M") + f" (UTC{z[:3]}:{z[3:]})"
+
+
+def _pct(rate: Any) -> str:
+    try:
+        return f"{Decimal(str(rate)) * 100:.0f} %"
+    except (ArithmeticError, ValueError):
+        return str(rate)
+
+
 def render(report: StoryReport) -> str:
     out: list[str] = []
     w = out.append
@@ -240,9 +257,10 @@ def render(report: StoryReport) -> str:
         w(f"■ {o.title}")
         w(f"  client {o.client} ({r['client_zone']}), request {r['request_id']}: {r['status']}")
         w(
-            f"  matched: {terms.get('provider_display_name', '?')} [{p.get('provider_id')}] "
+            f"  matched: {terms.get('provider_display_name', '?')} [{p.get('provider_id')}], "
             f"offer {terms.get('offer_id')} v{terms.get('offer_version')} "
-            f"({terms.get('pricing', {}).get('model')}), among {r.get('offers_considered')} offers"
+            f"({terms.get('pricing', {}).get('model')}); {r.get('offers_considered')} offer(s) "
+            "in the category"
         )
         if score:
             parts = ", ".join(
@@ -251,33 +269,41 @@ def render(report: StoryReport) -> str:
                 if k in score
             )
             w(f"  why: score {score.get('total', 0):.3f} = weighted({parts})")
-        w(f"  deadline {r.get('deadline_local')}  →  promised {r.get('promised_local')}")
+        w(
+            f"  deadline {_local(r.get('deadline_local'))}  →  promised "
+            f"{_local(r.get('promised_local'))} in {r['client_zone']}"
+        )
         for inv in o.invoices:
+            t = inv.get("totals", {})
             w(
-                f"  invoice {inv.get('number')}: net {_money(inv.get('total_net'))}, "
-                f"VAT {_money(inv.get('total_vat'))}, total {_money(inv.get('total_gross'))}; "
-                f"commission {_money(inv.get('commission'))}, payout "
-                f"{_money(inv.get('provider_payout'))}"
+                f"  invoice {inv.get('number')}: net {_money(t.get('total_net'))} + VAT "
+                f"{_money(t.get('total_vat'))} = {_money(t.get('total_gross'))}; platform "
+                f"commission {_money(t.get('commission'))}, provider payout "
+                f"{_money(t.get('provider_payout'))}"
             )
-            w(
-                f"    tax credit {_money(inv.get('tax_credit'))}, payable now "
-                f"{_money(inv.get('payable_now'))}"
+            advance = (
+                f"; avance immédiate: payable now {_money(t.get('payable_now'))}"
+                if inv.get("avance_immediate")
+                else ""
             )
+            w(f"    tax credit {_money(t.get('tax_credit'))}{advance}")
             for line in inv.get("lines", []):
-                tc = line.get("tax_credit", {})
+                d = line.get("decision", {})
                 w(
                     f"    line {line.get('line_no')} {line.get('label_code')}: "
-                    f"{_money(line.get('gross'))} — {tc.get('code')}: {tc.get('reason_en')}"
+                    f"{_money(line.get('gross'))} (VAT {_pct(line.get('vat_rate'))})"
                 )
+                w(f"      {d.get('code')}: {d.get('reason_en')} / {d.get('reason_fr')}")
     w("")
     w("Ledger balances (debit +, credit −):")
-    total: dict[str, float] = {}
+    total: dict[str, Decimal] = {}
     for b in report.balances:
-        w(f"  {b.get('account', '?'):<30} {_money(b.get('balance', b))}")
-        bal = b.get("balance") or {}
-        if isinstance(bal, dict) and "amount" in bal:
-            total[bal["currency"]] = total.get(bal["currency"], 0) + float(bal["amount"])
-    w("  sum per currency: " + ", ".join(f"{v:.2f} {k}" for k, v in sorted(total.items())))
+        w(f"  {b.get('account', '?'):<30} {_money(b):>14}")
+        total[b["currency"]] = total.get(b["currency"], Decimal(0)) + Decimal(b["amount"])
+    w(
+        "  sum per currency (double entry): "
+        + ", ".join(f"{v} {k}" for k, v in sorted(total.items()))
+    )
     w("")
     w(
         f"Notifications: {len(report.mails)} e-mails captured by the local SMTP sink, "
@@ -285,9 +311,9 @@ def render(report: StoryReport) -> str:
         f"({sum(1 for c in report.webhooks if c.verified)} with a valid signature)"
     )
     for m in report.mails:
-        w(f"  ✉ {', '.join(m.to)}: {m.subject}")
+        w(f"  ✉ to {', '.join(m.to)}: {m.subject}")
     for c in report.webhooks:
         w(f"  ↪ webhook {c.event_type} ({'signature ok' if c.verified else 'BAD SIGNATURE'})")
-    w("  in-app inbox: " + ", ".join(f"{k} {v}" for k, v in report.inbox.items()))
+    w("  in-app inbox items: " + ", ".join(f"{k} {v}" for k, v in report.inbox.items()))
     w("=" * 78)
     return "\n".join(out)

@@ -1,0 +1,169 @@
+"""The seed's story end to end: four services as separate processes on real Kafka and a
+real Mongo-wire database, driven through their public HTTP APIs only (the same code
+path as `make run`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from delego_cli.demo.data import STORY_START, WEBHOOK_SECRET
+from delego_cli.demo.sinks import SmtpSink, WebhookReceiver
+from delego_cli.demo.story import Urls, play, render
+from delego_cli.platform import SERVICES, Platform, PlatformConfig
+from delego_shared.events import ALL_TOPICS
+from delego_shared.messaging.topics_admin import delete_topics_with_prefix
+from delego_shared.settings import Settings
+from delego_shared.testing.kafka_tools import read_records
+
+pytestmark = pytest.mark.e2e
+
+
+def consecutive_free_ports(n: int) -> int:
+    for base in range(21000, 29000, 10):
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+@pytest.fixture
+async def story(infra, namespace, tmp_path, monkeypatch):
+    anchor = f"{datetime.now().timestamp():.3f}"
+    monkeypatch.setenv("DELEGO_CLOCK_START", STORY_START)
+    monkeypatch.setenv("DELEGO_CLOCK_ANCHOR", anchor)
+    smtp = SmtpSink()
+    smtp.start()
+    hooks = WebhookReceiver(secret=WEBHOOK_SECRET)
+    await hooks.start()
+    cfg = PlatformConfig(
+        kafka_bootstrap=infra.kafka_bootstrap,
+        mongodb_url=infra.mongodb_url,
+        run_dir=tmp_path,
+        base_port=consecutive_free_ports(len(SERVICES)),
+        topic_prefix=f"{namespace}.",
+        database_prefix=namespace,
+        extra_env={
+            "DELEGO_SMTP_HOST": "127.0.0.1",
+            "DELEGO_SMTP_PORT": str(smtp.port),
+            "DELEGO_CLOCK_START": STORY_START,
+            "DELEGO_CLOCK_ANCHOR": anchor,
+        },
+    )
+    platform = Platform(cfg, log=print)
+    try:
+        await platform.create_topics()
+        platform.start_services()
+        await platform.wait_ready(timeout=180)
+        urls = Urls(*(cfg.url(s) for s in ("catalog", "matching", "billing", "notifications")))
+        report = await play(urls, Settings(), smtp, hooks)
+        print(render(report))
+        yield report, cfg, list(platform.procs.values())
+    finally:
+        procs = list(platform.procs.values())
+        platform.stop()
+        await delete_topics_with_prefix(infra.kafka_bootstrap, f"{namespace}.")
+        await hooks.stop()
+        smtp.stop()
+        assert all(p.poll() is not None for p in procs), "a service process was left behind"
+
+
+def by_title(report, word):
+    [o] = [o for o in report.outcomes if word in o.title]
+    return o
+
+
+def money(m) -> Decimal:
+    return Decimal(m["amount"])
+
+
+async def test_the_seed_story(story, infra):
+    report, cfg, procs = story
+
+    # Paris, 18:30: the translation goes to Bangalore and is promised before 09:00
+    tr = by_title(report, "Translation")
+    assert tr.request["proposal"]["provider_id"] == "prv-priya-bangalore"
+    promised = datetime.fromisoformat(tr.request["promised_local"])
+    assert promised.utcoffset().total_seconds() == 3600  # Europe/Paris in December
+    assert (promised.date().isoformat(), promised.hour < 9) == ("2026-12-02", True)
+    assert tr.request["status"] == "rated"
+    score = tr.request["proposal"]["score"]
+    assert {"slack", "rating", "price", "load", "trust_bonus", "total"} <= set(score)
+
+    # each request went to the provider the story expects
+    expected = {
+        "Translation": "prv-priya-bangalore",
+        "dating": "prv-claire-paris",
+        "tutoring": "prv-julien-lyon",
+        "moderation": "prv-paolo-manila",
+        "concierge": "prv-sophie-montreal",
+    }
+    for word, provider in expected.items():
+        assert by_title(report, word).request["proposal"]["provider_id"] == provider, word
+
+    # invoices: commission, VAT by the client's country, tax-credit decision per line
+    [tr_inv] = tr.invoices
+    t = tr_inv["totals"]
+    assert money(t["total_net"]) == Decimal("26.25")  # 1 h 45 at 15 EUR/h, 15-min increments
+    assert money(t["commission"]) > 0
+    assert money(t["provider_payout"]) + money(t["commission"]) == money(t["total_net"])
+    assert money(t["total_vat"]) == Decimal("5.25")  # French VAT 20 %
+    assert tr_inv["lines"][0]["decision"]["code"].startswith("not_eligible")
+
+    [dating] = by_title(report, "dating").invoices
+    assert money(dating["totals"]["total_net"]) == Decimal("650.00")
+    assert all(ln["decision"]["code"].startswith("not_eligible") for ln in dating["lines"])
+    assert money(dating["totals"]["tax_credit"]) == 0
+
+    [tutoring] = by_title(report, "tutoring").invoices
+    t = tutoring["totals"]
+    assert [ln["decision"]["code"] for ln in tutoring["lines"]] == ["eligible"]
+    assert "soutien scolaire" in tutoring["lines"][0]["decision"]["reason_fr"]
+    assert money(t["tax_credit"]) == (money(t["total_gross"]) / 2).quantize(Decimal("0.01"))
+    assert money(t["payable_now"]) == money(t["total_gross"]) - money(t["tax_credit"])
+
+    [moderation] = by_title(report, "moderation").invoices
+    assert money(moderation["totals"]["total_net"]) == Decimal("36.00")  # 3 batches at 12 EUR
+    assert money(moderation["totals"]["total_vat"]) == Decimal("7.56")  # Belgian VAT 21 %
+    assert moderation["lines"][0]["decision"]["code"] == "not_eligible_non_resident"
+
+    [concierge] = by_title(report, "concierge").invoices
+    assert money(concierge["totals"]["total_net"]) == Decimal("39.00")  # first monthly period
+
+    # the ledger balances: double entry sums to zero per currency
+    totals: dict[str, Decimal] = {}
+    for b in report.balances:
+        totals[b["currency"]] = totals.get(b["currency"], Decimal(0)) + money(b)
+    assert totals and all(v == 0 for v in totals.values())
+
+    # notifications: e-mails really sent over SMTP, signed webhooks really received
+    to = {addr for m in report.mails for addr in m.to}
+    assert {"camille@example.fr", "lucas@example.be"} <= to
+    assert any("priya" in a for a in to)  # the provider was told about the proposal
+    assert report.webhooks and all(c.verified for c in report.webhooks)
+    assert {c.event_type for c in report.webhooks} >= {"delego.billing.InvoiceIssued.v1"}
+
+    # privacy: no e-mail address and no private description on any topic
+    for topic in ALL_TOPICS:
+        for rec in await read_records(
+            infra.kafka_bootstrap, cfg.topic_prefix + topic.name, timeout=10, idle=1.0
+        ):
+            text = rec.value.decode() + str(rec.headers)
+            assert "@" not in text, (topic.name, text[:200])
+            assert "landlord" not in text and "Léa" not in text
+
+    # the four services are separate processes, all alive until the end of the story
+    assert len({p.pid for p in procs}) == 4 and all(p.poll() is None for p in procs)
+    _ = os
