@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from delego_cli.demo.data import STORY_START, WEBHOOK_SECRET
 from delego_cli.demo.sinks import SmtpSink, WebhookReceiver
-from delego_cli.demo.story import Urls, play, render
+from delego_cli.demo.story import Bus, Urls, play, render
 from delego_cli.platform import SERVICES, Platform, PlatformConfig
 from delego_shared.events import ALL_TOPICS
 from delego_shared.messaging.topics_admin import delete_topics_with_prefix
@@ -68,7 +68,9 @@ async def story(infra, namespace, tmp_path, monkeypatch):
         platform.start_services()
         await platform.wait_ready(timeout=180)
         urls = Urls(*(cfg.url(s) for s in ("catalog", "matching", "billing", "notifications")))
-        report = await play(urls, Settings(), smtp, hooks)
+        report = await play(
+            urls, Settings(), smtp, hooks, Bus(infra.kafka_bootstrap, cfg.topic_prefix)
+        )
         print(render(report))
         yield report, cfg, list(platform.procs.values())
     finally:

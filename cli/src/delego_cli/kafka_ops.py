@@ -147,3 +147,29 @@ async def replay_dlq(bootstrap: str, dlq_topic: str, *, offsets: set[int] | None
     finally:
         await producer.stop()
     return n
+
+
+async def consumer_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Records on `topics` not yet committed by consumer group `group`."""
+    admin = await _admin(bootstrap)
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in (consumer.partitions_for_topic(t) or set())
+        ]
+        end = await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+    lag = 0
+    for tp, last in end.items():
+        meta = committed.get(tp)
+        lag += last - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+    return lag

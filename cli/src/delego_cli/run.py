@@ -21,7 +21,7 @@ from delego_shared.settings import Settings
 from .demo.data import STORY_START
 from .demo.seed import DemoError
 from .demo.sinks import SmtpSink, WebhookReceiver
-from .demo.story import Urls, play, render
+from .demo.story import Bus, Urls, play, render
 from .platform import Platform, PlatformConfig, PlatformError
 
 
@@ -69,7 +69,9 @@ async def main_async(cfg: PlatformConfig, *, story: bool, wait: bool) -> int:
             await hooks.start()
             urls = Urls(*(cfg.url(s) for s in ("catalog", "matching", "billing", "notifications")))
             say("playing the seed's story through the public HTTP APIs ...")
-            report = await play(urls, settings, smtp, hooks, log=say)
+            report = await play(
+                urls, settings, smtp, hooks, Bus(platform.kafka, cfg.topic_prefix), log=say
+            )
             print(render(report), flush=True)
             say(f"story told in {time.monotonic() - t0:.1f}s since start")
         if wait:

@@ -17,9 +17,11 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
+from delego_shared.events import OFFERS, PROVIDERS
 from delego_shared.settings import Settings
 from delego_shared.types import utcnow
 
+from ..kafka_ops import consumer_lag
 from .data import (
     CLIENTS,
     OPERATOR,
@@ -40,6 +42,14 @@ class Urls:
     matching: str
     billing: str
     notifications: str
+
+
+@dataclass
+class Bus:
+    """Where the story can see whether matching has read the catalog yet."""
+
+    bootstrap: str
+    topic_prefix: str = ""
 
 
 @dataclass
@@ -88,10 +98,20 @@ async def play(
     settings: Settings,
     smtp: SmtpSink,
     hooks: WebhookReceiver,
+    bus: Bus,
     log: Callable[[str], None] = print,
 ) -> StoryReport:
     seeded = await seed_catalog(urls.catalog, settings)
     log(f"  catalog seeded: {len(seeded)} offers from 5 providers")
+    # matching learns the catalog from its topics: wait until its group has read them
+    group = Settings(service_name="matching", topic_prefix=bus.topic_prefix).consumer_group
+    catalog_topics = [bus.topic_prefix + t.name for t in (PROVIDERS, OFFERS)]
+
+    async def caught_up() -> bool:
+        return await consumer_lag(bus.bootstrap, group, catalog_topics) == 0
+
+    await until("matching to read the catalog topics", caught_up)
+    log("  matching has read every catalog event")
     async with (
         httpx.AsyncClient(base_url=urls.notifications, timeout=15) as notif,
         httpx.AsyncClient(base_url=urls.billing, timeout=15) as billing,
