@@ -37,7 +37,7 @@ lint: deps
 	$(UV) run --frozen ruff format --check .
 
 typecheck: deps
-	$(UV) run --frozen mypy shared/src services/catalog/src services/matching/src services/billing/src services/notifications/src
+	$(UV) run --frozen mypy shared/src cli/src services/catalog/src services/matching/src services/billing/src services/notifications/src
 
 unit: deps
 	$(UV) run --frozen pytest -q -m "not integration and not e2e"
