@@ -1,21 +1,13 @@
-"""`delego-billing`: run the billing service (HTTP + consumers + scheduler)."""
+"""`delego-billing`: serve the service (settings from `DELEGO_*`)."""
 
-from __future__ import annotations
-
-import uvicorn
+from delego_shared.http import serve
 
 from .app import create_app
 from .settings import BillingSettings
 
 
 def main() -> None:
-    settings = BillingSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-    )
+    serve(create_app, BillingSettings())
 
 
 if __name__ == "__main__":

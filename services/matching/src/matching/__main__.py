@@ -1,18 +1,13 @@
-"""`delego-matching`: run the matching service (settings from `DELEGO_*`)."""
+"""`delego-matching`: serve the service (settings from `DELEGO_*`)."""
 
-from __future__ import annotations
-
-import uvicorn
+from delego_shared.http import serve
 
 from .app import create_app
 from .settings import MatchingSettings
 
 
 def main() -> None:
-    settings = MatchingSettings()
-    uvicorn.run(
-        create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None
-    )
+    serve(create_app, MatchingSettings())
 
 
 if __name__ == "__main__":

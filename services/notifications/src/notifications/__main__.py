@@ -1,21 +1,13 @@
-"""`delego-notifications`: run the service (settings from `DELEGO_*`)."""
+"""`delego-notifications`: serve the service (settings from `DELEGO_*`)."""
 
-from __future__ import annotations
-
-import uvicorn
+from delego_shared.http import serve
 
 from .app import create_app
 from .settings import NotificationsSettings
 
 
 def main() -> None:
-    settings = NotificationsSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-    )
+    serve(create_app, NotificationsSettings())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """HTTP helpers every service uses: app factory, health, problems, JWT auth."""
 
-from .app import ServiceRuntime, create_http_app
+from .app import ServiceRuntime, create_http_app, serve
 from .auth import Caller, Principal, Role, current_principal, mint_token, require_role, verify_token
 from .problems import (
     Conflict,
@@ -28,5 +28,6 @@ __all__ = [
     "install_problem_handlers",
     "mint_token",
     "require_role",
+    "serve",
     "verify_token",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
@@ -28,6 +28,7 @@ from ..timing import cancel_and_wait
 from .problems import install_problem_handlers
 
 log = get_logger(__name__)
+S = TypeVar("S", bound=Settings)
 
 
 class ServiceRuntime:
@@ -147,3 +148,15 @@ def create_http_app(
     for r in routers:
         app.include_router(r)
     return app
+
+
+def serve(create_app: Callable[[S], FastAPI], settings: S) -> None:
+    """Run a service's app with uvicorn on `settings.http_host:http_port` (its `main()`).
+
+    Logs go through structlog, configured in the app's lifespan.
+    """
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None
+    )
