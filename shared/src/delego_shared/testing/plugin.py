@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -20,6 +21,7 @@ def infra() -> Iterator[Infra]:
     """Real Kafka + Mongo-wire database for the whole session."""
     with ExitStack() as stack:
         found = provide(stack)
+        _USED.append(found)
         print(
             f"\n[delego] integration infra: {found.origin} "
             f"kafka={found.kafka_bootstrap} mongodb={found.mongodb_url}"
@@ -60,3 +62,31 @@ async def settings_for(infra: Infra, namespace: str) -> AsyncIterator[Callable[.
         await delete_topics_with_prefix(infra.kafka_bootstrap, f"{namespace}.")
     except Exception as exc:  # pragma: no cover - best effort
         print(f"[delego] could not delete test topics {namespace}.*: {exc}")
+
+
+_USED: list[Infra] = []
+_OUTCOMES: dict[str, dict[str, int]] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    outcome: Any = yield
+    report = outcome.get_result()
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        kind = next((m for m in ("e2e", "integration") if item.get_closest_marker(m)), "unit")
+        counts = _OUTCOMES.setdefault(kind, {})
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    """Say what ran against what: integration tests must run on real infrastructure."""
+    write = terminalreporter.write_line  # type: ignore[attr-defined]
+    for infra in _USED:
+        write(
+            f"delego: real infrastructure ({infra.origin}): Kafka {infra.kafka_bootstrap}, "
+            f"Mongo-wire {infra.mongodb_url}"
+        )
+    for kind in ("unit", "integration", "e2e"):
+        if kind in _OUTCOMES:
+            parts = ", ".join(f"{n} {o}" for o, n in sorted(_OUTCOMES[kind].items()))
+            write(f"delego: {kind} tests: {parts}")
