@@ -21,18 +21,9 @@ from delego_shared.messaging import (
 from delego_shared.mongo import Mongo
 from delego_shared.testing.kafka_tools import read_records
 from delego_shared.testing.samples import registered
+from delego_shared.testing.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 async def test_round_trip_keeps_every_cloudevents_header_and_the_key(settings_for):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +22,7 @@ from delego_shared.http.auth import mint_token
 from delego_shared.messaging import EventPublisher, create_broker
 from delego_shared.mongo import Mongo
 from delego_shared.testing.kafka_tools import read_records
+from delego_shared.testing.waiting import wait_for
 from fastapi import FastAPI
 
 MATCHING_SOURCE = "/delego/matching"
@@ -159,19 +159,6 @@ def billing_events() -> Callable[..., Awaitable[list[tuple[str, dict[str, Any]]]
         return [(r.headers["ce_type"], json.loads(r.value)) for r in records]
 
     return read
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[Any]], timeout: float = 45.0, interval: float = 0.1
-) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        value = await predicate()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 @pytest_asyncio.fixture

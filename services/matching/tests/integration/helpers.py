@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,6 +31,7 @@ from delego_shared.http import mint_token
 from delego_shared.messaging import EventPublisher, create_broker
 from delego_shared.settings import Settings
 from delego_shared.testing.kafka_tools import Record, read_records
+from delego_shared.testing.waiting import wait_for
 from delego_shared.types import Money
 from fastapi import FastAPI
 from matching.app import create_app
@@ -128,18 +128,6 @@ async def running(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
 
 def auth(settings: Settings, subject: str, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(settings, subject, role)}"}
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0, interval: float = 0.1
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 async def wait_indexed(app: FastAPI, *offer_ids: str) -> None:

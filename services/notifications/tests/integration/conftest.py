@@ -8,7 +8,6 @@ scripted per path, a clock the tests can move, and event factories.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
@@ -34,6 +33,7 @@ from delego_shared.events.matching import MatchAccepted, WorkCompleted
 from delego_shared.http import mint_token
 from delego_shared.messaging import EventPublisher, create_broker
 from delego_shared.testing.kafka_tools import read_records
+from delego_shared.testing.waiting import wait_for
 from delego_shared.types import Money, new_id
 from fastapi import FastAPI
 from notifications.app import create_app
@@ -44,18 +44,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0, interval: float = 0.1
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 # --- SMTP ---------------------------------------------------------------------------

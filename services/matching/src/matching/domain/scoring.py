@@ -32,18 +32,27 @@ def slack_component(now: datetime, finish: datetime, deadline: datetime) -> floa
     return _clamp((deadline - finish).total_seconds() / window)
 
 
+def _score(fraction: Decimal) -> float:
+    """A dimensionless fraction, clamped to [0, 1] in Decimal, as a score component.
+
+    Money stays Decimal: only the ratio of two amounts becomes a (float) score.
+    """
+    clamped = min(Decimal(1), max(Decimal(0), fraction))
+    return float(clamped.quantize(Decimal("0.000001")))
+
+
 def price_component(price: Money, budget: Money | None, cheapest: Money | None = None) -> float:
     if budget is not None and budget.currency == price.currency and budget.amount > 0:
-        return _clamp(float(1 - price.amount / budget.amount))
+        return _score(1 - price.amount / budget.amount)
     if cheapest is not None and cheapest.currency == price.currency and price.amount > 0:
-        return _clamp(float(cheapest.amount / price.amount))
+        return _score(cheapest.amount / price.amount)
     return 1.0 if price.amount == 0 else 0.5
 
 
 def load_component(reserved_hours: Decimal, weekly_capacity: Decimal) -> float:
     if weekly_capacity <= 0:
         return 0.0
-    return _clamp(float(1 - reserved_hours / weekly_capacity))
+    return _score(1 - reserved_hours / weekly_capacity)
 
 
 def weighted_total(components: Mapping[str, float], weights: Mapping[str, float]) -> float:
