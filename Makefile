@@ -10,15 +10,25 @@ TOOLS := .delego/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 LOCALINFRA := $(PYTHON) deploy/local/localinfra.py
 
-.PHONY: run test lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
+SOAK_RUNS ?= 20
+
+.PHONY: run soak test bench lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
 
 ## run: start the platform on this machine (local Kafka + FerretDB unless DELEGO_* point elsewhere)
 run: deps infra-install
 	$(UV) run --frozen python deploy/local/run_platform.py
 
+## soak: play `make run`'s story SOAK_RUNS times (default 20) on fresh data; print successes and failures
+soak: deps infra-install
+	$(UV) run --frozen python -m delego_cli.soak $(SOAK_RUNS)
+
 ## test: install everything, then lint, type-check and run every test (unit, integration, end-to-end)
 test: deps infra-install lint typecheck
 	$(UV) run --frozen pytest -q
+
+## bench: the real flow side by side with its limit, fresh and with history (not a test; see README)
+bench: deps infra-install
+	$(UV) run --frozen python benchmarks/flow_bench.py $(BENCH_ARGS)
 
 bootstrap:
 	@if [ ! -x "$(UV)" ]; then \
@@ -37,7 +47,7 @@ lint: deps
 	$(UV) run --frozen ruff format --check .
 
 typecheck: deps
-	$(UV) run --frozen mypy shared/src cli/src services/catalog/src services/matching/src services/billing/src services/notifications/src
+	$(UV) run --frozen mypy benchmarks shared/src cli/src services/catalog/src services/matching/src services/billing/src services/notifications/src
 
 unit: deps
 	$(UV) run --frozen pytest -q -m "not integration and not e2e"

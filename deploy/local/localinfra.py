@@ -39,16 +39,53 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 KAFKA_VERSION = "4.1.1"
 FERRETDB_VERSION = "v1.24.2"
-# our build patches FerretDB so that single-document writes are atomic
-# (see ferretdb/write_lock.go.txt); bump when the patch changes
-FERRETDB_BUILD = f"{FERRETDB_VERSION}-delego1"
+# our build patches FerretDB (FERRETDB_FILES, FERRETDB_EDITS); bump when the patch changes
+FERRETDB_BUILD = f"{FERRETDB_VERSION}-delego2"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
-# functions of internal/handler that read then write documents: serialised
-FERRETDB_LOCKED = {
-    "msg_update.go": "func (h *Handler) updateDocument(",
-    "msg_findandmodify.go": "func (h *Handler) findAndModifyDocument(",
-    "msg_delete.go": "func (h *Handler) execDelete(",
+# The patch. Each copied file starts with a comment saying what it does and why:
+# - ferretdb/write_lock.go.txt: single-document writes are atomic, through one
+#   lock per (database, collection) held by update, findAndModify and delete;
+# - ferretdb/id_pushdown.go.txt: _id point operations use the unique _id index
+#   (the index-matching IDColumn; an _id equality pushed down whatever the
+#   filter's other keys).
+FERRETDB_FILES = {
+    "write_lock.go.txt": "internal/handler/delego_write_lock.go",
+    "id_pushdown.go.txt": "internal/backends/sqlite/delego_id_pushdown.go",
 }
+# the read-modify-write commands take their collection's lock (write_lock.go.txt)
+_LOCK = "\tdefer delegoLockCollection(params.DB, params.Collection)()\n\n"
+_UPDATE = (
+    "func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParams)"
+    " (int32, int32, *types.Array, error) {\n"
+)
+_FIND_AND_MODIFY = (
+    "func (h *Handler) findAndModifyDocument(ctx context.Context,"
+    " params *common.FindAndModifyParams) (*findAndModifyResult, error) {\n"
+)
+_DELETE = "\tfor i, p := range params.Deletes {\n"  # in MsgDelete, around its execDelete calls
+# the _id index and pushdown (id_pushdown.go.txt)
+_ID_COLUMN = "IDColumn = DefaultColumn + \"->'$._id'\""
+_PUSHDOWN = '\tif params.Filter.Len() == 1 {\n\t\tv, _ := params.Filter.Get("_id")\n'
+# (file, upstream text, our text, times it must occur); the build stops when
+# upstream text is not found exactly that many times
+FERRETDB_EDITS: list[tuple[str, str, str, int]] = [
+    ("internal/handler/msg_update.go", _UPDATE, _UPDATE + _LOCK, 1),
+    ("internal/handler/msg_findandmodify.go", _FIND_AND_MODIFY, _FIND_AND_MODIFY + _LOCK, 1),
+    ("internal/handler/msg_delete.go", _DELETE, _LOCK + _DELETE, 1),
+    (
+        "internal/backends/sqlite/metadata/metadata.go",
+        _ID_COLUMN,
+        "IDColumn = DefaultColumn + \"->'_id'\" // delego: the _id index expression",
+        1,
+    ),
+    (  # Query and Explain
+        "internal/backends/sqlite/collection.go",
+        _PUSHDOWN,
+        "\t{ // delego: push the _id equality down whatever the other keys\n"
+        "\t\tv := delegoIDEquality(params.Filter)\n",
+        2,
+    ),
+]
 
 
 class InfraError(RuntimeError):
@@ -92,6 +129,19 @@ def require(tool: str, hint: str) -> str:
     if not path:
         raise InfraError(f"'{tool}' not found on PATH: {hint}")
     return path
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id the Kafka tools accept, drawn as Kafka's `Uuid.randomUuid` draws it.
+
+    An id is the URL-safe base64 of 16 random bytes; one that starts with `-`
+    is read as an option by the tools' argument parser (about 1 in 64), so
+    Kafka itself redraws those, and so do we.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -321,15 +371,14 @@ class Kafka(Component):
         )
         if (data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         log(f"formatting KRaft storage in {data} (cluster id {cluster_id})")
         result = subprocess.run(
             [
                 *self._java(),
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(props),
             ],
@@ -395,21 +444,18 @@ class FerretDB(Component):
         shutil.copytree(info["Dir"], src)
         for p in src.rglob("*"):
             p.chmod(p.stat().st_mode | 0o200)
-        # 2. the write-atomicity patch
-        handler = src / "internal" / "handler"
-        shutil.copy(HERE / "ferretdb" / "write_lock.go.txt", handler / "delego_write_lock.go")
-        for file, signature in FERRETDB_LOCKED.items():
-            path = handler / file
+        # 2. our patch (see FERRETDB_FILES)
+        for name, dest in FERRETDB_FILES.items():
+            shutil.copy(HERE / "ferretdb" / name, src / dest)
+        for file, old, new, times in FERRETDB_EDITS:
+            path = src / file
             text = path.read_text()
-            start = text.find(signature)
-            if start == -1:
-                raise InfraError(f"cannot patch FerretDB: '{signature}' not found in {file}")
-            brace = text.index("{\n", start) + 2
-            path.write_text(
-                text[:brace]
-                + "\tdelegoWriteMu.Lock()\n\tdefer delegoWriteMu.Unlock()\n\n"
-                + text[brace:]
-            )
+            if text.count(old) != times:
+                raise InfraError(
+                    f"cannot patch FerretDB: expected {times} x {old!r} in {file},"
+                    f" found {text.count(old)}"
+                )
+            path.write_text(text.replace(old, new))
         # 3. our tiny main, built against the patched module
         build = work / "build"
         build.mkdir()
@@ -435,7 +481,11 @@ class FerretDB(Component):
         return [
             str(self.layout.ferretdb_bin),
             f"-listen-addr=127.0.0.1:{self.port}",
-            f"-sqlite-url=file:{data}/",
+            # WAL (FerretDB's default) with synchronous=NORMAL: a commit survives a
+            # crash of any process, and the last ones may be lost only if the
+            # machine loses power — like mongod's journal, flushed every 100 ms.
+            # FULL (SQLite's default) fsyncs every commit and halves write throughput.
+            f"-sqlite-url=file:{data}/?_pragma=synchronous(NORMAL)",
             "-log-level=warn",
         ]
 

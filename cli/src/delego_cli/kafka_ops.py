@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from delego_shared.events import ALL_TOPICS
 from delego_shared.messaging import ensure_topics
 from delego_shared.messaging.dead_letter import DLQ_HEADERS, H_TOPIC
+from delego_shared.messaging.topics_admin import end_offsets
 
 
 class BrokerUnreachable(RuntimeError):
@@ -156,18 +157,7 @@ async def consumer_lag(bootstrap: str, group: str, topics: list[str]) -> int:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        tps = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in (consumer.partitions_for_topic(t) or set())
-        ]
-        end = await consumer.end_offsets(tps) if tps else {}
-    finally:
-        await consumer.stop()
+    end = await end_offsets(bootstrap, topics)
     lag = 0
     for tp, last in end.items():
         meta = committed.get(tp)

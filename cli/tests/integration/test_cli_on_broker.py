@@ -3,6 +3,8 @@
 import asyncio
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from delego_cli.kafka_ops import consumer_lag
 from delego_cli.main import app
 from delego_shared.events import PROVIDERS, Envelope
 from delego_shared.messaging import EventPublisher, create_broker
@@ -77,3 +79,39 @@ def test_unreachable_broker_is_a_clear_error():
     result = runner.invoke(app, ["topics", "list", "-b", "127.0.0.1:1"])
     assert result.exit_code == 2
     assert "cannot reach Kafka at 127.0.0.1:1" in result.output
+
+
+async def test_consumer_lag_counts_what_a_group_has_not_committed(settings_for):
+    """Issue 10: the lag read 0 for any topic the asking consumer had no metadata for,
+    so the story took "matching has read every catalog event" before it had."""
+    settings = settings_for("catalog")
+    topic = settings.topic(PROVIDERS.name)
+    group = f"{settings.topic_prefix}lagging"
+    broker = create_broker(settings)
+    await broker.start()
+    try:
+        for i in range(3):
+            await EventPublisher(broker, settings).publish(
+                Envelope(registered(f"prv_lag{i}"), source=settings.source)
+            )
+    finally:
+        await broker.stop()
+    assert await consumer_lag(settings.kafka_bootstrap, group, [topic]) == 3
+    # a group that committed everything has no lag
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        while seen < 3:
+            batch = await consumer.getmany(timeout_ms=1000)
+            seen += sum(len(v) for v in batch.values())
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    assert await consumer_lag(settings.kafka_bootstrap, group, [topic]) == 0

@@ -160,7 +160,7 @@ async def shared_catalog(infra: Any) -> AsyncIterator[Catalog]:
         mongodb_url=infra.mongodb_url,
         mongodb_database=f"{namespace}_catalog",
         topic_prefix=f"{namespace}.",
-        outbox_poll_interval_s=0.1,
+        outbox_sweep_interval_s=1.0,
         log_format="console",
     )
     async for c in running_catalog(settings):

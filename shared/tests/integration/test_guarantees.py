@@ -12,8 +12,6 @@ from delego_shared.messaging import (
     EventConsumer,
     EventPublisher,
     Inbox,
-    Outbox,
-    OutboxRelay,
     apply_once_filter,
     apply_once_update,
     create_broker,
@@ -209,57 +207,6 @@ async def test_replayed_event_is_applied_once(settings_for):
         apply_once_filter({"_id": "c"}, env.id), apply_once_update({"$inc": {"n": 1}}, env.id)
     )
     assert (await counters.find_one({"_id": "c"}))["n"] == 2
-    await mongo.close()
-
-
-async def test_crash_between_state_write_and_publish_is_recovered_by_the_relay(settings_for):
-    settings = settings_for("catalog")
-    mongo = Mongo(settings.mongodb_url, settings.database)
-    env = Envelope(registered("prv_crash"), source=settings.source)
-    # the service stored its state and the event in one document, then "crashed":
-    await mongo.db["providers"].insert_one(Outbox.attach({"_id": "prv_crash", "v": 1}, [env]))
-    topic = settings.topic(PROVIDERS.name)
-    assert await read_records(settings.kafka_bootstrap, topic, timeout=2) == []
-
-    broker = create_broker(settings)  # the restarted service
-    await broker.start()
-    try:
-        relay = OutboxRelay(mongo, EventPublisher(broker, settings), ["providers"])
-        assert await relay.run_once() == 1
-        assert await relay.run_once() == 0  # nothing left, nothing sent twice
-        second = OutboxRelay(mongo, EventPublisher(broker, settings), ["providers"])
-        assert await second.run_once() == 0  # another replica finds nothing either
-    finally:
-        await broker.stop()
-    records = await read_records(settings.kafka_bootstrap, topic, timeout=5)
-    assert [r.headers["ce_id"] for r in records] == [env.id]
-    stored = await mongo.db["providers"].find_one({"_id": "prv_crash"})
-    assert stored is not None
-    assert stored["_outbox"] == []
-    assert stored["_outbox_n"] == 0
-    await mongo.close()
-
-
-async def test_relay_keeps_per_aggregate_order_with_updates_during_relaying(settings_for):
-    settings = settings_for("catalog")
-    mongo = Mongo(settings.mongodb_url, settings.database)
-    coll = mongo.db["providers"]
-    envs = [Envelope(registered("prv_order"), source=settings.source) for _ in range(5)]
-    await coll.insert_one(Outbox.attach({"_id": "prv_order"}, envs[:2]))
-    broker = create_broker(settings)
-    await broker.start()
-    try:
-        relay = OutboxRelay(mongo, EventPublisher(broker, settings), ["providers"])
-        relay.start()
-        for e in envs[2:]:
-            await coll.update_one({"_id": "prv_order"}, Outbox.push({"$set": {"x": 1}}, [e]))
-        records = await read_records(
-            settings.kafka_bootstrap, settings.topic(PROVIDERS.name), expect=5
-        )
-        await relay.stop()
-    finally:
-        await broker.stop()
-    assert [r.headers["ce_id"] for r in records] == [e.id for e in envs]
     await mongo.close()
 
 

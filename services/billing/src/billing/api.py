@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from delego_shared.http.auth import Caller, Principal, Role, require_role
 from delego_shared.http.problems import Conflict, Forbidden, NotFound, Unprocessable
+from delego_shared.messaging import PublishNow
 from delego_shared.types import Identifier, Money
 from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import HTMLResponse
@@ -25,7 +26,7 @@ from pydantic import BaseModel, Field
 from .domain.errors import BillingError
 from .domain.numbering import document_year
 from .domain.tax_credit import ClientTaxProfile
-from .store import BillingStore, ConflictError, NotFoundError, public
+from .store import CERTIFICATES, INVOICES, BillingStore, ConflictError, NotFoundError, public
 
 Clock = Callable[[], datetime]
 
@@ -97,8 +98,8 @@ def _may_see(who: Principal, doc: Mapping[str, Any]) -> bool:
     return True
 
 
-def api_router(store: BillingStore, clock: Clock, kick: Callable[[], None]) -> APIRouter:
-    """`kick` wakes the outbox relay after a write that stored events."""
+def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRouter:
+    """`publish` sends a document's stored events before the command answers."""
     router = APIRouter()
 
     async def _invoice(who: Principal, invoice_id: str) -> dict[str, Any]:
@@ -159,7 +160,7 @@ def api_router(store: BillingStore, clock: Clock, kick: Callable[[], None]) -> A
                 line_nos=body.line_nos,
                 issued_at=clock(),
             )
-        kick()
+        await publish(INVOICES, invoice_id)  # a credit note's event queues behind its invoice's
         return await _credit_note(who, cn.credit_note_id)
 
     @router.get("/credit-notes", tags=["credit notes"], summary="Credit notes the caller may see")
@@ -292,7 +293,8 @@ def api_router(store: BillingStore, clock: Clock, kick: Callable[[], None]) -> A
     async def issue_certificates(who: ClientOnly, year: int) -> list[dict[str, Any]]:
         _check_year(year)
         docs = await store.issue_certificates(who.subject, year, clock())
-        kick()
+        for d in docs:
+            await publish(CERTIFICATES, d["_id"])
         if not docs:
             raise NotFound(f"nothing to certify for {year}")
         return [d for d in map(public, docs) if d is not None]

@@ -29,7 +29,9 @@ def create_app(settings: BillingSettings | None = None, *, clock: Clock | None =
         source=settings.source,
         instance=uuid.uuid4().hex[:12],
     )
-    handlers = BillingHandlers(store, clock=now, kick=runtime.relay.kick)
+    handlers = BillingHandlers(
+        store, clock=now, publish=runtime.relay.publish_now, sweep=runtime.relay.kick
+    )
     handlers.register(runtime)
 
     async def scheduler() -> None:
@@ -40,7 +42,7 @@ def create_app(settings: BillingSettings | None = None, *, clock: Clock | None =
         runtime,
         title="Delego billing",
         description="Invoices, credit notes, ledger, tax profile and annual tax certificates.",
-        routers=[api_router(store, now, runtime.relay.kick)],
+        routers=[api_router(store, now, runtime.relay.publish_now)],
     )
     app.state.store = store
     app.state.handlers = handlers

@@ -26,7 +26,7 @@ from delego_shared.events.matching import MatchAccepted, RequestCancelled, WorkC
 from delego_shared.events.topics import REQUESTS
 from delego_shared.http.app import ServiceRuntime
 from delego_shared.logging import get_logger
-from delego_shared.messaging import PermanentError
+from delego_shared.messaging import PermanentError, PublishNow, publish_nothing
 from delego_shared.types import utcnow
 
 from .domain.errors import BillingError
@@ -34,7 +34,7 @@ from .domain.invoice import Intervention
 from .domain.numbering import ENTITY_ZONE, document_year
 from .domain.pricing import PricedLine, price_at_acceptance, price_work_completed
 from .domain.subscription import period, period_containing, period_start, periods_due
-from .store import BillingStore, Subscription
+from .store import INVOICES, BillingStore, Subscription
 
 log = get_logger(__name__)
 
@@ -48,11 +48,17 @@ def system_clock() -> datetime:
 
 class BillingHandlers:
     def __init__(
-        self, store: BillingStore, *, clock: Clock = system_clock, kick: Callable[[], None]
+        self,
+        store: BillingStore,
+        *,
+        clock: Clock = system_clock,
+        publish: PublishNow = publish_nothing,
+        sweep: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.clock = clock
-        self.kick = kick  # wake the outbox relay after a write that stored events
+        self.publish = publish  # a document's events, right after the write that stored them
+        self.sweep = sweep  # after a repair or a yearly run: let the outbox sweep pick them up
 
     def register(self, runtime: ServiceRuntime) -> None:
         runtime.consumer.on(MatchAccepted, WorkCompleted, RequestCancelled)(self.handle)
@@ -191,7 +197,7 @@ class BillingHandlers:
                 log.error("subscription.unbillable", request_id=sub.request_id, error=str(exc))
         await self.certify_previous_year(now)
         if await self.store.repair():
-            self.kick()
+            self.sweep()
 
     async def certify_previous_year(self, now: datetime) -> int:
         """On (or after) 1 January: certificates for every client for the previous year."""
@@ -201,7 +207,7 @@ class BillingHandlers:
         clients = await self.store.clients_invoiced(year)
         for client_id in clients:
             await self.store.issue_certificates(client_id, year, now)
-        self.kick()
+        self.sweep()
         await self.store.mark_year_certified(year, now, len(clients))
         log.info("certificates.year_issued", year=year, clients=len(clients))
         return len(clients)
@@ -228,7 +234,7 @@ class BillingHandlers:
         interventions: list[Intervention],
         cause: Envelope | None,
     ) -> None:
-        _, created = await self.store.issue_invoice(
+        invoice, created = await self.store.issue_invoice(
             source=source,
             client_id=client_id,
             request_id=request_id,
@@ -239,7 +245,7 @@ class BillingHandlers:
             cause=cause,
         )
         if created:
-            self.kick()
+            await self.publish(INVOICES, invoice.invoice_id)
 
 
 def _local_date(at: datetime, zone: str) -> date:

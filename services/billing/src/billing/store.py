@@ -2,15 +2,18 @@
 
 Collections (database `delego_billing` by default):
 
-- `invoices`, `credit_notes`: immutable documents, each stored with its
-  pending event (`Outbox.attach`) in ONE insert. `_id` is deterministic (a
+- `invoices`, `credit_notes`: immutable documents. `_id` is deterministic (a
   hash of the source: request id + event kind + period/instant), so a replay
-  finds the document instead of creating a second one. Numbers are gapless per
-  (entity, kind, year): the document itself is inserted with seq = last + 1
-  under a unique index on (entity, kind, year, seq), retried on a duplicate.
-  No number is reserved before the insert, so a crash never leaves a hole.
-  Bookkeeping fields (`ledger_posted`, `credit_*`, `cap_restored`) record the
-  follow-up steps; they never change what was issued.
+  finds the document instead of creating a second one. An invoice is inserted
+  with its event (`Outbox.attach`); a credit note's event joins its invoice's
+  outbox when the credit note is complete, so one document feeds both and the
+  credit note never overtakes its invoice. Bookkeeping fields (`ledger_posted`,
+  `credit_*`, `cap_restored`) record the follow-up steps; they never change
+  what was issued.
+- `number_counters`: one per (entity, kind, year), `_id` `DLG:invoice:2026`:
+  `last` number handed out, `version`, and `pending` reservations (document id
+  -> number + the whole document). Numbers are gapless: see `_insert_numbered`.
+  The unique index on (entity, kind, year, seq) stays as a safety net.
 - `cap_consumption`: one document per client-year, changed only by the
   domain's `cap_update` (compare-and-set on `version`, idempotent per
   document id).
@@ -21,6 +24,13 @@ Collections (database `delego_billing` by default):
   as decimal strings plus integer minor units for aggregation).
 - `tax_certificates`: one per client, provider and year (with its event).
 - `certification_runs`: one per year whose certificates were issued to all.
+
+Access rule: handling an event or an HTTP command reads and writes by `_id`
+(possibly with extra conditions for a compare-and-set). Queries on other fields
+serve the HTTP listings, the certificates of a year (once per client and year,
+on the (tax_year, client_id) index), the first number of a counter, and `repair`, a sweep run by
+the scheduler's slow timer (`find` + projection, then work by `_id`); the
+indexes below are what they need on MongoDB.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import hashlib
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -54,7 +64,14 @@ from .domain.invoice import (
     build_invoice,
 )
 from .domain.ledger import Account, JournalEntry, journal_for_credit_note, journal_for_invoice
-from .domain.numbering import credit_note_number, document_year, invoice_number
+from .domain.numbering import (
+    DocumentKind,
+    counter_id,
+    credit_note_number,
+    document_year,
+    invoice_number,
+    plan_number,
+)
 from .domain.pricing import PricedLine
 from .domain.rules import BillingRules
 from .domain.tax_credit import (
@@ -77,9 +94,13 @@ SUBSCRIPTIONS = "subscriptions"
 LEDGER = "ledger_entries"
 CERTIFICATES = "tax_certificates"
 CERT_RUNS = "certification_runs"
+COUNTERS = "number_counters"
+# credit notes no longer carry events (they join their invoice's outbox); the relay
+# still drains the ones stored before that change
 OUTBOX_COLLECTIONS = [INVOICES, CREDIT_NOTES, CERTIFICATES]
 
 _MAX_ATTEMPTS = 500
+_RESERVATION_STALE = timedelta(seconds=10)
 
 
 def store_indexes() -> list[IndexSpec]:
@@ -93,6 +114,8 @@ def store_indexes() -> list[IndexSpec]:
         IndexSpec(INVOICES, [("credit_pending_n", 1)]),
         IndexSpec(CREDIT_NOTES, number, unique=True, name="number_gapless"),
         IndexSpec(CREDIT_NOTES, [("invoice_id", 1)]),
+        IndexSpec(CREDIT_NOTES, [("cap_restored", 1)]),
+        IndexSpec(CREDIT_NOTES, [("ledger_posted", 1)]),
         IndexSpec(CREDIT_NOTES, [("client_id", 1), ("issued_at", -1)]),
         IndexSpec(CREDIT_NOTES, [("provider_id", 1), ("issued_at", -1)]),
         IndexSpec(LEDGER, [("document_id", 1)]),
@@ -490,7 +513,112 @@ class BillingStore:
             await self._backoff(attempt)
         raise ConflictError(f"cap consumption of {client_id}/{year}: too much contention")
 
-    async def _next_seq(self, collection: str, kind: str, year: int) -> int:
+    # --- numbering: one counter document per (entity, kind, year), by `_id` ----------
+
+    async def _insert_numbered(
+        self,
+        collection: str,
+        kind: DocumentKind,
+        year: int,
+        doc_id: str,
+        make: Callable[[int], Document],
+    ) -> tuple[Document, bool]:
+        """Store `make(seq)` under the next gapless number of (entity, kind, year):
+        (stored document, created).
+
+        The number is reserved in the counter together with the whole document (a
+        compare-and-set on the counter's version, read BEFORE checking the document
+        does not exist, so one document never holds two reservations), the document
+        is inserted under its deterministic id, then the reservation is released. A
+        reservation a crash left behind is finished by whoever meets it: a retry of
+        the same document, the next numbering once it is stale, or `repair`.
+        """
+        cid = counter_id(self.entity, kind, year)
+        coll, counters = self.db[collection], self.db[COUNTERS]
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            counter = await counters.find_one({"_id": cid})
+            if counter is None:
+                await self._create_counter(collection, kind, year)
+                continue
+            pending: dict[str, Any] = dict(counter.get("pending") or {})
+            mine = pending.get(doc_id)
+            if mine is None:
+                existing = await coll.find_one({"_id": doc_id})
+                if existing is not None:
+                    return existing, False
+                used, unused = await self._settle(coll, pending)
+                plan = plan_number(
+                    int(counter["last"]),
+                    [(d, int(r["seq"])) for d, r in pending.items()],
+                    used=used,
+                    unused=unused,
+                )
+                doc, seq = make(plan.seq), plan.seq
+                reservation = {"seq": seq, "at": datetime.now(UTC), "doc": doc}
+                update: dict[str, Any] = {
+                    "$set": {"last": plan.last, f"pending.{doc_id}": reservation},
+                    "$inc": {"version": 1},
+                }
+                if plan.forget:
+                    update["$unset"] = {f"pending.{d}": "" for d in plan.forget}
+                res = await counters.update_one({"_id": cid, "version": counter["version"]}, update)
+                if res.matched_count == 0:  # another numbering came first: read again
+                    await self._backoff(attempt)
+                    continue
+            else:  # reserved before (a retry, or a replica numbering the same document)
+                doc, seq = dict(mine["doc"]), int(mine["seq"])
+            stored, created = await self._insert_reserved(coll, doc)
+            if stored is None or int(stored["seq"]) == seq:
+                # stored, or the number is carried by a document numbered outside this
+                # counter (before counters existed): either way the number is used
+                await self._release(cid, doc_id, seq)
+            if stored is not None:
+                return stored, created
+        raise ConflictError(f"no {kind} number could be allocated for {doc_id}")
+
+    async def _insert_reserved(
+        self, coll: Any, doc: Mapping[str, Any]
+    ) -> tuple[Document | None, bool]:
+        """Insert a reserved document: (stored, created); (None, False) if its number is
+        carried by another document."""
+        try:
+            await coll.insert_one(dict(doc))
+            return dict(doc), True
+        except DuplicateKeyError:
+            return await coll.find_one({"_id": doc["_id"]}), False
+
+    async def _settle(self, coll: Any, pending: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+        """Sort a counter's reservations: (used, unused) numbers. A stale reservation
+        whose document is missing is finished here (its document is inserted)."""
+        used: set[str] = set()
+        unused: set[str] = set()
+        now = datetime.now(UTC)
+        for other, r in pending.items():
+            stored = await coll.find_one({"_id": other}, {"seq": 1})
+            if stored is None:
+                if now - r["at"].astimezone(UTC) < _RESERVATION_STALE:
+                    continue  # in flight
+                stored, _ = await self._insert_reserved(coll, r["doc"])
+                log.info("numbering.reservation_finished", document_id=other, seq=r["seq"])
+                if stored is None:
+                    used.add(other)
+                    continue
+            if int(stored["seq"]) == int(r["seq"]):
+                used.add(other)
+            else:  # cannot happen with the version check; never leave the hole
+                log.error("numbering.reservation_unused", document_id=other, seq=r["seq"])
+                unused.add(other)
+        return used, unused
+
+    async def _release(self, cid: str, doc_id: str, seq: int) -> None:
+        await self.db[COUNTERS].update_one(
+            {"_id": cid, f"pending.{doc_id}.seq": seq}, {"$unset": {f"pending.{doc_id}": ""}}
+        )
+
+    async def _create_counter(self, collection: str, kind: DocumentKind, year: int) -> None:
+        """First number of a sequence: the counter starts after any document numbered
+        before counters existed (one query per counter and year, on the unique
+        number index)."""
         last = (
             await self.db[collection]
             .find({"entity": self.entity, "kind": kind, "year": year}, {"seq": 1})
@@ -498,7 +626,36 @@ class BillingStore:
             .limit(1)
             .to_list()
         )
-        return int(last[0]["seq"]) + 1 if last else 1
+        try:
+            await self.db[COUNTERS].insert_one(
+                {
+                    "_id": counter_id(self.entity, kind, year),
+                    "entity": self.entity,
+                    "kind": kind,
+                    "year": year,
+                    "last": int(last[0]["seq"]) if last else 0,
+                    "version": 0,
+                    "pending": {},
+                }
+            )
+        except DuplicateKeyError:
+            pass  # another replica created it
+
+    async def repair_numbering(self) -> int:
+        """Finish the stale reservations of every counter (a small collection: one
+        document per entity, kind and year) and forget the finished ones."""
+        fixed = 0
+        colls = {"invoice": INVOICES, "credit_note": CREDIT_NOTES}
+        async for counter in self.db[COUNTERS].find({}, {"_id": 1, "kind": 1, "pending": 1}):
+            pending = dict(counter.get("pending") or {})
+            if not pending:
+                continue
+            coll = self.db[colls[str(counter["kind"])]]
+            used, _ = await self._settle(coll, pending)
+            for doc_id in used:
+                await self._release(str(counter["_id"]), doc_id, int(pending[doc_id]["seq"]))
+                fixed += 1
+        return fixed
 
     # --- invoices --------------------------------------------------------------------
 
@@ -549,28 +706,21 @@ class BillingStore:
             invoice_id,
             lambda state: build(placeholder, state, None).cap_allocation,
         )
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
-            seq = await self._next_seq(INVOICES, "invoice", year)
+
+        def make(seq: int) -> Document:
             inv = build(invoice_number(self.entity, year, seq), before, allocation)
-            doc = Outbox.attach(
+            return Outbox.attach(
                 invoice_to_doc(
                     inv, entity=self.entity, seq=seq, source=source, instance=self.instance
                 ),
                 [self._envelope(inv.to_event(), cause)],
             )
-            try:
-                await self.db[INVOICES].insert_one(doc)
-            except DuplicateKeyError:
-                existing = await self.db[INVOICES].find_one({"_id": invoice_id})
-                if existing is not None:  # another replica issued this very invoice
-                    await self._post_invoice(existing)
-                    return invoice_from_doc(existing), False
-                await self._backoff(attempt)
-                continue
-            log.info("invoice.issued", invoice_id=invoice_id, number=inv.number)
-            await self._post_invoice(doc)
-            return inv, True
-        raise ConflictError(f"no invoice number could be allocated for {invoice_id}")
+
+        doc, created = await self._insert_numbered(INVOICES, "invoice", year, invoice_id, make)
+        if created:
+            log.info("invoice.issued", invoice_id=invoice_id, number=doc["number"])
+        await self._post_invoice(doc)
+        return invoice_from_doc(doc), created
 
     async def _post_invoice(self, doc: Mapping[str, Any]) -> None:
         if doc.get("ledger_posted"):
@@ -675,8 +825,8 @@ class BillingStore:
         if stored is None:
             issued_at = claim["issued_at"].astimezone(UTC)
             year = document_year(issued_at)
-            for attempt in range(1, _MAX_ATTEMPTS + 1):
-                seq = await self._next_seq(CREDIT_NOTES, "credit_note", year)
+
+            def make(seq: int) -> Document:
                 cn = build_credit_note(
                     invoice=invoice,
                     credit_note_id=cn_id,
@@ -685,24 +835,13 @@ class BillingStore:
                     reason_code=str(claim["reason_code"]),
                     line_nos=[int(n) for n in claim["line_nos"]],
                 )
-                doc = Outbox.attach(
-                    credit_note_to_doc(cn, entity=self.entity, seq=seq, instance=self.instance),
-                    [self._envelope(cn.to_event(), cause)],
-                )
-                try:
-                    await self.db[CREDIT_NOTES].insert_one(doc)
-                except DuplicateKeyError:
-                    stored = await self.db[CREDIT_NOTES].find_one({"_id": cn_id})
-                    if stored is not None:
-                        break
-                    await self._backoff(attempt)
-                    continue
-                stored, created = doc, True
-                log.info("credit_note.issued", credit_note_id=cn_id, number=cn.number)
-                break
-            else:
-                raise ConflictError(f"no credit note number could be allocated for {cn_id}")
-        assert stored is not None
+                return credit_note_to_doc(cn, entity=self.entity, seq=seq, instance=self.instance)
+
+            stored, created = await self._insert_numbered(
+                CREDIT_NOTES, "credit_note", year, cn_id, make
+            )
+            if created:
+                log.info("credit_note.issued", credit_note_id=cn_id, number=stored["number"])
         cn = credit_note_from_doc(stored)
         if not stored.get("cap_restored"):
             if cn.cap_reversal.lines:
@@ -715,9 +854,14 @@ class BillingStore:
             await self.db[CREDIT_NOTES].update_one(
                 {"_id": cn_id}, {"$set": {"ledger_posted": True}}
             )
+        # the last step publishes: the event joins the invoice's outbox, behind the
+        # invoice's own event (one document feeds both, so they keep their order)
         await self.db[INVOICES].update_one(
             {"_id": invoice.invoice_id, "credit_pending": cn_id},
-            {"$pull": {"credit_pending": cn_id}, "$inc": {"credit_pending_n": -1}},
+            Outbox.push(
+                {"$pull": {"credit_pending": cn_id}, "$inc": {"credit_pending_n": -1}},
+                [self._envelope(cn.to_event(), cause)],
+            ),
         )
         return cn, created
 
@@ -734,28 +878,41 @@ class BillingStore:
     # --- repair: finish what a crash interrupted ------------------------------------
 
     async def repair(self) -> int:
-        """Finish interrupted follow-up steps (ledger postings, credit notes whose lines
-        were claimed, cap give-backs). Idempotent; safe on every replica."""
-        fixed = 0
-        async for doc in self.db[INVOICES].find({"ledger_posted": False}):
-            await self._post_invoice(doc)
-            fixed += 1
-        async for doc in self.db[INVOICES].find({"credit_pending_n": {"$gt": 0}}):
-            invoice = invoice_from_doc(doc)
-            for cn_id in list(doc.get("credit_pending", [])):
-                claim = _claim(doc, cn_id)
-                if claim is not None:
-                    await self._complete_credit_note(invoice, claim, None)
-                    fixed += 1
-        async for doc in self.db[CREDIT_NOTES].find(
-            {"$or": [{"cap_restored": False}, {"ledger_posted": False}]}
-        ):
-            inv_doc = await self.db[INVOICES].find_one({"_id": doc["invoice_id"]})
-            claim = _claim(inv_doc or {}, str(doc["_id"]))
-            if inv_doc is not None and claim is not None:
-                await self._complete_credit_note(invoice_from_doc(inv_doc), claim, None)
+        """Finish interrupted steps (reserved numbers, ledger postings, credit notes whose
+        lines were claimed, cap give-backs). Idempotent; safe on every replica. A sweep
+        for the slow timer: it finds candidates with `find` + projection, then works on
+        each by `_id`."""
+        fixed = await self.repair_numbering()
+        for inv_id in await self._ids(INVOICES, {"ledger_posted": False}):
+            doc = await self.db[INVOICES].find_one({"_id": inv_id})
+            if doc is not None and not doc.get("ledger_posted"):
+                await self._post_invoice(doc)
                 fixed += 1
+        for inv_id in await self._ids(INVOICES, {"credit_pending_n": {"$gt": 0}}):
+            fixed += await self._finish_credit_notes(inv_id)
+        cn_ids = set(await self._ids(CREDIT_NOTES, {"cap_restored": False}))
+        cn_ids |= set(await self._ids(CREDIT_NOTES, {"ledger_posted": False}))
+        for cn_id in sorted(cn_ids):
+            cn_doc = await self.db[CREDIT_NOTES].find_one({"_id": cn_id}, {"invoice_id": 1})
+            if cn_doc is not None:
+                fixed += await self._finish_credit_notes(str(cn_doc["invoice_id"]), only=cn_id)
         return fixed
+
+    async def _ids(self, collection: str, flt: Mapping[str, Any]) -> list[Any]:
+        return [d["_id"] async for d in self.db[collection].find(dict(flt), {"_id": 1})]
+
+    async def _finish_credit_notes(self, invoice_id: str, only: str | None = None) -> int:
+        doc = await self.db[INVOICES].find_one({"_id": invoice_id})
+        if doc is None:
+            return 0
+        invoice = invoice_from_doc(doc)
+        done = 0
+        for cn_id in [only] if only else list(doc.get("credit_pending", [])):
+            claim = _claim(doc, cn_id)
+            if claim is not None:
+                await self._complete_credit_note(invoice, claim, None)
+                done += 1
+        return done
 
     # --- ledger ---------------------------------------------------------------------
 
@@ -835,8 +992,10 @@ class BillingStore:
         return res.modified_count > 0
 
     async def due_subscriptions(self, now: datetime) -> list[Subscription]:
-        cursor = self.db[SUBSCRIPTIONS].find({"active": True, "next_due_at": {"$lte": now}})
-        return [Subscription.from_doc(d) async for d in cursor]
+        """For the scheduler's slow timer: ids by query (projection), documents by `_id`."""
+        ids = await self._ids(SUBSCRIPTIONS, {"active": True, "next_due_at": {"$lte": now}})
+        subs = [await self.subscription(str(i)) for i in ids]
+        return [s for s in subs if s is not None]
 
     async def mark_periods_billed(
         self, request_id: str, keys: Sequence[str], next_due_at: datetime | None

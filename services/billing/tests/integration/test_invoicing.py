@@ -267,6 +267,12 @@ async def test_credit_note_restores_the_cap_and_reverses_the_ledger(
         types = [t for t, _ in events]
         assert types.count("delego.billing.CreditNoteIssued.v1") == 1
         assert types.count("delego.billing.InvoiceIssued.v1") == 7
+        # per key, a credit note never overtakes its invoice (one document feeds both)
+        of_invoice = [t for t, body in events if body.get("invoice_id") == full["id"]]
+        assert of_invoice == [
+            "delego.billing.InvoiceIssued.v1",
+            "delego.billing.CreditNoteIssued.v1",
+        ]
 
 
 async def test_tax_certificates_on_request_and_on_first_of_january(

@@ -27,8 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = ServiceRuntime(
         settings, outbox_collections=list(OUTBOX_COLLECTIONS), indexes=store_indexes()
     )
-    store = CatalogStore(runtime.mongo, settings.source, on_stored=runtime.relay.kick)
-    service = CatalogService(store)
+    store = CatalogStore(runtime.mongo, settings.source)
+    service = CatalogService(store, publish=runtime.relay.publish_now)
     app = create_http_app(
         runtime, title="Delego catalog", description=DESCRIPTION, routers=[api_router(service)]
     )

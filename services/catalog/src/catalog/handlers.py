@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from delego_shared.events.catalog import OfferStatus
 from delego_shared.http import Conflict, NotFound, Principal, Role, Unprocessable
+from delego_shared.messaging import PublishNow, publish_nothing
 from delego_shared.types import new_id, utcnow
 
 from .domain import (
@@ -36,7 +37,7 @@ from .domain import (
     Taxonomy,
     default_taxonomy,
 )
-from .store import AlreadyExists, CatalogStore, StaleVersion
+from .store import OFFERS, PROVIDERS, AlreadyExists, CatalogStore, StaleVersion
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 5
@@ -49,10 +50,14 @@ class CatalogService:
         *,
         taxonomy: Taxonomy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        publish: PublishNow = publish_nothing,
     ) -> None:
         self.store = store
         self.taxonomy = taxonomy or default_taxonomy()
         self.clock = clock
+        self.publish = publish
+        """Publishes a document's stored events before the command answers, so a
+        client that hears "accepted" can rely on the event being on its topic."""
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         for _ in range(MAX_ATTEMPTS):
@@ -71,6 +76,7 @@ class CatalogService:
             await self.store.insert_provider(provider, [registered])
         except AlreadyExists:
             raise Conflict(f"provider {who.subject} is already registered") from None
+        await self.publish(PROVIDERS, provider.provider_id)
         return provider
 
     async def read_provider(self, provider_id: str) -> Provider:
@@ -93,6 +99,7 @@ class CatalogService:
             updated = provider.update(changes, self.clock(), self.taxonomy)
             if updated is not None:
                 await self.store.save_provider(provider, before, [updated])
+                await self.publish(PROVIDERS, provider_id)
             return provider
 
         return await self._retrying(attempt)
@@ -103,6 +110,7 @@ class CatalogService:
             before = provider.version
             suspended = provider.suspend(self.clock(), reason_code)
             await self.store.save_provider(provider, before, [suspended])
+            await self.publish(PROVIDERS, provider_id)
             return provider
 
         return await self._retrying(attempt)
@@ -113,6 +121,7 @@ class CatalogService:
             before = provider.version
             reinstated = provider.reinstate(self.clock())
             await self.store.save_provider(provider, before, [reinstated])
+            await self.publish(PROVIDERS, provider_id)
             return provider
 
         return await self._retrying(attempt)
@@ -167,6 +176,7 @@ class CatalogService:
             updated = offer.update(changes, provider, self.clock(), self.taxonomy)
             if offer.version != before:  # drafts change without an event
                 await self.store.save_offer(offer, before, [updated])
+                await self.publish(OFFERS, offer_id)
             return offer
 
         return await self._retrying(attempt)
@@ -178,6 +188,7 @@ class CatalogService:
             before = offer.version
             published = offer.publish(provider, self.clock(), self.taxonomy)
             await self.store.save_offer(offer, before, [published])
+            await self.publish(OFFERS, offer_id)
             return offer
 
         return await self._retrying(attempt)
@@ -188,6 +199,7 @@ class CatalogService:
             before = offer.version
             withdrawn = offer.withdraw(self.clock())
             await self.store.save_offer(offer, before, [withdrawn])
+            await self.publish(OFFERS, offer_id)
             return offer
 
         return await self._retrying(attempt)

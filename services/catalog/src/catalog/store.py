@@ -19,7 +19,8 @@ Collections (database `delego_catalog` by default):
 Every write of a state and of the events it produced is ONE single-document
 write: `Outbox.attach` on insert, `Outbox.push` on a conditional update on the
 previous `version` (optimistic concurrency: `StaleVersion` when someone else
-won). Then `on_stored` (the relay's `kick`) is called; the relay publishes.
+won). The use case then publishes that document's events at once
+(`CatalogService`, shared `OutboxRelay.publish_now`).
 
 The provider fields copied onto offers are set when the offer is created and
 refreshed after each provider change by `update_many`, guarded by
@@ -30,7 +31,7 @@ search only: no event depends on them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -181,24 +182,14 @@ def search_filter(query: OfferQuery, after: tuple[Decimal, str] | None) -> Docum
 class CatalogStore:
     """Providers and offers; writes store state and events together (shared outbox)."""
 
-    def __init__(
-        self,
-        mongo: Mongo,
-        source: str,
-        on_stored: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, mongo: Mongo, source: str) -> None:
         self.mongo = mongo
         self.source = source
-        self.on_stored = on_stored or (lambda: None)
         self.providers = mongo.db[PROVIDERS]
         self.offers = mongo.db[OFFERS]
 
     def _envelopes(self, events: Iterable[Event | None]) -> list[Envelope]:
         return [Envelope(data=e, source=self.source) for e in events if e is not None]
-
-    def _stored(self, envelopes: Sequence[Envelope]) -> None:
-        if envelopes:
-            self.on_stored()
 
     # -- providers ------------------------------------------------------------------------
 
@@ -222,7 +213,6 @@ class CatalogStore:
             await self.providers.insert_one(Outbox.attach(doc, envelopes))
         except DuplicateKeyError:
             raise AlreadyExists(snap.provider_id) from None
-        self._stored(envelopes)
 
     async def save_provider(
         self, provider: Provider, expected_version: int, events: Sequence[Event | None]
@@ -235,7 +225,6 @@ class CatalogStore:
         )
         if result.matched_count != 1:
             raise StaleVersion(provider.provider_id)
-        self._stored(envelopes)
         await self.sync_offers_of(provider.snapshot())
 
     @staticmethod
@@ -273,7 +262,6 @@ class CatalogStore:
             await self.offers.insert_one(Outbox.attach(doc, envelopes))
         except DuplicateKeyError:
             raise AlreadyExists(offer.offer_id) from None
-        self._stored(envelopes)
 
     async def save_offer(
         self, offer: Offer, expected_version: int, events: Sequence[Event | None]
@@ -286,7 +274,6 @@ class CatalogStore:
         )
         if result.matched_count != 1:
             raise StaleVersion(offer.offer_id)
-        self._stored(envelopes)
 
     async def delete_draft(self, offer_id: str, expected_version: int) -> None:
         """Drafts were never published, so deleting one needs no event."""

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 from catalog.app import create_app
-from catalog.domain import ProviderProfile, parse
+from catalog.domain import OfferDraft, ProviderProfile, parse
 from catalog.handlers import CatalogService
 from catalog.store import CatalogStore
 from delego_shared.events import OFFERS, PROVIDERS, Envelope
@@ -22,9 +22,10 @@ from delego_shared.events.catalog import (
     ProviderUpdated,
 )
 from delego_shared.http import Principal, Role
+from delego_shared.messaging import EventPublisher, OutboxRelay
 from delego_shared.messaging.outbox import COUNT
 from delego_shared.mongo import Mongo
-from delego_shared.testing.kafka_tools import Record, read_records
+from delego_shared.testing.kafka_tools import Record, read_records, topic_length
 
 pytestmark = pytest.mark.integration
 
@@ -221,4 +222,34 @@ async def test_a_crash_between_store_and_publish_loses_no_event(settings_for):
         assert len(again) == 1  # nothing published twice
     finally:
         await mongo.client.drop_database(settings.database)
+        await mongo.close()
+
+
+async def test_an_accepted_command_has_its_events_on_the_topics_when_it_answers(catalog):
+    """Issue 10: `make run` raced the catalog's outbox relay.
+
+    The catalog answered "published" while its events still sat in the outbox
+    (and the relay could sleep through the kick), so "matching has read every
+    catalog event" held while the provider's event was not on its topic yet.
+    Now the command's own process publishes before answering: no background
+    relay runs here, and the events are on the topics as soon as each call returns.
+    """
+    settings = catalog.settings
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    relay = OutboxRelay(mongo, EventPublisher(catalog.app.state.runtime.broker, settings), [])
+    service = CatalogService(CatalogStore(mongo, settings.source), publish=relay.publish_now)
+    providers = settings.topic(PROVIDERS.name)
+    offers = settings.topic(OFFERS.name)
+    try:
+        who = Principal("prv_ready", Role.PROVIDER)
+        await service.register_provider(who, parse(ProviderProfile, catalog.profile_body()))
+        assert await topic_length(settings.kafka_bootstrap, providers) == 1
+        for n in range(1, 4):
+            draft = parse(OfferDraft, catalog.offer_body(title=f"Offer {n}"))
+            offer = await service.create_offer(who, draft)
+            await service.publish_offer(who, offer.offer_id)
+            assert await topic_length(settings.kafka_bootstrap, offers) == n
+        await service.suspend_provider("prv_ready", "fraud_suspected")
+        assert await topic_length(settings.kafka_bootstrap, providers) == 2
+    finally:
         await mongo.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -33,7 +33,7 @@ from delego_shared.http import (
     Unprocessable,
     require_role,
 )
-from delego_shared.types import Money
+from delego_shared.types import Money, utcnow
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -44,6 +44,7 @@ from .domain import (
     RequestDraft,
     RequestStatus,
 )
+from .domain.capacity import weeks_between
 from .domain.request import AttemptOutcome
 from .domain.schedule import in_zone
 from .handlers import RequestHandlers, RequestNotFound, TooMuchContention
@@ -308,10 +309,8 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
 
     @router.get("/proposals", summary="Open proposals waiting for this provider's answer")
     async def proposals(who: ProviderCaller) -> list[RequestView]:
-        found = await store.list_requests(
-            provider_id=who.subject, status=[RequestStatus.PROPOSED.value], limit=500
-        )
-        return [view(r, who) for r in found]
+        # from the small `open_proposals` collection, not a query over every request
+        return [view(r, who) for r in await store.open_proposals_of(who.subject)]
 
     @router.post("/requests/{request_id}/accept", summary="Accept a proposal (proposed provider)")
     async def accept(request_id: str, who: ProviderCaller) -> RequestView:
@@ -358,7 +357,14 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
     async def capacity(provider_id: str, who: Caller) -> list[CapacityWeek]:
         if who.role is Role.CLIENT or (who.role is Role.PROVIDER and who.subject != provider_id):
             raise Forbidden("only the provider itself or an operator may read its load")
-        return [CapacityWeek.model_validate(w) for w in await store.capacity_of(provider_id)]
+        # last week through the planning horizon, read by `_id` (in UTC days,
+        # with a day of margin: the provider's zone shifts the week by < 1 day)
+        today = utcnow().date()
+        weeks = weeks_between(
+            today - timedelta(days=8), today + handlers.policy.horizon + timedelta(days=1)
+        )
+        found = await store.capacity_of(provider_id, weeks)
+        return [CapacityWeek.model_validate(w) for w in found]
 
     return router
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from delego_shared.events.topics import OFFERS, PROVIDERS
 from delego_shared.http import ServiceRuntime, create_http_app
 from delego_shared.settings import Settings
 from fastapi import FastAPI
 
 from .api import api_router
 from .domain import CandidateIndex
+from .follower import CatalogFollower
 from .handlers import CatalogProjection, RequestHandlers
 from .settings import MatchingSettings
 from .store import OUTBOX_COLLECTIONS, MatchingStore, store_indexes
@@ -29,13 +31,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     index = CandidateIndex()
     projection = CatalogProjection(store, index)
     projection.register(runtime.consumer)
-    handlers = RequestHandlers(store, index, s, on_stored=runtime.relay.kick)
-
-    async def refresh_index() -> None:
-        await projection.refresh_loop(s.index_refresh_interval_s)
+    # every replica also reads every catalog partition itself into its index
+    # (the group gives each replica only some partitions): see follower.py
+    follower = CatalogFollower(
+        s, [PROVIDERS.name, OFFERS.name], projection.apply_to_index, group=runtime.consumer.group
+    )
+    handlers = RequestHandlers(store, index, s, publish=runtime.relay.publish_now)
 
     runtime.add_background(handlers.sweep_loop)
-    runtime.add_background(refresh_index)
+    runtime.add_background(follower.run)
 
     app = create_http_app(
         runtime,
@@ -49,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(a: FastAPI) -> AsyncIterator[None]:
         await runtime.mongo.ensure_indexes(runtime.indexes)
+        # positions first, then the read model: nothing falls between the two
+        await follower.start_positions()
         await projection.rebuild()  # the index is whole before the first request
         async with platform_lifespan(a):
             yield
@@ -56,5 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.lifespan_context = lifespan
     app.state.matching = handlers
     app.state.projection = projection
+    app.state.follower = follower
     app.state.store = store
     return app

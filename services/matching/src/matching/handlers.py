@@ -1,16 +1,18 @@
 """Event and command handlers of matching: I/O at the edges of the pure domain.
 
-- `CatalogProjection` keeps the read model of the catalog (Mongo) and the
-  in-memory `CandidateIndex` up to date from `catalog.providers.v1` and
-  `catalog.offers.v1`, rebuilds the index from the read model at start-up and
-  picks up, every second, what other replicas applied (one consumer group
-  spreads the partitions over the replicas; each replica's index needs all of
-  them).
+- `CatalogProjection` keeps the read model of the catalog (Mongo) up to date
+  from `catalog.providers.v1` and `catalog.offers.v1` (the service's consumer
+  group: each event stored once) and applies catalog snapshots to the
+  in-memory `CandidateIndex`: at start-up from the read model, then from
+  every partition through this replica's own `CatalogFollower` (follower.py).
 - `RequestHandlers` runs the request lifecycle: load the aggregate, reserve
   capacity for a new proposal, apply the domain transition, store state +
-  events in one conditional update, release the capacity of a proposal that
-  is no longer live. It also expires proposals and reconciles capacity holds
-  in a background loop that is safe with several replicas.
+  events in one conditional update, then the follow-ups keyed by `_id`
+  (release the capacity of a proposal no longer live, close or re-date its
+  entry in `open_proposals`, count a rating). A background loop expires due
+  proposals (from the small `open_proposals` collection) and, at start-up and
+  on a slow timer, repairs what a crash between a store and its follow-ups
+  left behind.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from delego_shared.events.catalog import (
 from delego_shared.events.envelope import Envelope
 from delego_shared.events.topics import OFFERS, PROVIDERS
 from delego_shared.logging import get_logger
-from delego_shared.messaging import EventConsumer
+from delego_shared.messaging import EventConsumer, PublishNow, publish_nothing
 from delego_shared.types import new_id, utcnow
 
 from .domain import (
@@ -48,12 +50,16 @@ from .domain import (
     MatchOutcome,
     RequestDraft,
     RequestStatus,
+    context_providers,
     find_matches,
+    planning_keys,
 )
+from .domain.request import Proposal
 from .domain.schedule import iso_week
 from .domain.scoring import trusted_providers
 from .settings import MatchingSettings
-from .store import Hold, MatchingStore, StaleRequest
+from .store import REQUESTS as REQUESTS_COLLECTION
+from .store import Hold, MatchingStore, RatingToCount, StaleRequest
 
 log = get_logger(__name__)
 
@@ -62,12 +68,10 @@ Clock = Callable[[], datetime]
 LIVE_STATUSES = frozenset(
     {RequestStatus.PROPOSED, RequestStatus.ACCEPTED, RequestStatus.COMPLETED, RequestStatus.RATED}
 )
-REFRESH_OVERLAP = timedelta(seconds=30)
-"""Re-read read-model changes this far back (clock skew between replicas; idempotent)."""
 
 
 class CatalogProjection:
-    """Catalog events → read model (Mongo, version-aware) → in-memory index."""
+    """Catalog events → read model (Mongo, version-aware) and → in-memory index."""
 
     def __init__(
         self, store: MatchingStore, index: CandidateIndex, *, clock: Clock = utcnow
@@ -75,9 +79,8 @@ class CatalogProjection:
         self.store = store
         self.index = index
         self.clock = clock
-        self._refreshed_at: datetime | None = None
         self.handled: Counter[str] = Counter()
-        """Catalog events handled by this replica: `applied` or `stale` (ignored)."""
+        """Catalog events stored by this replica's group consumer: `applied` or `stale`."""
 
     def register(self, consumer: EventConsumer) -> None:
         consumer.on(ProviderRegistered, ProviderUpdated, ProviderSuspended, ProviderReinstated)(
@@ -114,36 +117,25 @@ class CatalogProjection:
             version=snapshot.version,
         )
 
+    def apply_to_index(self, envelope: Envelope) -> bool:
+        """A catalog event read by the follower: index only (the group stores it)."""
+        data = envelope.data
+        if isinstance(
+            data, ProviderRegistered | ProviderUpdated | ProviderSuspended | ProviderReinstated
+        ):
+            return self.index.upsert_provider(data.provider)
+        if isinstance(data, OfferPublished | OfferUpdated | OfferWithdrawn):
+            return self.index.upsert_offer(data.offer)
+        return False
+
     async def rebuild(self) -> int:
-        """Load the whole read model into the index (start-up)."""
-        started = self.clock()
-        for p in await self.store.providers_since():
+        """Load the whole read model into the index (start-up: one scan)."""
+        for p in await self.store.all_providers():
             self.index.upsert_provider(p)
-        for o in await self.store.offers_since():
+        for o in await self.store.all_offers():
             self.index.upsert_offer(o)
-        self._refreshed_at = started
         log.info("index.rebuilt", offers=len(self.index))
         return len(self.index)
-
-    async def refresh(self) -> None:
-        """Apply what any replica stored since the last refresh (idempotent)."""
-        started = self.clock()
-        since = None if self._refreshed_at is None else self._refreshed_at - REFRESH_OVERLAP
-        for p in await self.store.providers_since(since):
-            self.index.upsert_provider(p)
-        for o in await self.store.offers_since(since):
-            self.index.upsert_offer(o)
-        self._refreshed_at = started
-
-    async def refresh_loop(self, interval_s: float) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("index.refresh_failed", error_type=type(exc).__name__, error=str(exc))
 
 
 class RequestNotFound(LookupError):
@@ -180,14 +172,15 @@ class RequestHandlers:
         index: CandidateIndex,
         settings: MatchingSettings,
         *,
-        on_stored: Callable[[], None] = lambda: None,
+        publish: PublishNow = publish_nothing,
         clock: Clock = utcnow,
     ) -> None:
         self.store = store
         self.index = index
         self.settings = settings
         self.policy: MatchingPolicy = settings.policy()
-        self.on_stored = on_stored
+        self.publish = publish
+        """Sends a request's stored events before the command answers."""
         self.clock = clock
 
     # -- helpers ------------------------------------------------------------
@@ -211,12 +204,24 @@ class RequestHandlers:
                 )
         return out
 
-    async def _context(self, req: ClientRequest, provider_ids: set[str]) -> MatchContext:
-        from_week = iso_week((self.clock() - timedelta(days=1)).date())
+    async def _context(
+        self, req: ClientRequest, provider_ids: set[str], now: datetime
+    ) -> MatchContext:
+        """Live load and ratings of these providers, and the client's past ratings.
+
+        Point reads by `_id` only: the capacity keys of the weeks a plan can
+        touch, one rating counter per provider, one document for the client.
+        """
+        limit = min(req.spec.deadline, now + self.policy.horizon)
+        keys: list[str] = []
+        for pid in provider_ids:
+            entry = self.index.provider(pid)
+            if entry is not None:
+                keys += planning_keys(pid, entry.snapshot.time_zone, now, limit)
         reserved, ratings, past = await asyncio.gather(
-            self.store.reserved_hours(provider_ids, from_week),
+            self.store.reserved_hours(keys),
             self.store.rating_stats(provider_ids),
-            self.store.client_ratings(req.client_id),
+            self.store.client_ratings_of(req.client_id),
         )
         return MatchContext(
             reserved_hours=reserved,
@@ -236,9 +241,10 @@ class RequestHandlers:
         spec, tried = req.spec, req.tried_providers
         outcome: MatchOutcome | None = None
         for _ in range(4):
-            ids = self.index.candidate_ids(spec.category, spec.required_skills, spec.languages)
-            providers = {o.provider_id for i in ids if (o := self.index.offer(i)) is not None}
-            context = await self._context(req, providers - tried)
+            providers = context_providers(
+                self.index, spec, now, policy=self.policy, exclude_providers=tried
+            )
+            context = await self._context(req, providers, now)
             outcome = find_matches(
                 self.index,
                 spec,
@@ -258,6 +264,43 @@ class RequestHandlers:
             log.info("match.capacity_race", request_id=req.request_id, retry=True)
         assert outcome is not None
         return replace(outcome, candidates=())
+
+    @staticmethod
+    def _opens(req: ClientRequest, old: Proposal | None) -> Proposal | None:
+        """The proposal this new state opens (a new attempt left PROPOSED), if any."""
+        p = req.proposal
+        opens = req.status is RequestStatus.PROPOSED and p is not None
+        if opens and (old is None or p is None or old.attempt != p.attempt):
+            return p
+        return None
+
+    async def _before_store(self, req: ClientRequest, old: Proposal | None) -> None:
+        """Write-ahead: the sweep will look at a proposal before it can exist."""
+        opened = self._opens(req, old)
+        if opened is not None:
+            await self.store.proposal_due(req.request_id, opened.expires_at, opened.provider_id)
+
+    async def _after_store(
+        self, req: ClientRequest, old_status: RequestStatus | None, old: Proposal | None
+    ) -> None:
+        """Follow-ups of a stored state, each by `_id` (a crash here is reconciled)."""
+        opened = self._opens(req, old)
+        if opened is not None:
+            await self.store.set_proposal_due(req.request_id, opened.expires_at, opened.provider_id)
+        elif old_status is RequestStatus.PROPOSED and req.status is not RequestStatus.PROPOSED:
+            await self.store.proposal_closed(req.request_id)
+        if req.status is RequestStatus.RATED and old_status is not RequestStatus.RATED:
+            await self._count_rating(req)
+
+    async def _count_rating(self, req: ClientRequest) -> None:
+        assert req.proposal is not None and req.rating is not None
+        assert req.rated_at is not None
+        await self.store.count_rating(
+            RatingToCount(
+                req.request_id, req.client_id, req.proposal.provider_id, req.rating, req.rated_at
+            ),
+            self.clock(),
+        )
 
     async def _release_if_dead(
         self, req: ClientRequest, proposal_reservation: dict[str, Decimal], hold: Hold
@@ -280,7 +323,7 @@ class RequestHandlers:
                 raise RequestNotFound(request_id)
             req = stored.request
             check(req)
-            before, old = req.version, req.proposal
+            before, old, old_status = req.version, req.proposal, req.status
             now = self.clock()
             finder: Finder = _no_finder
             new_hold: Hold | None = None
@@ -299,6 +342,7 @@ class RequestHandlers:
 
             try:
                 events = action(req, now, finder)
+                await self._before_store(req, old)
                 await self.store.save_request(
                     req, before, self._envelopes(events, stored.correlation_id)
                 )
@@ -313,7 +357,8 @@ class RequestHandlers:
                 raise
             if old is not None:
                 await self._release_if_dead(req, old.reservation, Hold(request_id, old.attempt))
-            self.on_stored()
+            await self._after_store(req, old_status, old)
+            await self.publish(REQUESTS_COLLECTION, request_id)
             log.info("request.changed", events=[e.event_type for e in events], **req.log_fields())
             return req
         raise TooMuchContention(request_id)
@@ -329,12 +374,14 @@ class RequestHandlers:
         try:
             events += req.propose(now, lambda _: outcome)
             envelopes = self._envelopes(events)
+            await self._before_store(req, None)
             await self.store.insert_request(req, envelopes, envelopes[0].id)
         except BaseException:
             if outcome.best is not None:
                 await self.store.release(outcome.best.reservation, hold)
             raise
-        self.on_stored()
+        await self._after_store(req, None, None)
+        await self.publish(REQUESTS_COLLECTION, req.request_id)
         log.info("request.submitted", events=[e.event_type for e in events], **req.log_fields())
         return req
 
@@ -402,13 +449,30 @@ class RequestHandlers:
     # -- background ---------------------------------------------------------
 
     async def expire_due(self) -> int:
-        """Expire every overdue proposal this replica manages to claim."""
+        """Expire every due proposal this replica manages to claim.
+
+        Reads only `open_proposals` (one document per open proposal), claims
+        each by `_id`, then checks the request itself: an entry whose proposal
+        is closed is dropped, one not due yet is re-dated.
+        """
         now = self.clock()
         lease = timedelta(seconds=max(30.0, self.settings.expiry_sweep_interval_s * 3))
         done = 0
-        for rid in await self.store.expired_request_ids(now):
-            if not await self.store.claim_expiry(rid, now, lease):
+        grace = timedelta(seconds=self.settings.hold_grace_s)
+        for rid, due in await self.store.due_proposals(now):
+            if not await self.store.claim_due(rid, now, lease):
                 continue  # another replica has it
+            stored = await self.store.get_request(rid)
+            req = stored.request if stored else None
+            p = req.proposal if req is not None else None
+            if req is None and now - due < grace:
+                continue  # its insert may still be under way: look again after the lease
+            if req is None or req.status is not RequestStatus.PROPOSED or p is None:
+                await self.store.proposal_closed(rid)  # stale entry (crash or failed write)
+                continue
+            if p.expires_at > now:
+                await self.store.set_proposal_due(rid, p.expires_at, p.provider_id)
+                continue
             try:
                 await self.expire(rid)
                 done += 1
@@ -436,23 +500,69 @@ class RequestHandlers:
                 log.warning("capacity.hold_reconciled", request_id=rid, capacity_key=h.key)
         return released
 
-    async def sweep_loop(self) -> None:
-        interval = self.settings.expiry_sweep_interval_s
-        reconcile_every = max(1, int(self.settings.hold_grace_s / 2 / interval))
-        n = 0
-        while True:
-            await asyncio.sleep(interval)
-            n += 1
-            for job in self._jobs(n % reconcile_every == 0):
-                try:
-                    await job()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("sweep.failed", error_type=type(exc).__name__, error=str(exc))
+    async def reconcile_ratings(self) -> int:
+        """Count ratings stored without their counters (a crash in between, or stored
+        before the counters existed); the counting itself is idempotent."""
+        now = self.clock()
+        grace = timedelta(seconds=self.settings.hold_grace_s)
+        pending = await self.store.ratings_to_count(rated_before=now - grace)
+        for r in pending:
+            await self.store.count_rating(r, now)
+            log.warning("rating.counters_reconciled", request_id=r.request_id)
+        return len(pending)
 
-    def _jobs(self, reconcile: bool) -> list[Callable[[], Awaitable[int]]]:
-        return [self.expire_due, self.reconcile_holds] if reconcile else [self.expire_due]
+    async def backfill_open_proposals(self) -> int:
+        """Give every open proposal of `requests` its `open_proposals` entry (start-up).
+
+        With the write-ahead entry nothing is missing after a crash; this
+        covers proposals stored before the collection existed.
+        """
+        dues = await self.store.open_request_dues()
+        for rid, expires_at, provider_id in dues:
+            await self.store.proposal_due(rid, expires_at, provider_id)
+        return len(dues)
+
+    async def reconcile(self) -> dict[str, int]:
+        """The crash-recovery sweeps (start-up and slow timer): they read with `find`."""
+        out: dict[str, int] = {}
+        jobs: dict[str, Callable[[], Awaitable[int]]] = {
+            "holds": self.reconcile_holds,
+            "ratings": self.reconcile_ratings,
+        }
+        for name, job in jobs.items():
+            try:
+                out[name] = await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "reconcile.failed", job=name, error_type=type(exc).__name__, error=str(exc)
+                )
+        return out
+
+    async def sweep_loop(self) -> None:
+        """Expiry every `expiry_sweep_interval_s`; reconciliation at start-up and every
+        `reconcile_interval_s`."""
+        try:
+            await self.backfill_open_proposals()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("backfill.failed", error_type=type(exc).__name__, error=str(exc))
+        await self.reconcile()
+        loop = asyncio.get_running_loop()
+        next_reconcile = loop.time() + self.settings.reconcile_interval_s
+        while True:
+            await asyncio.sleep(self.settings.expiry_sweep_interval_s)
+            try:
+                await self.expire_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("sweep.failed", error_type=type(exc).__name__, error=str(exc))
+            if loop.time() >= next_reconcile:
+                await self.reconcile()
+                next_reconcile = loop.time() + self.settings.reconcile_interval_s
 
 
 __all__ = [

@@ -23,16 +23,17 @@ class MatchingSettings(Settings):
     expiry_sweep_interval_s: float = Field(
         default=5.0, gt=0, description="how often expired proposals are looked for"
     )
-    index_refresh_interval_s: float = Field(
-        default=1.0,
-        gt=0,
-        description="how often the in-memory index picks up read-model changes "
-        "applied by other replicas",
-    )
     hold_grace_s: float = Field(
         default=120.0,
         gt=0,
-        description="age after which a capacity hold no request refers to is released",
+        description="age after which a capacity hold no request refers to is released "
+        "(and a rating without its counters is counted)",
+    )
+    reconcile_interval_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="how often the crash-recovery sweeps (orphan holds, uncounted "
+        "ratings) run besides start-up; they read with queries, so keep it slow",
     )
 
     def policy(self) -> MatchingPolicy:

@@ -18,13 +18,29 @@ Collections (database `delego_matching` by default):
   which is what keeps N replicas from overbooking; a release removes the hold
   it adds back, so it is idempotent.
 
-Ratings are not a separate counter: they are read from the rated requests
-themselves (`$match` + `$group($sum)`), so a rating is counted exactly once,
-by the same write that stored the WorkRated event.
+- `open_proposals`: one small document per open proposal (`_id` = request
+  id, `due` = the earliest instant it may expire). Written BEFORE the request
+  state that opens a proposal (`$min`, so a failed write never pushes `due`
+  past the real expiry) and deleted after the state that closes it, so it is
+  always a superset of the open proposals: the expiry sweep scans it —
+  bounded by live proposals, not by history — and drops what is stale.
+- `provider_ratings` (`_id` = provider id: `count`, `total`) and
+  `client_ratings` (`_id` = client id: the distinct (provider, stars) pairs
+  it gave): counters read by `_id` when matching. They are applied right
+  after the WorkRated state is stored; the provider `$inc` is conditional on
+  a per-request marker (`counting.<request id>`, pruned after a day), so it
+  counts each rating once even when the reconciliation repeats it; the
+  request is then flagged `rating_counted`.
+
+Every access on a per-request path is by `_id` (FerretDB v1 only pushes an
+`_id` equality down); the queries that remain are crash-recovery sweeps run at
+start-up and on a slow timer, and `store_indexes()` gives them an index on
+MongoDB.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +52,6 @@ from delego_shared.events.catalog import OfferSnapshot, ProviderSnapshot
 from delego_shared.events.envelope import Envelope
 from delego_shared.messaging import Outbox
 from delego_shared.mongo import Document, DuplicateKeyError, IndexSpec, Mongo
-from pymongo import ReturnDocument
 
 from .domain import ClientRequest, RatingStats, RequestStatus
 
@@ -44,6 +59,9 @@ PROVIDERS = "providers"
 OFFERS = "offers"
 REQUESTS = "requests"
 CAPACITY = "capacity"
+OPEN_PROPOSALS = "open_proposals"
+PROVIDER_RATINGS = "provider_ratings"
+CLIENT_RATINGS = "client_ratings"
 OUTBOX_COLLECTIONS = (REQUESTS,)
 
 E4 = Decimal(10_000)
@@ -58,13 +76,25 @@ def from_e4(units: int) -> Decimal:
     return (Decimal(units) / E4).quantize(Decimal("0.0001"))
 
 
+RATING_MARKER_TTL = timedelta(days=1)
+"""How long a rating's idempotency marker stays on the provider's counter."""
+
+
 def store_indexes() -> list[IndexSpec]:
+    """Indexes for the queries that are not by `_id` (MongoDB uses them; FerretDB v1 scans)."""
     return [
-        IndexSpec(PROVIDERS, [("applied_at", 1)]),
-        IndexSpec(OFFERS, [("applied_at", 1)]),
+        # HTTP lists (operator views, sorted by submission)
         IndexSpec(REQUESTS, [("client_id", 1), ("submitted_at", -1)]),
-        IndexSpec(REQUESTS, [("provider_id", 1), ("status", 1)]),
+        IndexSpec(REQUESTS, [("provider_id", 1), ("status", 1), ("submitted_at", -1)]),
+        # start-up backfill of `open_proposals`
         IndexSpec(REQUESTS, [("status", 1), ("expires_at", 1)]),
+        # reconciliation: rated requests whose counters were not applied
+        IndexSpec(REQUESTS, [("status", 1), ("rating_counted", 1)]),
+        # the expiry sweep and a provider's open proposals (a small collection)
+        IndexSpec(OPEN_PROPOSALS, [("due", 1)]),
+        IndexSpec(OPEN_PROPOSALS, [("providers", 1)]),
+        # reconciliation of holds (recent and future weeks); operator view
+        IndexSpec(CAPACITY, [("week", 1)]),
         IndexSpec(CAPACITY, [("provider_id", 1), ("week", 1)]),
     ]
 
@@ -100,6 +130,17 @@ class StoredRequest:
     correlation_id: str | None
 
 
+@dataclass(frozen=True)
+class RatingToCount:
+    """A stored rating whose counters may not be applied yet (crash in between)."""
+
+    request_id: str
+    client_id: str
+    provider_id: str
+    stars: int
+    rated_at: datetime
+
+
 class MatchingStore:
     def __init__(self, mongo: Mongo) -> None:
         self.db = mongo.db
@@ -107,6 +148,9 @@ class MatchingStore:
         self.offers = mongo.db[OFFERS]
         self.requests = mongo.db[REQUESTS]
         self.capacity = mongo.db[CAPACITY]
+        self.open_proposals = mongo.db[OPEN_PROPOSALS]
+        self.provider_ratings = mongo.db[PROVIDER_RATINGS]
+        self.client_ratings = mongo.db[CLIENT_RATINGS]
 
     # -- catalog read model -------------------------------------------------
 
@@ -147,18 +191,18 @@ class MatchingStore:
             now,
         )
 
-    async def providers_since(self, since: datetime | None = None) -> list[ProviderSnapshot]:
-        query = {} if since is None else {"applied_at": {"$gte": since}}
+    async def all_providers(self) -> list[ProviderSnapshot]:
+        """The whole provider read model (start-up only: one scan)."""
         return [
             ProviderSnapshot.model_validate(d["snapshot"])
-            async for d in self.providers.find(query, {"snapshot": 1})
+            async for d in self.providers.find({}, {"snapshot": 1})
         ]
 
-    async def offers_since(self, since: datetime | None = None) -> list[OfferSnapshot]:
-        query = {} if since is None else {"applied_at": {"$gte": since}}
+    async def all_offers(self) -> list[OfferSnapshot]:
+        """The whole offer read model (start-up only: one scan)."""
         return [
             OfferSnapshot.model_validate(d["snapshot"])
-            async for d in self.offers.find(query, {"snapshot": 1})
+            async for d in self.offers.find({}, {"snapshot": 1})
         ]
 
     async def provider_version(self, provider_id: str) -> int | None:
@@ -175,7 +219,15 @@ class MatchingStore:
     def _fields(req: ClientRequest) -> Document:
         p = req.proposal
         open_ = req.status is RequestStatus.PROPOSED and p is not None
+        rated: Document = (
+            # RATED is final: this is written once, with the rating, and set to
+            # True once the counters hold it
+            {"rating_counted": False, "rated_at": req.rated_at}
+            if req.status is RequestStatus.RATED
+            else {}
+        )
         return {
+            **rated,
             "client_id": req.client_id,
             "status": req.status.value,
             "version": req.version,
@@ -199,8 +251,7 @@ class MatchingStore:
         """Store the new state and its events in one update, if nobody changed it meanwhile."""
         res = await self.requests.update_one(
             {"_id": req.request_id, "version": expected_version},
-            # a new state ends any expiry claim on the previous one
-            Outbox.push({"$set": self._fields(req), "$unset": {"sweep_lease": ""}}, envelopes),
+            Outbox.push({"$set": self._fields(req)}, envelopes),
         )
         if res.matched_count == 0:
             raise StaleRequest(req.request_id)
@@ -234,64 +285,185 @@ class MatchingStore:
         )
         return [ClientRequest.model_validate(d["state"]) async for d in cursor]
 
-    async def expired_request_ids(self, now: datetime, limit: int = 100) -> list[str]:
+    async def open_request_dues(self) -> list[tuple[str, datetime, str]]:
+        """(request id, expires_at, provider id) of every open proposal in `requests`
+        (start-up backfill)."""
         cursor = self.requests.find(
-            {"status": RequestStatus.PROPOSED.value, "expires_at": {"$lte": now}}, {"_id": 1}
-        ).limit(limit)
-        return [str(d["_id"]) async for d in cursor]
+            {"status": RequestStatus.PROPOSED.value},
+            {"_id": 1, "expires_at": 1, "provider_id": 1},
+        )
+        return [
+            (str(d["_id"]), d["expires_at"], str(d["provider_id"]))
+            async for d in cursor
+            if d.get("expires_at") and d.get("provider_id")
+        ]
 
-    async def claim_expiry(self, request_id: str, now: datetime, lease: timedelta) -> bool:
-        """Take the right to expire this proposal for `lease` (one replica at a time)."""
-        doc = await self.requests.find_one_and_update(
+    # -- open proposals (what the expiry sweep looks at) --------------------
+
+    async def proposal_due(self, request_id: str, expires_at: datetime, provider_id: str) -> None:
+        """Before storing a state with an open proposal: make sure the sweep will look.
+
+        `$min` and `$addToSet`: if the state is not stored after all, `due`
+        stays no later than the proposal that really is open, and `providers`
+        still holds its provider.
+        """
+        await self.open_proposals.update_one(
+            {"_id": request_id},
+            {"$min": {"due": expires_at}, "$addToSet": {"providers": provider_id}},
+            upsert=True,
+        )
+
+    async def set_proposal_due(
+        self, request_id: str, expires_at: datetime, provider_id: str
+    ) -> None:
+        """After storing: the entry becomes exactly the stored proposal (`due` never later
+        than any following proposal's, which is opened later with the same window). A
+        sweep's lease was for the previous due: it ends."""
+        await self.open_proposals.update_one(
+            {"_id": request_id},
+            {"$set": {"due": expires_at, "providers": [provider_id]}, "$unset": {"lease": ""}},
+        )
+
+    async def proposal_closed(self, request_id: str) -> None:
+        await self.open_proposals.delete_one({"_id": request_id})
+
+    async def due_proposals(self, now: datetime, limit: int = 100) -> list[tuple[str, datetime]]:
+        """(request id, due) of proposals that may have expired (a scan of a small collection)."""
+        cursor = self.open_proposals.find({"due": {"$lte": now}}, {"_id": 1, "due": 1}).limit(limit)
+        return [(str(d["_id"]), d["due"]) async for d in cursor]
+
+    async def claim_due(self, request_id: str, now: datetime, lease: timedelta) -> bool:
+        """Take the right to handle this due proposal for `lease` (one replica at a time)."""
+        res = await self.open_proposals.update_one(
             {
                 "_id": request_id,
-                "status": RequestStatus.PROPOSED.value,
-                "expires_at": {"$lte": now},
-                "$or": [{"sweep_lease": {"$exists": False}}, {"sweep_lease": {"$lt": now}}],
+                "due": {"$lte": now},
+                "$or": [{"lease": {"$exists": False}}, {"lease": {"$lt": now}}],
             },
-            {"$set": {"sweep_lease": now + lease}},
-            # no projection: FerretDB v1 does not implement `fields` in findAndModify
-            return_document=ReturnDocument.AFTER,
+            {"$set": {"lease": now + lease}},
         )
-        return doc is not None
+        return bool(res.modified_count)
 
-    # -- ratings (read from the rated requests) -----------------------------
+    async def open_proposals_of(self, provider_id: str) -> list[ClientRequest]:
+        """Open proposals waiting for this provider, newest first.
+
+        A query on the small `open_proposals` collection, then each request by
+        `_id`; the entries are a superset, so the requests themselves decide.
+        """
+        ids = [
+            str(d["_id"])
+            async for d in self.open_proposals.find({"providers": provider_id}, {"_id": 1})
+        ]
+        found = await asyncio.gather(*(self.get_request(i) for i in ids))
+        reqs = [
+            s.request
+            for s in found
+            if s is not None
+            and s.request.status is RequestStatus.PROPOSED
+            and s.request.proposal is not None
+            and s.request.proposal.provider_id == provider_id
+        ]
+        return sorted(reqs, key=lambda r: r.submitted_at, reverse=True)
+
+    async def open_proposal_count(self) -> int:
+        return int(await self.open_proposals.count_documents({}))
+
+    # -- ratings (counters read by _id) -------------------------------------
 
     async def rating_stats(self, provider_ids: Iterable[str]) -> dict[str, RatingStats]:
+        """Rating totals per provider: one point read each, concurrently."""
         ids = list(provider_ids)
-        if not ids:
-            return {}
-        pipeline: list[Document] = [
-            {"$match": {"provider_id": {"$in": ids}, "status": RequestStatus.RATED.value}},
-            {"$group": {"_id": "$provider_id", "count": {"$sum": 1}, "total": {"$sum": "$rating"}}},
-        ]
-        out: dict[str, RatingStats] = {}
-        cursor = await self.requests.aggregate(pipeline)
-        async for d in cursor:
-            out[str(d["_id"])] = RatingStats(int(d["count"]), int(d["total"]))
-        return out
-
-    async def client_ratings(self, client_id: str) -> list[tuple[str, int]]:
-        """(provider id, stars) of every rating this client gave."""
-        cursor = self.requests.find(
-            {"client_id": client_id, "status": RequestStatus.RATED.value},
-            {"provider_id": 1, "rating": 1},
+        docs = await asyncio.gather(
+            *(self.provider_ratings.find_one({"_id": i}, {"count": 1, "total": 1}) for i in ids)
         )
-        return [(str(d["provider_id"]), int(d["rating"])) async for d in cursor]
+        return {
+            i: RatingStats(int(d.get("count", 0)), int(d.get("total", 0)))
+            for i, d in zip(ids, docs, strict=True)
+            if d is not None
+        }
+
+    async def client_ratings_of(self, client_id: str) -> list[tuple[str, int]]:
+        """(provider id, stars) pairs this client gave (each distinct pair once)."""
+        d = await self.client_ratings.find_one({"_id": client_id}, {"given": 1})
+        return [(str(g["p"]), int(g["s"])) for g in (d or {}).get("given", [])]
+
+    async def count_rating(self, r: RatingToCount, now: datetime) -> None:
+        """Apply one stored rating to the counters, once, then flag the request.
+
+        Safe to repeat (the reconciliation does after a crash): the provider
+        `$inc` only happens while the request's marker is absent, the client
+        `$addToSet` is idempotent by nature.
+        """
+        marker = f"counting.{r.request_id}"  # request ids are `req_<hex>`: safe as a field
+        doc = await self.provider_ratings.find_one({"_id": r.provider_id}, {"counting": 1})
+        old = [
+            k
+            for k, at in ((doc or {}).get("counting") or {}).items()
+            if k != r.request_id and at < now - RATING_MARKER_TTL
+        ]
+        update: Document = {
+            "$inc": {"count": 1, "total": r.stars},
+            "$set": {marker: now},
+        }
+        if old:
+            update["$unset"] = {f"counting.{k}": "" for k in old}
+        for _ in range(2):
+            try:
+                await self.provider_ratings.update_one(
+                    {"_id": r.provider_id, marker: {"$exists": False}}, update, upsert=True
+                )
+                break
+            except DuplicateKeyError:
+                continue  # counted already, or the document was created concurrently: re-check
+        await self.client_ratings.update_one(
+            {"_id": r.client_id},
+            {"$addToSet": {"given": {"p": r.provider_id, "s": r.stars}}},
+            upsert=True,
+        )
+        await self.requests.update_one({"_id": r.request_id}, {"$set": {"rating_counted": True}})
+
+    async def ratings_to_count(
+        self, rated_before: datetime, limit: int = 500
+    ) -> list[RatingToCount]:
+        """Rated requests whose counters are not confirmed (reconciliation, slow timer)."""
+        cursor = self.requests.find(
+            {"status": RequestStatus.RATED.value, "rating_counted": {"$ne": True}},
+            {"client_id": 1, "provider_id": 1, "rating": 1, "rated_at": 1, "state.rated_at": 1},
+        ).limit(limit)
+        out: list[RatingToCount] = []
+        async for d in cursor:
+            # requests rated before the counters existed have no top-level `rated_at`
+            at = d.get("rated_at") or (d.get("state") or {}).get("rated_at")
+            rated_at = datetime.fromisoformat(at) if isinstance(at, str) else at
+            if rated_at is None or rated_at >= rated_before or d.get("rating") is None:
+                continue
+            out.append(
+                RatingToCount(
+                    str(d["_id"]),
+                    str(d["client_id"]),
+                    str(d["provider_id"]),
+                    int(d["rating"]),
+                    rated_at,
+                )
+            )
+        return out
 
     # -- capacity -----------------------------------------------------------
 
-    async def reserved_hours(
-        self, provider_ids: Iterable[str], from_week: str
-    ) -> dict[str, Decimal]:
-        """Hours reserved per capacity key, for these providers' weeks from `from_week` on."""
-        ids = list(provider_ids)
-        if not ids:
-            return {}
-        cursor = self.capacity.find(
-            {"provider_id": {"$in": ids}, "week": {"$gte": from_week}}, {"reserved_e4": 1}
+    async def reserved_hours(self, keys: Iterable[str]) -> dict[str, Decimal]:
+        """Hours reserved per capacity key: one point read per key, concurrently.
+
+        (`$in` on `_id` is not pushed down by FerretDB v1: it would scan.)
+        """
+        ids = list(dict.fromkeys(keys))
+        docs = await asyncio.gather(
+            *(self.capacity.find_one({"_id": k}, {"reserved_e4": 1}) for k in ids)
         )
-        return {str(d["_id"]): from_e4(int(d.get("reserved_e4", 0))) async for d in cursor}
+        return {
+            k: from_e4(int(d.get("reserved_e4", 0)))
+            for k, d in zip(ids, docs, strict=True)
+            if d is not None
+        }
 
     async def reserve(
         self,
@@ -378,10 +550,12 @@ class MatchingStore:
                 )
         return out
 
-    async def capacity_of(self, provider_id: str) -> list[Document]:
-        """Reserved hours per week of one provider (operator view)."""
-        cursor = self.capacity.find({"provider_id": provider_id}, {"holds": 0}).sort("week", 1)
+    async def capacity_of(self, provider_id: str, weeks: Sequence[str]) -> list[Document]:
+        """Reserved hours of one provider for these weeks (by `_id`), in order."""
+        keys = [f"{provider_id}:{w}" for w in weeks]
+        reserved = await self.reserved_hours(keys)
         return [
-            {"week": d["week"], "reserved_hours": str(from_e4(int(d.get("reserved_e4", 0))))}
-            async for d in cursor
+            {"week": k.rsplit(":", 1)[1], "reserved_hours": str(reserved[k])}
+            for k in keys
+            if k in reserved
         ]

@@ -133,8 +133,12 @@ def auth(settings: Settings, subject: str, role: str) -> dict[str, str]:
 async def wait_indexed(app: FastAPI, *offer_ids: str) -> None:
     index = app.state.projection.index
 
+    def indexed(offer_id: str) -> bool:
+        o = index.offer(offer_id)
+        return o is not None and index.provider(o.provider_id) is not None
+
     async def ready() -> bool:
-        return all(index.offer(o) is not None for o in offer_ids)
+        return all(indexed(o) for o in offer_ids)
 
     await wait_for(ready)
 

@@ -32,11 +32,12 @@ from .domain import (
     QuietHours,
     Recipient,
     RoutingRules,
+    State,
     WebhookEndpoint,
 )
 from .domain.recipient import DEFAULT_LOCALE, DEFAULT_ZONE
 from .settings import Clock
-from .store import NotificationsStore, State
+from .store import NotificationsStore
 
 Operator = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
 

@@ -59,7 +59,7 @@ def create_app(
         email=EmailSender(s),
         webhook=WebhookSender(timeout_s=s.webhook_timeout_s),
         inapp=InAppSender(store),
-        on_events=runtime.relay.kick,
+        publish=runtime.relay.publish_now,
     )
     router = EventRouter(store, routing, clock=now, dispatcher=dispatcher)
     for topic in CONSUMED:

@@ -1,12 +1,19 @@
-"""Sending: claim a due delivery, send it on its channel, store the outcome.
+"""Sending: a delivery is sent as soon as it is stored, by the process that stored it.
 
-Every delivery document is sent by whichever replica claims it first
-(`find_one_and_update` with a lease). After the attempt ONE conditional
-update stores the outcome and its NotificationDelivered / NotificationFailed
-event (outbox): delivered; retry later (domain RetryPolicy: exponential
-backoff with full jitter, persisted in `due_at`, so retries survive a
-restart); or failed for good, with the successor on the recipient's next
-channel (failover) recorded in the same update and inserted right after.
+The handler stores a delivery (the durable record) and hands its key to
+`Dispatcher.submit`; a worker claims it by `_id` (conditional update with a
+lease), sends it on its channel, and stores the outcome with ONE conditional
+update carrying its NotificationDelivered / NotificationFailed event (outbox):
+delivered; retry later (domain RetryPolicy: exponential backoff with full
+jitter, persisted in `due_at` and in the schedule entry, and awaited here by an
+in-process timer); or failed for good, with the successor on the recipient's
+next channel (failover) recorded in the same update and inserted right after.
+
+Nothing polls per delivery. A slow sweep (`dispatch_interval_s`, and at
+start-up) reads the small `schedule` collection for entries that are due (a
+crash before the send, a retry whose timer died with its process, a sender
+whose lease expired) and claims each by `_id`; an entry that disagrees with
+its delivery is repaired (domain `schedule.repair`).
 
 A sender that dies mid-send leaves the delivery `sending`; once its lease
 expires another replica takes it over. That is the one at-least-once window
@@ -20,7 +27,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,28 +35,35 @@ import structlog
 from delego_shared.events import Envelope
 from delego_shared.events.notifications import Channel
 from delego_shared.logging import get_logger
+from delego_shared.messaging import PublishNow
 from delego_shared.timing import wake_or_timeout
 
 from .channels import EmailSender, InAppSender, WebhookSender
 from .domain import (
+    Drop,
     FailOver,
     Failure,
+    FinishFailover,
     HeldNotification,
+    Op,
     PlannedDelivery,
     Recipient,
     Rendered,
     Renderer,
+    Reschedule,
     RetryAt,
     Rng,
-    WebhookEndpoint,
+    State,
     after_failure,
     delivered_event,
     failed_event,
     next_delivery,
     release_message,
+    repair,
+    retry_timer_delay,
 )
 from .settings import Clock, NotificationsSettings
-from .store import NotificationsStore, State, planned_of, source_of
+from .store import DELIVERIES, NotificationsStore, planned_of, source_of
 
 log = get_logger(__name__)
 
@@ -67,7 +81,7 @@ class Dispatcher:
         email: EmailSender,
         webhook: WebhookSender,
         inapp: InAppSender,
-        on_events: Callable[[], None],
+        publish: PublishNow,
         rng: Rng | None = None,
     ) -> None:
         self.store = store
@@ -77,60 +91,108 @@ class Dispatcher:
         self.email = email
         self.webhook = webhook
         self.inapp = inapp
-        self.on_events = on_events
+        self.publish = publish
+        """Publishes a delivery's outcome event right after it is stored."""
         self.rng: Rng = rng or random.SystemRandom()
         self.policy = settings.retry_policy()
         self.lease = timedelta(seconds=settings.delivery_lease_s)
+        self.timer_horizon = timedelta(seconds=max(settings.retry_cap_s, settings.delivery_lease_s))
         self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def submit(self, keys: Iterable[str]) -> None:
+        """Send these stored deliveries now, in this process (once each while queued)."""
+        for key in keys:
+            if key not in self._queued:
+                self._queued.add(key)
+                self._queue.put_nowait(key)
 
     def kick(self) -> None:
-        """New deliveries are due: look now rather than at the next poll."""
+        """Sweep the schedule now rather than at the next slow tick."""
         self._wake.set()
 
-    # --- loop -------------------------------------------------------------------
+    def _submit_at(self, key: str, at: datetime) -> None:
+        """Wake up for a retry (or a lease takeover) at `at`; the sweep is the fallback."""
+        delay = retry_timer_delay(at, self.clock(), horizon=self.timer_horizon)
+        if delay is None:
+            return
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self.submit([key])
+
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, fire)
+
+    # --- loops -------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Background loop: `dispatch_concurrency` workers sharing the due deliveries."""
-        workers = [
-            asyncio.create_task(self._worker(i), name=f"notifications-dispatch-{i}")
+        """Background: `dispatch_concurrency` senders and the slow schedule sweep."""
+        tasks = [
+            asyncio.create_task(self._worker(), name=f"notifications-dispatch-{i}")
             for i in range(self.settings.dispatch_concurrency)
         ]
+        tasks.append(asyncio.create_task(self._sweeper(), name="notifications-sweep"))
         try:
-            await asyncio.gather(*workers)
+            await asyncio.gather(*tasks)
         finally:
-            for w in workers:
-                w.cancel()
-            for w in workers:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await w
+                    await t
+            for handle in self._timers.values():
+                handle.cancel()
+            self._timers.clear()
 
-    async def _worker(self, n: int) -> None:
+    async def _worker(self) -> None:
         while True:
-            busy = False
+            key = await self._queue.get()
             try:
-                busy = await self.dispatch_once()
-                if not busy and n == 0:
-                    await self.complete_failovers()
+                await self.dispatch(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # store down: the sweep brings it back
+                log.warning(
+                    "dispatch.failed",
+                    delivery_id=key,
+                    error_type=type(exc).__name__,
+                    error=str(exc),
+                )
+            finally:
+                self._queued.discard(key)
+
+    async def _sweeper(self) -> None:
+        while True:
+            try:
+                await self.sweep_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # store down: keep trying
-                log.warning("dispatch.failed", error_type=type(exc).__name__, error=str(exc))
-            if busy:
-                continue
+                log.warning("sweep.failed", error_type=type(exc).__name__, error=str(exc))
             await wake_or_timeout(self._wake, self.settings.dispatch_interval_s)
             self._wake.clear()
 
-    async def complete_failovers(self) -> None:
-        """Insert successors recorded by failed deliveries but not inserted yet (crash)."""
-        for doc in await self.store.pending_failovers():
-            if await self.store.complete_failover(doc, self.clock()):
-                self.kick()
+    async def sweep_once(self) -> int:
+        """Catch-up after crashes: endpoint sets, then due sends (claimed by `_id`)."""
+        await self.store.sync_endpoint_sets()
+        entries = await self.store.due(Op.SEND, self.clock())
+        keys = [e["_id"] for e in entries if e["_id"] not in self._queued]
+        if keys:
+            log.info("sweep.due", count=len(keys))
+        self.submit(keys)
+        return len(keys)
 
-    async def dispatch_once(self) -> bool:
-        """Send one due delivery; False when none is due."""
-        doc = await self.store.claim_due(self.owner, self.clock(), self.lease)
+    async def dispatch(self, key: str) -> bool:
+        """Claim this delivery by `_id` and send it; False when it is not ours to send now."""
+        doc = await self.store.claim_send(key, self.owner, self.clock(), self.lease)
         if doc is None:
+            await self.repair(key)
             return False
         with structlog.contextvars.bound_contextvars(
             delivery_id=doc["_id"],
@@ -144,13 +206,34 @@ class Dispatcher:
                 await self._send_one(doc)
         return True
 
+    async def repair(self, key: str) -> None:
+        """Bring a schedule entry in line with its delivery (after a crash or a race)."""
+        entry = await self.store.schedule_entry(key)
+        if entry is None:
+            return
+        now = self.clock()
+        action = repair(
+            await self.store.status(key),
+            entry_created_at=entry["created_at"],
+            now=now,
+            grace=self.lease,
+        )
+        if isinstance(action, Drop):
+            await self.store.unschedule(key)
+        elif isinstance(action, Reschedule):
+            if (action.op, action.at) != (entry.get("op"), entry.get("at")):
+                await self.store.reschedule(key, action.op, action.at)
+            if action.op == Op.SEND and action.at > now:
+                self._submit_at(key, action.at)
+        elif isinstance(action, FinishFailover):
+            await self._complete(key)
+
     # --- one delivery -------------------------------------------------------------
 
     async def _send_one(self, doc: dict[str, Any]) -> None:
         planned = planned_of(doc)
         attempts = int(doc.get("attempts", 0)) + 1
         source = source_of(doc)
-        endpoints = await self.store.active_endpoints()
         if planned.via_subscription:
             recipient = Recipient(recipient_id=planned.recipient_id, channels=(Channel.WEBHOOK,))
         else:
@@ -159,7 +242,7 @@ class Dispatcher:
             )
         now = self.clock()
         try:
-            failure = await self._attempt(planned, recipient, endpoints, source, now)
+            failure = await self._attempt(planned, recipient, source, now)
         except Exception as exc:
             log.exception("delivery.attempt_error", error_type=type(exc).__name__)
             failure = INTERNAL_ERROR
@@ -171,8 +254,14 @@ class Dispatcher:
             stored = await self.store.mark_delivered(
                 planned.key, self.owner, attempts=attempts, now=now, events=[event]
             )
-            self._stored(stored, "delivery.delivered", attempts=attempts)
+            if stored:
+                await self.store.unschedule(planned.key)
+            await self._stored(stored, "delivery.delivered", planned.key, attempts=attempts)
             return
+        # the recipient's own webhooks, for failover (one read by `_id`)
+        endpoints = []
+        if not planned.via_subscription:
+            endpoints = await self.store.owned_endpoints([recipient.recipient_id])
         decision = after_failure(
             planned,
             attempts=attempts,
@@ -192,7 +281,11 @@ class Dispatcher:
                 code=failure.code,
                 now=now,
             )
-            self._stored(stored, "delivery.retry_scheduled", attempts=attempts, code=failure.code)
+            await self._stored(
+                stored, "delivery.retry_scheduled", None, attempts=attempts, code=failure.code
+            )
+            if stored:
+                self._submit_at(planned.key, decision.at)
             return
         failed = source.caused(
             failed_event(planned, attempts=attempts, error_code=decision.failed_code, at=now),
@@ -208,29 +301,29 @@ class Dispatcher:
             events=[failed],
             failover=successors,
         )
-        self._stored(
+        if stored:
+            await self._complete(planned.key)
+        await self._stored(
             stored,
             "delivery.failed",
+            planned.key,
             attempts=attempts,
             code=decision.failed_code,
             failover_channel=successors[0].channel.value if successors else None,
         )
-        if stored and successors:
-            await self._complete(planned.key)
 
     async def _attempt(
         self,
         planned: PlannedDelivery,
         recipient: Recipient,
-        endpoints: list[WebhookEndpoint],
         source: Envelope,
         now: datetime,
     ) -> Failure | None:
         if planned.channel is Channel.WEBHOOK:
-            endpoint = next((e for e in endpoints if e.endpoint_id == planned.endpoint_id), None)
-            if endpoint is None:
+            found = await self.store.endpoint(planned.endpoint_id) if planned.endpoint_id else None
+            if found is None or not found[0].active:
                 return Failure("webhook_endpoint_inactive", permanent=True)
-            return await self.webhook.send(endpoint, source, delivery_key=planned.key, now=now)
+            return await self.webhook.send(found[0], source, delivery_key=planned.key, now=now)
         rendered = self._render(planned.kind, recipient, source)
         return await self._send_rendered(
             planned.channel,
@@ -322,7 +415,8 @@ class Dispatcher:
             )
             if stored:
                 await self.store.settle_parts(doc["parts"], State.DELIVERED, now)
-            self._stored(stored, "digest.delivered", attempts=attempts, parts=len(parts))
+                await self.store.unschedule(key)
+            await self._stored(stored, "digest.delivered", key, attempts=attempts, parts=len(parts))
             return
         retry_at = (
             None if failure.permanent else self.policy.next_attempt_at(now, attempts, self.rng)
@@ -331,9 +425,13 @@ class Dispatcher:
             stored = await self.store.schedule_retry(
                 key, self.owner, attempts=attempts, at=retry_at, code=failure.code, now=now
             )
-            self._stored(stored, "digest.retry_scheduled", attempts=attempts, code=failure.code)
+            await self._stored(
+                stored, "digest.retry_scheduled", None, attempts=attempts, code=failure.code
+            )
+            if stored:
+                self._submit_at(key, retry_at)
             return
-        endpoints = await self.store.active_endpoints()
+        endpoints = await self.store.owned_endpoints([recipient.recipient_id])
         successors = [
             n for p in parts if (n := next_delivery(p, recipient, endpoints, now=now)) is not None
         ]
@@ -355,21 +453,32 @@ class Dispatcher:
         )
         if stored:
             await self.store.settle_parts(doc["parts"], State.FAILED, now)
-        self._stored(stored, "digest.failed", attempts=attempts, code=failure.code)
-        if stored and successors:
+        if stored:
             await self._complete(key)
+        await self._stored(stored, "digest.failed", key, attempts=attempts, code=failure.code)
 
     # --- helpers ----------------------------------------------------------------------
 
     async def _complete(self, key: str) -> None:
+        """After a final failure: insert the recorded successors, send the due ones now,
+        then drop the failed delivery from the schedule."""
         doc = await self.store.delivery_with_source(key)
-        if doc is not None and doc.get("failover_pending"):
-            await self.store.complete_failover(doc, self.clock())
-            self.kick()
+        if doc is None:
+            return
+        if not doc.get("failover_pending"):
+            await self.store.unschedule(key)
+            return
+        now = self.clock()
+        inserted = await self.store.complete_failover(doc, now)
+        self.submit(p.key for p in inserted if p.hold_until is None or p.hold_until <= now)
 
-    def _stored(self, stored: bool, what: str, **fields: Any) -> None:
+    async def _stored(
+        self, stored: bool, what: str, published_from: str | None, **fields: Any
+    ) -> None:
+        """Log the outcome; publish the events stored with it (from delivery `published_from`)."""
         if stored:
             log.info(what, **fields)
-            self.on_events()
+            if published_from is not None:
+                await self.publish(DELIVERIES, published_from)
         else:  # our lease expired and another replica took the delivery over
             log.warning("delivery.lease_lost", outcome=what, **fields)

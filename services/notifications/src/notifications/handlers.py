@@ -4,14 +4,17 @@
 `plan_deliveries`) and stores each under its delivery key before anything is
 sent: that insert is the claim, so a replayed event stores nothing new and
 sends nothing. Deliveries in quiet hours are stored `held`; the others are
-picked up by the `Dispatcher`.
+handed to the `Dispatcher`, which sends them at once. Every read on this path
+is by `_id` (recipients, endpoint sets, the delivery keys already taken).
 
-`Releaser.run` (background) turns held deliveries whose quiet hours ended
-into one message per recipient and channel (a digest when several were
-held). Held deliveries live in the database, so they survive a restart; the
-release is safe with several replicas: one short lease per (recipient,
+`Releaser.run` (background, slow timer) turns held deliveries whose quiet hours
+ended into one message per recipient and channel (a digest when several were
+held). It finds them in the small `schedule` collection, not among all
+deliveries. Held deliveries live in the database, so they survive a restart;
+the release is safe with several replicas: one short lease per (recipient,
 channel) group, and a digest's key is derived from the set of deliveries it
-merges (insert = claim again).
+merges (insert = claim again). A digest's parts are marked with its key before
+it is stored, so a replica that dies half-way is finished by the next release.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from datetime import timedelta
 from delego_shared.events import Envelope
 from delego_shared.events.notifications import Channel
 from delego_shared.logging import get_logger
+from delego_shared.mongo import Document
 
 from .dispatch import Dispatcher
 from .domain import (
     HeldNotification,
+    Op,
     RoutingRules,
+    State,
     digest_key,
     group_held,
     plan_deliveries,
@@ -55,30 +61,33 @@ class EventRouter:
 
     async def handle(self, envelope: Envelope) -> None:
         event = envelope.data
-        endpoints = await self.store.active_endpoints()
+        subscriptions = await self.store.subscription_endpoints()
         ids = self.rules.recipients_of(event)
-        if not ids and not any(
-            e.owner_id is None and e.subscribes(envelope.type) for e in endpoints
-        ):
+        if not ids and not any(e.subscribes(envelope.type) for e in subscriptions):
             return  # nobody to notify about this event
-        recipients = await self.store.recipients(ids)
+        recipients, owned = await asyncio.gather(
+            self.store.recipients(ids), self.store.owned_endpoints(ids)
+        )
         now = self.clock()
         plans = plan_deliveries(
-            envelope.id, event, recipients, endpoints, now=now, rules=self.rules
+            envelope.id, event, recipients, [*subscriptions, *owned], now=now, rules=self.rules
         )
         # A recipient already reached for this event (even on another channel, if
         # their settings changed since) is not planned again on a replay.
-        already = await self.store.recipients_reached(envelope.id)
+        already = await self.store.recipients_reached(envelope.id, [p.recipient_id for p in plans])
+        due: list[str] = []
         stored = held = 0
         for p in plans:
             if p.recipient_id in already:
                 continue
             if await self.store.claim(p, envelope, now=now):
                 stored += 1
-                held += p.hold_until is not None and p.hold_until > now
+                if p.hold_until is not None and p.hold_until > now:
+                    held += 1
+                else:
+                    due.append(p.key)
         log.info("event.routed", planned=len(plans), stored=stored, held=held)
-        if stored > held:
-            self.dispatcher.kick()
+        self.dispatcher.submit(due)
 
 
 class Releaser:
@@ -112,49 +121,62 @@ class Releaser:
     async def release_once(self) -> int:
         """Release every due group once; returns how many messages were made due."""
         now = self.clock()
-        due = await self.store.due_held(now)
-        groups = sorted({(d["recipient_id"], Channel(d["channel"])) for d in due})
+        groups: dict[tuple[str, Channel], list[Document]] = {}
+        for entry in await self.store.due(Op.RELEASE, now):
+            group = (entry["recipient_id"], Channel(entry["channel"]))
+            groups.setdefault(group, []).append(entry)
         released = 0
-        for recipient_id, channel in groups:
+        for (recipient_id, channel), entries in sorted(groups.items()):
             lock = f"{recipient_id}|{channel.value}"
             if not await self.store.acquire_release_lock(lock, self.owner, now, self.lease):
                 continue  # another replica is on it
             try:
-                released += await self._release_group(recipient_id, channel)
+                released += await self._release_group(entries)
             finally:
                 with contextlib.suppress(Exception):
                     await self.store.release_release_lock(lock, self.owner)
-        if released:
-            self.dispatcher.kick()
         return released
 
-    async def _release_group(self, recipient_id: str, channel: Channel) -> int:
+    async def _release_group(self, entries: list[Document]) -> int:
         now = self.clock()
-        docs = await self.store.held_group(recipient_id, channel, now)
-        if not docs:
-            return 0
-        # a replica that died between creating a digest and marking its parts
+        # a replica that died after storing a digest, before marking its parts
         covered: set[str] = set()
-        for digest in await self.store.digests_containing([d["_id"] for d in docs]):
-            await self.store.mark_digested(digest["parts"], digest["_id"], now)
-            covered.update(digest["parts"])
+        for dkey in sorted({e["digest"] for e in entries if e.get("digest")}):
+            digest = await self.store.delivery(dkey)
+            if digest is not None:
+                await self.store.mark_digested(digest["parts"], dkey, now)
+                covered.update(digest["parts"])
+                self.dispatcher.submit([dkey])
+        keys = [e["_id"] for e in entries if e["_id"] not in covered]
+        docs = await self.store.parts(keys)
+        ready = [
+            d
+            for d in docs
+            if d["state"] == State.HELD and d.get("hold_until") and d["hold_until"] <= now
+        ]
+        for key in set(keys) - {d["_id"] for d in ready}:
+            await self.dispatcher.repair(key)  # already released, gone, or not due yet
         held = [
             HeldNotification(
                 planned=planned_of(d), event=source_of(d).data, occurred_at=d["occurred_at"]
             )
-            for d in docs
-            if d["_id"] not in covered
+            for d in ready
         ]
         released = 0
         for (rid, ch), items in group_held(held).items():
-            keys = [h.planned.key for h in items]
+            parts = [h.planned.key for h in items]
             if len(items) == 1:
-                released += await self.store.release_single(keys[0], now)
-                log.info("release.single", recipient_id=rid, channel=ch.value)
+                if await self.store.release_single(parts[0], now):
+                    released += 1
+                    self.dispatcher.submit(parts)
+                    log.info("release.single", recipient_id=rid, channel=ch.value)
                 continue
-            key = digest_key(rid, ch, keys)
-            await self.store.insert_digest(key, recipient_id=rid, channel=ch, parts=keys, now=now)
-            await self.store.mark_digested(keys, key, now)
+            key = digest_key(rid, ch, parts)
+            for part in parts:
+                await self.store.mark_entry_digest(part, key)
+            await self.store.insert_digest(key, recipient_id=rid, channel=ch, parts=parts, now=now)
+            await self.store.mark_digested(parts, key, now)
             released += 1
-            log.info("release.digest", recipient_id=rid, channel=ch.value, parts=len(keys))
+            self.dispatcher.submit([key])
+            log.info("release.digest", recipient_id=rid, channel=ch.value, parts=len(parts))
         return released

@@ -44,7 +44,10 @@ class NotificationsSettings(Settings):
 
     # --- loops -----------------------------------------------------------------
     dispatch_interval_s: float = Field(
-        default=1.0, gt=0, description="how often due deliveries are looked for"
+        default=30.0,
+        gt=0,
+        description="slow catch-up sweep of the schedule (crashes, lost retry timers); "
+        "new deliveries are sent at once, retries wake an in-process timer",
     )
     dispatch_concurrency: int = Field(default=4, ge=1, description="sends in flight per replica")
     delivery_lease_s: float = Field(

@@ -1,5 +1,9 @@
 """All MongoDB code of the notifications service.
 
+Rule: on a per-event or per-request path every access goes by `_id` (or is an
+insert); only slow timers and start-up scan, and only small bounded
+collections (`schedule`, `webhooks`).
+
 Collections (database `delego_notifications` by default):
 
 - `recipients`: one document per user id: the contact data (e-mail, locale,
@@ -7,7 +11,11 @@ Collections (database `delego_notifications` by default):
   `"<kind>:<channel>"` strings so a switch is one `$addToSet` / `$pull`. This
   is the only place on the platform where an e-mail address is stored.
 - `webhooks`: the endpoints operators registered (URL, secret, event types,
-  optional owner).
+  optional owner), the truth for them; `version` counts writes, `sets` names
+  the endpoint sets it may appear in, `sync_pending` marks a write whose sets
+  are not updated yet.
+- `endpoint_sets`: the endpoints grouped for routing (domain `endpoint_sets`):
+  `subscriptions` and `owner:<user id>`, read by `_id` on every event.
 - `deliveries`: one document per delivery, `_id` = the domain's delivery key
   (`dlv_...`) or digest key (`dgs_...`). Inserting it *is* the claim: a replay
   of the same event computes the same key, the insert fails on the unique
@@ -16,13 +24,21 @@ Collections (database `delego_notifications` by default):
   `digested`), the source event (to render and to forward to webhooks), the
   attempts, and the NotificationDelivered / NotificationFailed events in its
   outbox, written by the same single-document update as the state.
-- `inbox`: in-app messages, one per in-app delivery (`_id` = delivery key).
+- `schedule`: one entry per delivery not yet final (`_id` = its key): `send`
+  at `at`, or `release` at the end of quiet hours. Written before the
+  delivery, removed once it is final: bounded by what is in flight. The timers
+  scan it (never `deliveries`) and claim each delivery by `_id`.
+- `inbox`: in-app messages, one per in-app delivery (`_id` = delivery key);
+  `inbox_index`: per user (`_id` = user id) the newest item ids and the unread
+  ones, so a page of the inbox is read by `_id`.
 - `release_locks`: one short lease per (recipient, channel) while a replica
   turns held notifications into a digest.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,41 +51,44 @@ from delego_shared.mongo import Document, DuplicateKeyError, IndexSpec, Mongo
 from pymongo import ReturnDocument
 
 from .domain import (
+    DeliveryStatus,
+    Op,
     PlannedDelivery,
     Preferences,
     QuietHours,
     Recipient,
     Rendered,
+    State,
     WebhookEndpoint,
+    delivery_key,
+    endpoints_of,
+    set_entries,
+    set_key,
 )
+from .domain.endpoint_sets import SUBSCRIPTIONS
 
 RECIPIENTS = "recipients"
 WEBHOOKS = "webhooks"
+ENDPOINT_SETS = "endpoint_sets"
 DELIVERIES = "deliveries"
+SCHEDULE = "schedule"
 INBOX = "inbox"
+INBOX_INDEX = "inbox_index"
 RELEASE_LOCKS = "release_locks"
 OUTBOX_COLLECTIONS = (DELIVERIES,)
-
-
-class State:
-    HELD = "held"
-    PENDING = "pending"
-    SENDING = "sending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    DIGESTED = "digested"
-    ALL = ("held", "pending", "sending", "delivered", "failed", "digested")
+INBOX_KEPT = 1000
+"""Items an inbox lists (newest first); older ones stay stored but drop out of the list."""
 
 
 def store_indexes() -> list[IndexSpec]:
+    """For MongoDB: the queries that are not by `_id` (timers, operator status reads)."""
     return [
-        IndexSpec(DELIVERIES, [("state", 1), ("due_at", 1)]),
-        IndexSpec(DELIVERIES, [("state", 1), ("hold_until", 1)]),
+        IndexSpec(SCHEDULE, [("op", 1), ("at", 1)]),
+        IndexSpec(WEBHOOKS, [("sync_pending", 1)]),
         IndexSpec(DELIVERIES, [("recipient_id", 1), ("created_at", -1)]),
         IndexSpec(DELIVERIES, [("event_id", 1)]),
-        IndexSpec(DELIVERIES, [("parts", 1)]),
-        IndexSpec(INBOX, [("user_id", 1), ("created_at", -1)]),
-        IndexSpec(WEBHOOKS, [("active", 1)]),
+        IndexSpec(DELIVERIES, [("state", 1), ("created_at", -1)]),
+        IndexSpec(INBOX, [("user_id", 1), ("created_at", -1)]),  # once per user: index build
     ]
 
 
@@ -179,8 +198,11 @@ class NotificationsStore:
         self.db = mongo.db
         self.recipients_c = mongo.db[RECIPIENTS]
         self.webhooks_c = mongo.db[WEBHOOKS]
+        self.sets_c = mongo.db[ENDPOINT_SETS]
         self.deliveries_c = mongo.db[DELIVERIES]
+        self.schedule_c = mongo.db[SCHEDULE]
         self.inbox_c = mongo.db[INBOX]
+        self.inbox_index_c = mongo.db[INBOX_INDEX]
         self.locks_c = mongo.db[RELEASE_LOCKS]
 
     # --- recipients ------------------------------------------------------------
@@ -190,10 +212,9 @@ class NotificationsStore:
         return recipient_of(doc) if doc else None
 
     async def recipients(self, ids: Sequence[str]) -> dict[str, Recipient]:
-        if not ids:
-            return {}
-        docs = await self.recipients_c.find({"_id": {"$in": list(ids)}}).to_list()
-        return {d["_id"]: recipient_of(d) for d in docs}
+        """One read by `_id` each (`$in` would scan on FerretDB); an event names one or two."""
+        found = await asyncio.gather(*(self.recipient(i) for i in dict.fromkeys(ids)))
+        return {r.recipient_id: r for r in found if r is not None}
 
     async def _ensure_recipient(self, recipient_id: str, now: datetime) -> None:
         try:
@@ -245,59 +266,182 @@ class NotificationsStore:
 
     # --- webhook endpoints -------------------------------------------------------
 
+    @staticmethod
+    def _endpoint_fields(endpoint: WebhookEndpoint, now: datetime) -> Document:
+        return {
+            "url": endpoint.url,
+            "secret": endpoint.secret,
+            "event_types": sorted(endpoint.event_types),
+            "owner_id": endpoint.owner_id,
+            "active": endpoint.active,
+            "sync_pending": True,
+            "updated_at": now,
+        }
+
     async def add_endpoint(self, endpoint: WebhookEndpoint, now: datetime) -> None:
-        await self.webhooks_c.insert_one(
-            {
-                "_id": endpoint.endpoint_id,
-                "url": endpoint.url,
-                "secret": endpoint.secret,
-                "event_types": sorted(endpoint.event_types),
-                "owner_id": endpoint.owner_id,
-                "active": endpoint.active,
-                "created_at": now,
-                "updated_at": now,
-            }
+        doc = {
+            "_id": endpoint.endpoint_id,
+            **self._endpoint_fields(endpoint, now),
+            "version": 1,
+            "sets": [set_key(endpoint.owner_id)],
+            "created_at": now,
+        }
+        await self.webhooks_c.insert_one(doc)
+        await self._sync_sets(doc)
+
+    async def _write_endpoint(self, endpoint_id: str, update: Document) -> bool:
+        """Change the endpoint (the truth), then its endpoint sets; a crash in between
+        leaves `sync_pending`, which the start-up/timer sweep completes."""
+        doc = await self.webhooks_c.find_one_and_update(
+            {"_id": endpoint_id}, update, return_document=ReturnDocument.AFTER
         )
+        if doc is None:
+            return False
+        await self._sync_sets(doc)
+        return True
 
     async def replace_endpoint(self, endpoint: WebhookEndpoint, now: datetime) -> bool:
-        res = await self.webhooks_c.update_one(
-            {"_id": endpoint.endpoint_id},
+        return await self._write_endpoint(
+            endpoint.endpoint_id,
             {
-                "$set": {
-                    "url": endpoint.url,
-                    "secret": endpoint.secret,
-                    "event_types": sorted(endpoint.event_types),
-                    "owner_id": endpoint.owner_id,
-                    "active": endpoint.active,
-                    "updated_at": now,
-                }
+                "$set": self._endpoint_fields(endpoint, now),
+                "$inc": {"version": 1},
+                "$addToSet": {"sets": set_key(endpoint.owner_id)},
             },
         )
-        return res.matched_count == 1
+
+    async def deactivate_endpoint(self, endpoint_id: str, now: datetime) -> bool:
+        return await self._write_endpoint(
+            endpoint_id,
+            {
+                "$set": {"active": False, "sync_pending": True, "updated_at": now},
+                "$inc": {"version": 1},
+            },
+        )
 
     async def endpoint(self, endpoint_id: str) -> tuple[WebhookEndpoint, Document] | None:
         doc = await self.webhooks_c.find_one({"_id": endpoint_id})
         return (endpoint_of(doc), doc) if doc else None
 
     async def endpoints(self) -> list[tuple[WebhookEndpoint, Document]]:
+        """Operators' list: the registrations (a small collection, not per event)."""
         docs = await self.webhooks_c.find({}).sort("_id", 1).to_list()
         return [(endpoint_of(d), d) for d in docs]
 
-    async def active_endpoints(self) -> list[WebhookEndpoint]:
-        docs = await self.webhooks_c.find({"active": True}).to_list()
-        return [endpoint_of(d) for d in docs]
+    async def _endpoint_set(self, key: str) -> list[WebhookEndpoint]:
+        doc = await self.sets_c.find_one({"_id": key})
+        return endpoints_of(doc.get("eps") or {}) if doc else []
 
-    async def deactivate_endpoint(self, endpoint_id: str, now: datetime) -> bool:
-        res = await self.webhooks_c.update_one(
-            {"_id": endpoint_id}, {"$set": {"active": False, "updated_at": now}}
+    async def subscription_endpoints(self) -> list[WebhookEndpoint]:
+        """Active endpoints without owner (integrations): one read by `_id`."""
+        return await self._endpoint_set(SUBSCRIPTIONS)
+
+    async def owned_endpoints(self, owner_ids: Iterable[str]) -> list[WebhookEndpoint]:
+        """Active endpoints these users own (their webhook channel): one read each."""
+        found = await asyncio.gather(
+            *(self._endpoint_set(set_key(o)) for o in dict.fromkeys(owner_ids))
         )
-        return res.matched_count == 1
+        return [e for eps in found for e in eps]
+
+    async def _sync_sets(self, doc: Document) -> None:
+        """Write the endpoint's entry into every set it is or was in, newest version wins."""
+        endpoint_id: str = doc["_id"]
+        version = doc.get("version")
+        if version is None:  # registered before endpoint sets existed
+            await self.webhooks_c.update_one(
+                {"_id": endpoint_id, "version": {"$exists": False}},
+                {"$set": {"version": 1, "sets": [set_key(doc.get("owner_id"))]}},
+            )
+            fresh = await self.webhooks_c.find_one({"_id": endpoint_id})
+            if fresh is None or fresh.get("version") is None:
+                return
+            doc, version = fresh, fresh["version"]
+        endpoint = endpoint_of(doc)
+        for key, entry in set_entries(endpoint, version, doc.get("sets") or ()).items():
+            with contextlib.suppress(DuplicateKeyError):
+                await self.sets_c.insert_one({"_id": key, "eps": {}})
+            field = f"eps.{endpoint_id}"
+            await self.sets_c.update_one(
+                {
+                    "_id": key,
+                    "$or": [{f"{field}.v": {"$exists": False}}, {f"{field}.v": {"$lt": version}}],
+                },
+                {"$set": {field: entry}},
+            )
+        await self.webhooks_c.update_one(
+            {"_id": endpoint_id, "version": version},
+            {"$set": {"sets": [set_key(endpoint.owner_id)]}, "$unset": {"sync_pending": ""}},
+        )
+
+    async def sync_endpoint_sets(self) -> int:
+        """Start-up/timer sweep: finish endpoint writes whose sets were not updated."""
+        docs = await self.webhooks_c.find(
+            {"$or": [{"sync_pending": True}, {"version": {"$exists": False}}]}, {"_id": 1}
+        ).to_list()
+        for d in docs:
+            full = await self.webhooks_c.find_one({"_id": d["_id"]})
+            if full is not None:
+                await self._sync_sets(full)
+        return len(docs)
+
+    # --- schedule: the deliveries in flight -----------------------------------------
+
+    async def _schedule(
+        self, key: str, op: str, at: datetime, *, recipient_id: str, channel: Channel, now: datetime
+    ) -> bool:
+        try:
+            await self.schedule_c.insert_one(
+                {
+                    "_id": key,
+                    "op": op,
+                    "at": at,
+                    "recipient_id": recipient_id,
+                    "channel": channel.value,
+                    "created_at": now,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def due(self, op: str, now: datetime, limit: int = 500) -> list[Document]:
+        """Timer sweep over the small `schedule` collection (never over `deliveries`)."""
+        return (
+            await self.schedule_c.find(
+                {"op": op, "at": {"$lte": now}},
+                {"recipient_id": 1, "channel": 1, "digest": 1, "created_at": 1},
+            )
+            .sort("at", 1)
+            .limit(limit)
+            .to_list()
+        )
+
+    async def schedule_entry(self, key: str) -> Document | None:
+        return await self.schedule_c.find_one({"_id": key})
+
+    async def reschedule(self, key: str, op: str, at: datetime) -> None:
+        await self.schedule_c.update_one({"_id": key}, {"$set": {"op": op, "at": at}})
+
+    async def unschedule(self, key: str) -> None:
+        await self.schedule_c.delete_one({"_id": key})
 
     # --- deliveries: claim -------------------------------------------------------
 
     async def claim(self, planned: PlannedDelivery, source: Envelope, *, now: datetime) -> bool:
-        """Store a planned delivery under its key; False if it already exists (replay)."""
+        """Store a planned delivery under its key; False if it already exists (replay).
+
+        Its schedule entry is written first, so a crash in between leaves an entry
+        without a delivery (dropped by the sweep), never a delivery nobody will send.
+        """
         held = planned.hold_until is not None and planned.hold_until > now
+        scheduled = await self._schedule(
+            planned.key,
+            Op.RELEASE if held else Op.SEND,
+            planned.hold_until if held and planned.hold_until else now,
+            recipient_id=planned.recipient_id,
+            channel=planned.channel,
+            now=now,
+        )
         doc = {
             "_id": planned.key,
             **planned_fields(planned),
@@ -314,22 +458,32 @@ class NotificationsStore:
         try:
             await self.deliveries_c.insert_one(doc)
         except DuplicateKeyError:
+            if scheduled:  # the delivery was already final: its entry had been removed
+                await self.unschedule(planned.key)
             return False
         return True
 
-    async def recipients_reached(self, event_id: str) -> set[str]:
-        """Who already has a delivery (any channel) for this event."""
-        docs = await self.deliveries_c.find({"event_id": event_id}, {"recipient_id": 1}).to_list()
-        return {d["recipient_id"] for d in docs}
+    async def recipients_reached(self, event_id: str, recipient_ids: Iterable[str]) -> set[str]:
+        """Who already has a delivery (any channel) for this event: the keys are
+        derived from (event, recipient, channel), so each is probed by `_id`."""
+        ids = list(dict.fromkeys(recipient_ids))
+        probes = [(rid, delivery_key(event_id, rid, ch)) for rid in ids for ch in Channel]
+        found = await asyncio.gather(
+            *(self.deliveries_c.find_one({"_id": key}, {"_id": 1}) for _, key in probes)
+        )
+        return {rid for (rid, _), doc in zip(probes, found, strict=True) if doc is not None}
 
-    async def claim_due(self, owner: str, now: datetime, lease: timedelta) -> Document | None:
-        """Take the next due send (or one whose sender's lease expired) for `owner`."""
+    async def claim_send(
+        self, key: str, owner: str, now: datetime, lease: timedelta
+    ) -> Document | None:
+        """Take this delivery if it is due (or its sender's lease expired), by `_id`."""
         return await self.deliveries_c.find_one_and_update(
             {
+                "_id": key,
                 "$or": [
                     {"state": State.PENDING, "due_at": {"$lte": now}},
                     {"state": State.SENDING, "lease_until": {"$lt": now}},
-                ]
+                ],
             },
             {
                 "$set": {
@@ -339,8 +493,22 @@ class NotificationsStore:
                     "updated_at": now,
                 }
             },
-            sort=[("due_at", 1)],
             return_document=ReturnDocument.AFTER,
+        )
+
+    async def status(self, key: str) -> DeliveryStatus | None:
+        doc = await self.deliveries_c.find_one(
+            {"_id": key},
+            {"state": 1, "due_at": 1, "lease_until": 1, "hold_until": 1, "failover_pending": 1},
+        )
+        if doc is None:
+            return None
+        return DeliveryStatus(
+            state=doc["state"],
+            due_at=doc.get("due_at"),
+            lease_until=doc.get("lease_until"),
+            hold_until=doc.get("hold_until"),
+            failover_pending=bool(doc.get("failover_pending")),
         )
 
     # --- deliveries: outcomes ----------------------------------------------------
@@ -391,7 +559,10 @@ class NotificationsStore:
                 "$push": {"history": {"attempt": attempts, "at": now, "outcome": code}},
             },
         )
-        return res.modified_count == 1
+        if res.modified_count != 1:
+            return False
+        await self.reschedule(key, Op.SEND, at)
+        return True
 
     async def mark_failed(
         self,
@@ -434,60 +605,40 @@ class NotificationsStore:
         res = await self.deliveries_c.update_one(self._mine(key, owner), update)
         return res.modified_count == 1
 
-    async def pending_failovers(self, limit: int = 50) -> list[Document]:
-        return await self.deliveries_c.find(
-            {"failover_pending": {"$exists": True}},
-        ).to_list(limit)
-
-    async def complete_failover(self, doc: Document, now: datetime) -> list[str]:
-        """Insert the successors a failed delivery recorded; returns the keys inserted now."""
-        inserted: list[str] = []
-        parts_by_key: dict[str, Document] = {}
+    async def complete_failover(self, doc: Document, now: datetime) -> list[PlannedDelivery]:
+        """Insert the successors a failed delivery recorded; returns those inserted now.
+        The failed delivery's schedule entry goes last: until then a sweep finishes this."""
+        inserted: list[PlannedDelivery] = []
+        parts_by_event: dict[str, Document] = {}
         if doc.get("digest"):
-            parts = await self.deliveries_c.find({"_id": {"$in": doc.get("parts", [])}}).to_list()
-            parts_by_key = {p["event_id"]: p for p in parts}
+            parts = await self.parts(doc.get("parts", []))
+            parts_by_event = {p["event_id"]: p for p in parts}
         for entry in doc.get("failover_pending", []):
             planned = planned_of(entry, key=entry["key"])
-            origin = parts_by_key.get(planned.event_id, doc)
-            source = source_of(origin)
-            if await self.claim(planned, source, now=now):
-                inserted.append(planned.key)
+            origin = parts_by_event.get(planned.event_id, doc)
+            if await self.claim(planned, source_of(origin), now=now):
+                inserted.append(planned)
         await self.deliveries_c.update_one(
             {"_id": doc["_id"]}, {"$unset": {"failover_pending": ""}}
         )
+        await self.unschedule(doc["_id"])
         return inserted
 
     # --- held notifications and digests -----------------------------------------
 
-    async def due_held(self, now: datetime, limit: int = 500) -> list[Document]:
-        return await self.deliveries_c.find(
-            {"state": State.HELD, "hold_until": {"$lte": now}},
-            {"recipient_id": 1, "channel": 1},
-        ).to_list(limit)
-
-    async def held_group(
-        self, recipient_id: str, channel: Channel, now: datetime
-    ) -> list[Document]:
-        return await self.deliveries_c.find(
-            {
-                "state": State.HELD,
-                "recipient_id": recipient_id,
-                "channel": channel.value,
-                "hold_until": {"$lte": now},
-            }
-        ).to_list()
-
-    async def digests_containing(self, keys: Sequence[str]) -> list[Document]:
-        return await self.deliveries_c.find(
-            {"digest": True, "parts": {"$in": list(keys)}}, {"parts": 1}
-        ).to_list()
-
     async def release_single(self, key: str, now: datetime) -> bool:
+        """Held -> due now. The entry turns to `send` first: a crash in between is
+        repaired back to `release` by the sweep, and released again."""
+        await self.reschedule(key, Op.SEND, now)
         res = await self.deliveries_c.update_one(
             {"_id": key, "state": State.HELD},
             {"$set": {"state": State.PENDING, "due_at": now, "updated_at": now}},
         )
         return res.modified_count == 1
+
+    async def mark_entry_digest(self, key: str, digest_key: str) -> None:
+        """Intent: this held delivery goes into that digest (finished after a crash)."""
+        await self.schedule_c.update_one({"_id": key}, {"$set": {"digest": digest_key}})
 
     async def insert_digest(
         self,
@@ -498,6 +649,7 @@ class NotificationsStore:
         parts: Sequence[str],
         now: datetime,
     ) -> bool:
+        await self._schedule(key, Op.SEND, now, recipient_id=recipient_id, channel=channel, now=now)
         try:
             await self.deliveries_c.insert_one(
                 {
@@ -521,20 +673,26 @@ class NotificationsStore:
         return True
 
     async def mark_digested(self, parts: Sequence[str], digest_key: str, now: datetime) -> None:
-        await self.deliveries_c.update_many(
-            {"_id": {"$in": list(parts)}, "state": State.HELD},
-            {"$set": {"state": State.DIGESTED, "digest_id": digest_key, "updated_at": now}},
-        )
+        """Each part by `_id`: held -> digested, then its schedule entry goes."""
+        for key in parts:
+            await self.deliveries_c.update_one(
+                {"_id": key, "state": State.HELD},
+                {"$set": {"state": State.DIGESTED, "digest_id": digest_key, "updated_at": now}},
+            )
+            await self.unschedule(key)
 
     async def parts(self, keys: Sequence[str]) -> list[Document]:
-        return await self.deliveries_c.find({"_id": {"$in": list(keys)}}).to_list()
+        """Deliveries by key, in the given order (one read by `_id` each)."""
+        found = await asyncio.gather(*(self.deliveries_c.find_one({"_id": k}) for k in keys))
+        return [d for d in found if d is not None]
 
     async def settle_parts(self, keys: Sequence[str], state: str, now: datetime) -> None:
         """After a digest's outcome: its parts take the same final state (status reads)."""
-        await self.deliveries_c.update_many(
-            {"_id": {"$in": list(keys)}, "state": State.DIGESTED},
-            {"$set": {"state": state, "updated_at": now}},
-        )
+        for key in keys:
+            await self.deliveries_c.update_one(
+                {"_id": key, "state": State.DIGESTED},
+                {"$set": {"state": state, "updated_at": now}},
+            )
 
     async def acquire_release_lock(
         self, group: str, owner: str, now: datetime, lease: timedelta
@@ -571,6 +729,7 @@ class NotificationsStore:
         limit: int = 50,
         skip: int = 0,
     ) -> list[Document]:
+        """Operators' status search (indexed on MongoDB; a scan on FerretDB v1)."""
         query: Document = {}
         if recipient_id:
             query["recipient_id"] = recipient_id
@@ -599,6 +758,8 @@ class NotificationsStore:
         source_event_id: str,
         now: datetime,
     ) -> bool:
+        """Store the item, then list it in the user's index (both idempotent)."""
+        inserted = True
         try:
             await self.inbox_c.insert_one(
                 {
@@ -615,20 +776,62 @@ class NotificationsStore:
                 }
             )
         except DuplicateKeyError:
-            return False
-        return True
+            inserted = False
+        with contextlib.suppress(DuplicateKeyError):  # listed already: the upsert collides
+            await self.inbox_index_c.update_one(
+                {"_id": user_id, "items": {"$ne": key}},
+                {
+                    "$push": {
+                        "items": {"$each": [key], "$slice": -INBOX_KEPT},
+                        "unread": {"$each": [key], "$slice": -INBOX_KEPT},
+                    }
+                },
+                upsert=True,
+            )
+        return inserted
+
+    async def _ensure_index(self, user_id: str) -> Document:
+        """The user's inbox index. Once per user (first read), items stored before the
+        index existed are merged in; `complete` marks that it was done."""
+        for _ in range(3):
+            doc = await self.inbox_index_c.find_one({"_id": user_id})
+            if doc is not None and doc.get("complete"):
+                return doc
+            stored = (
+                await self.inbox_c.find({"user_id": user_id}, {"read_at": 1})
+                .sort("created_at", 1)
+                .to_list()
+            )
+            merged = {
+                "items": [d["_id"] for d in stored][-INBOX_KEPT:],
+                "unread": [d["_id"] for d in stored if d.get("read_at") is None][-INBOX_KEPT:],
+                "complete": True,
+            }
+            if doc is None:
+                try:
+                    await self.inbox_index_c.insert_one({"_id": user_id, **merged})
+                except DuplicateKeyError:
+                    continue
+                return {"_id": user_id, **merged}
+            # unchanged since read, or an item listed meanwhile would be lost: retry
+            res = await self.inbox_index_c.update_one(
+                {"_id": user_id, "items": doc.get("items", [])}, {"$set": merged}
+            )
+            if res.modified_count == 1:
+                return {"_id": user_id, **merged}
+        doc = await self.inbox_index_c.find_one({"_id": user_id})
+        return doc or {"_id": user_id, "items": [], "unread": []}
 
     async def inbox(
         self, user_id: str, *, unread_only: bool, limit: int, skip: int
     ) -> tuple[list[InboxItem], int]:
-        query: Document = {"user_id": user_id}
-        if unread_only:
-            query["read_at"] = None
-        docs = (
-            await self.inbox_c.find(query).sort("created_at", -1).skip(skip).limit(limit).to_list()
-        )
-        unread = await self.inbox_c.count_documents({"user_id": user_id, "read_at": None})
-        return [_inbox_item(d) for d in docs], unread
+        """A page of the user's index, newest first, each item read by `_id`."""
+        index = await self._ensure_index(user_id)
+        unread: list[str] = index.get("unread") or []
+        ids = list(reversed(unread if unread_only else index.get("items") or []))
+        page = ids[skip : skip + limit]
+        docs = await asyncio.gather(*(self.inbox_c.find_one({"_id": i}) for i in page))
+        return [_inbox_item(d) for d in docs if d is not None], len(unread)
 
     async def mark_read(self, user_id: str, item_id: str, now: datetime) -> InboxItem | None:
         """Idempotent: the first read time is kept. None if the item is not this user's."""
@@ -636,10 +839,20 @@ class NotificationsStore:
             {"_id": item_id, "user_id": user_id, "read_at": None}, {"$set": {"read_at": now}}
         )
         doc = await self.inbox_c.find_one({"_id": item_id, "user_id": user_id})
-        return _inbox_item(doc) if doc else None
+        if doc is None:
+            return None
+        await self.inbox_index_c.update_one({"_id": user_id}, {"$pull": {"unread": item_id}})
+        return _inbox_item(doc)
 
     async def mark_all_read(self, user_id: str, now: datetime) -> int:
-        res = await self.inbox_c.update_many(
-            {"user_id": user_id, "read_at": None}, {"$set": {"read_at": now}}
-        )
-        return res.modified_count
+        index = await self._ensure_index(user_id)
+        unread: list[str] = index.get("unread") or []
+        marked = 0
+        for item_id in unread:
+            res = await self.inbox_c.update_one(
+                {"_id": item_id, "user_id": user_id, "read_at": None}, {"$set": {"read_at": now}}
+            )
+            marked += res.modified_count
+        if unread:
+            await self.inbox_index_c.update_one({"_id": user_id}, {"$pullAll": {"unread": unread}})
+        return marked

@@ -51,7 +51,7 @@ class ServiceRuntime:
             self.mongo,
             self.publisher,
             self.outbox_collections,
-            poll_interval_s=settings.outbox_poll_interval_s,
+            sweep_interval_s=settings.outbox_sweep_interval_s,
             lease_s=settings.outbox_lease_s,
         )
         self.indexes = [*indexes, *Outbox.indexes(self.outbox_collections)]

@@ -59,6 +59,7 @@ class EventConsumer:
         self.max_attempts = max_attempts or settings.consumer_max_attempts
         self.backoff_initial_s = backoff_initial_s or settings.consumer_backoff_initial_s
         self.backoff_max_s = backoff_max_s or settings.consumer_backoff_max_s
+        self.workers = settings.consumer_workers
         self.dlq = DeadLetterQueue(EventPublisher(broker, settings), self.group)
         self._handlers: dict[str, Handler] = {}
         self._sleep = sleep
@@ -76,23 +77,33 @@ class EventConsumer:
         return register
 
     def subscribe(self, topics: Iterable[Topic | str], **options: Any) -> None:
-        """Create the FastStream subscriber (one consumer group) for these topics."""
+        """Create the FastStream subscribers (one consumer group) for these topics.
+
+        One subscriber per topic, each with `consumer_workers` consumers of the
+        group in this process: partitions are handled concurrently, each
+        partition in order, and each consumer commits only its own partitions
+        after handling (FastStream allows concurrent manual commits on one topic
+        per subscriber only).
+        """
         names = [self.settings.topic(t.name if isinstance(t, Topic) else t) for t in topics]
 
         async def decoder(msg: Any) -> Any:  # keep the raw bytes: we decode ourselves
             return msg.body
 
-        @self.broker.subscriber(  # type: ignore[untyped-decorator]
-            *names,
-            group_id=self.group,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            decoder=decoder,
-            title=f"{self.group}:{','.join(names)}",
-            **options,
-        )
-        async def _consume(body: bytes, message: KafkaMessage) -> None:
-            await self.handle(RawRecord.of(message.raw_message))
+        for name in names:
+
+            @self.broker.subscriber(  # type: ignore[untyped-decorator]
+                name,
+                group_id=self.group,
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                auto_offset_reset="earliest",
+                decoder=decoder,
+                title=f"{self.group}:{name}",
+                max_workers=self.workers,
+                **options,
+            )
+            async def _consume(body: bytes, message: KafkaMessage) -> None:
+                await self.handle(RawRecord.of(message.raw_message))
 
     async def handle(self, record: RawRecord) -> None:
         """Process one record to completion (applied, ignored or parked)."""

@@ -1,25 +1,40 @@
-"""No dual write: events are stored in the aggregate's own document, then relayed.
+"""No dual write: events are stored in the aggregate's own document, then published at once.
 
-A service never publishes directly. It writes its new state and the events that
-change produced in ONE single-document update (`Outbox.push` / `Outbox.attach`),
-which MongoDB and FerretDB apply atomically. `OutboxRelay` polls for documents
-with pending events, claims one with `find_one_and_update` (a lease, so
-replicas do not relay the same document at once), publishes its events in
-order and removes each with `$pull` once the broker acknowledged it.
+A service writes its new state and the events that change produced in ONE
+single-document update (`Outbox.push` / `Outbox.attach`), which MongoDB and
+FerretDB apply atomically. Right after that write succeeds, the same process
+calls `OutboxRelay.publish_now(collection, id)`: it reads that document by
+`_id`, sends all its pending events in order, awaits the acknowledgements
+together, then removes exactly the published entries (by entry id) in one
+conditional update. So the caller knows, when it answers, that its events are
+on their topics; a cross-service reader that waits for consumer lag to reach
+zero sees them.
 
-A crash before the publish leaves the events pending: the relay sends them
-later. A crash after the publish but before the `$pull` sends one again with
+Pending events are a map `_outbox.<event id> -> entry` plus a counter
+`_outbox_n`. An entry is removed only if it is still there, and the counter is
+decremented by exactly what was removed, so a stale publisher (lease expired,
+someone else published and removed) can never drive the counter wrong.
+
+The polling relay is only the fallback for crashes and broker outages: a sweep
+at start-up, on a slow timer, and soon after a failed immediate publish. It
+reads candidate documents with `find` and a projection, then claims each by
+`_id` (a lease), so one failing document never stalls the others.
+
+A crash after the publish but before the removal sends an event again with
 the same `ce_id`: consumers are idempotent on it (at-least-once delivery,
-effectively-once effects).
+effectively-once effects). Order: the events of one document are published in
+the order they were stored; one topic key is fed by one document (per service
+README), so per-key order holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import ReturnDocument
 
@@ -27,7 +42,7 @@ from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..mongo import Document, IndexSpec, Mongo
 from ..timing import cancel_and_wait, wake_or_timeout
-from .publisher import EventPublisher
+from .publisher import EventPublisher, OutgoingRecord
 
 log = get_logger(__name__)
 
@@ -36,13 +51,26 @@ COUNT = "_outbox_n"
 LEASE = "_outbox_lease"
 
 
+class PublishNow(Protocol):
+    """What a use case calls right after a write that stored events (`OutboxRelay.publish_now`)."""
+
+    async def __call__(self, collection: str, document_id: Any, /) -> int: ...
+
+
+async def publish_nothing(collection: str, document_id: Any, /) -> int:
+    """For unit tests with in-memory stores: there is no broker to publish to."""
+    return 0
+
+
 class Outbox:
     """Builds the outbox part of a document or of an update."""
 
     @staticmethod
-    def entries(envelopes: Iterable[Envelope]) -> list[Document]:
+    def entries(envelopes: Iterable[Envelope]) -> dict[str, Document]:
         now = datetime.now(UTC)
-        return [{"id": e.id, **e.to_document(), "stored_at": now} for e in envelopes]
+        return {
+            e.id: {**e.to_document(), "stored_at": now, "n": i} for i, e in enumerate(envelopes)
+        }
 
     @classmethod
     def attach(cls, document: Document, envelopes: Sequence[Envelope]) -> Document:
@@ -55,9 +83,16 @@ class Outbox:
         if not envelopes:
             return update
         out = {k: dict(v) for k, v in update.items()}
-        out.setdefault("$push", {})[PENDING] = {"$each": cls.entries(envelopes)}
+        for event_id, entry in cls.entries(envelopes).items():
+            out.setdefault("$set", {})[f"{PENDING}.{event_id}"] = entry
         out.setdefault("$inc", {})[COUNT] = len(envelopes)
         return out
+
+    @staticmethod
+    def pending(document: Document | None) -> list[tuple[str, Document]]:
+        """The document's pending events, oldest first."""
+        entries = (document or {}).get(PENDING) or {}
+        return sorted(entries.items(), key=lambda kv: (kv[1]["stored_at"], kv[1].get("n", 0)))
 
     @staticmethod
     def indexes(collections: Iterable[str]) -> list[IndexSpec]:
@@ -71,8 +106,14 @@ class Outbox:
         return {k: v for k, v in document.items() if k not in (PENDING, COUNT, LEASE)}
 
 
+class _CountedLock(asyncio.Lock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.users = 0
+
+
 class OutboxRelay:
-    """Publishes pending events of the given collections, in order, at least once."""
+    """Publishes a document's pending events right after its write; sweeps up after crashes."""
 
     def __init__(
         self,
@@ -80,81 +121,188 @@ class OutboxRelay:
         publisher: EventPublisher,
         collections: Sequence[str],
         *,
-        poll_interval_s: float = 0.25,
+        sweep_interval_s: float = 30.0,
         lease_s: float = 30.0,
+        grace_s: float = 5.0,
+        retry_after_failure_s: float = 1.0,
     ) -> None:
         self.mongo = mongo
         self.publisher = publisher
         self.collections = list(collections)
-        self.poll_interval_s = poll_interval_s
+        self.sweep_interval_s = sweep_interval_s
         self.lease = timedelta(seconds=lease_s)
+        self.grace = timedelta(seconds=grace_s)
+        """A sweep leaves alone entries younger than this: their writer is publishing them."""
+        self.retry_after_failure_s = retry_after_failure_s
         self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
+        self._failures = 0
+        self._publishing: dict[tuple[str, str], _CountedLock] = {}
         self._task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
-        """Tell the relay new events are pending (saves a poll interval)."""
+        """Ask for a sweep now (it also picks up entries younger than the grace)."""
         self._wake.set()
 
-    async def _claim(self, collection: str) -> Document | None:
-        now = datetime.now(UTC)
-        return await self.mongo.db[collection].find_one_and_update(
-            {
-                COUNT: {"$gt": 0},
-                "$or": [{LEASE: {"$exists": False}}, {f"{LEASE}.until": {"$lt": now}}],
-            },
-            {"$set": {LEASE: {"owner": self.owner, "until": now + self.lease}}},
-            return_document=ReturnDocument.AFTER,
-        )
+    def _retry_soon(self) -> None:
+        self._failures += 1
+        self._wake.set()
 
-    async def run_once(self) -> int:
-        """Relay every pending event once; returns how many were published."""
+    # -- the normal path ------------------------------------------------------------------
+
+    async def publish_now(self, collection: str, document_id: Any) -> int:
+        """Publish `document_id`'s pending events now; on failure the sweep takes over.
+
+        Never raises for a broker or store error: the events are stored, so the
+        write that produced them has succeeded whatever happens here.
+        """
+        coll = self.mongo.db[collection]
+        try:
+            async with self._one_publisher(collection, document_id):
+                doc = await coll.find_one({"_id": document_id}, {PENDING: 1})
+                return await self._publish(collection, doc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "outbox.publish_deferred",
+                collection=collection,
+                document=str(document_id),
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
+            self._retry_soon()
+            return 0
+
+    @contextlib.asynccontextmanager
+    async def _one_publisher(self, collection: str, document_id: Any) -> AsyncIterator[None]:
+        """One publisher per document in this process (immediate or sweep): no duplicates."""
+        key = (collection, str(document_id))
+        lock = self._publishing.setdefault(key, _CountedLock())
+        lock.users += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            lock.users -= 1
+            if not lock.users:
+                self._publishing.pop(key, None)
+
+    async def _publish(self, collection: str, doc: Document | None) -> int:
+        entries = Outbox.pending(doc)
+        if doc is None or not entries:
+            return 0
+        await self.publisher.send_all(
+            [
+                OutgoingRecord(e["topic"], e["key"], e["headers"], e["body"].encode(), logical=True)
+                for _, e in entries
+            ]
+        )
+        await self._remove(collection, doc["_id"], [event_id for event_id, _ in entries])
+        return len(entries)
+
+    async def _remove(self, collection: str, document_id: Any, event_ids: list[str]) -> None:
+        """Remove exactly these entries; the counter drops by what was really removed."""
+        coll = self.mongo.db[collection]
+        present = {f"{PENDING}.{i}": {"$exists": True} for i in event_ids}
+        res = await coll.update_one(
+            {"_id": document_id, **present},
+            {"$unset": dict.fromkeys(present, ""), "$inc": {COUNT: -len(event_ids)}},
+        )
+        if res.matched_count:
+            return
+        # someone else removed some of them meanwhile: remove the rest one by one
+        for field in present:
+            await coll.update_one(
+                {"_id": document_id, field: {"$exists": True}},
+                {"$unset": {field: ""}, "$inc": {COUNT: -1}},
+            )
+
+    # -- the fallback ---------------------------------------------------------------------
+
+    async def sweep(self, *, grace: timedelta | None = None) -> int:
+        """Publish what no immediate publish sent (crash, broker outage); returns the count.
+
+        Reads candidates with a projection (no lock held), then claims each by
+        `_id` with a lease so replicas do not publish the same document at once.
+        """
         sent = 0
+        now = datetime.now(UTC)
+        older_than = now - (self.grace if grace is None else grace)
         for collection in self.collections:
             coll = self.mongo.db[collection]
-            while (doc := await self._claim(collection)) is not None:
-                release = True
+            candidates = [
+                d async for d in coll.find({COUNT: {"$gt": 0}}, {"_id": 1, LEASE: 1, PENDING: 1})
+            ]
+            for d in candidates:
+                entries = Outbox.pending(d)
+                if not entries or entries[0][1]["stored_at"] > older_than:
+                    continue
+                lease = d.get(LEASE)
+                if lease and lease["until"] > now:
+                    continue
                 try:
-                    for entry in doc.get(PENDING, []):
-                        await self.publisher.publish_raw(
-                            entry["topic"], entry["key"], entry["headers"], entry["body"].encode()
-                        )
-                        sent += 1
-                        # pull the exact element as read: FerretDB v1 compares $pull
-                        # conditions on embedded documents by equality, not as a query
-                        await coll.update_one(
-                            {"_id": doc["_id"]},
-                            {"$pull": {PENDING: entry}, "$inc": {COUNT: -1}},
-                        )
-                    after = await coll.find_one({"_id": doc["_id"]}, {PENDING: 1})
-                    published = {e["id"] for e in doc.get(PENDING, [])}
-                    if after and published & {e["id"] for e in after.get(PENDING, [])}:
-                        log.error(
-                            "outbox.entries_not_cleared",
-                            collection=collection,
-                            document=str(doc["_id"]),
-                        )
-                        release = False  # keep the lease: retried once it expires
-                finally:
-                    if release:
-                        await coll.update_one(
-                            {"_id": doc["_id"], f"{LEASE}.owner": self.owner},
-                            {"$unset": {LEASE: ""}},
-                        )
+                    sent += await self._sweep_one(collection, d["_id"])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # this document only; the others go on
+                    self._failures += 1
+                    log.warning(
+                        "outbox.sweep_failed",
+                        collection=collection,
+                        document=str(d["_id"]),
+                        error_type=type(exc).__name__,
+                        error=str(exc),
+                    )
         return sent
 
-    async def run_forever(self) -> None:
-        while True:
+    async def _sweep_one(self, collection: str, document_id: Any) -> int:
+        coll = self.mongo.db[collection]
+        async with self._one_publisher(collection, document_id):
+            now = datetime.now(UTC)
+            doc = await coll.find_one_and_update(
+                {
+                    "_id": document_id,
+                    COUNT: {"$gt": 0},
+                    "$or": [{LEASE: {"$exists": False}}, {f"{LEASE}.until": {"$lt": now}}],
+                },
+                {"$set": {LEASE: {"owner": self.owner, "until": now + self.lease}}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                return 0  # another replica has it, or it was published meanwhile
             try:
-                n = await self.run_once()
+                return await self._publish(collection, doc)
+            finally:
+                await coll.update_one(
+                    {"_id": document_id, f"{LEASE}.owner": self.owner}, {"$unset": {LEASE: ""}}
+                )
+
+    async def run_forever(self) -> None:
+        """Sweep at start-up, then on a slow timer; soon (with backoff) after a failure."""
+        woken, streak = False, 0
+        while True:
+            if self._failures:
+                streak += 1
+                step = self.retry_after_failure_s * 2 ** min(streak - 1, 6)
+                await asyncio.sleep(min(step, self.sweep_interval_s))
+            else:
+                streak = 0
+            self._wake.clear()
+            self._failures = 0
+            try:
+                n = await self.sweep(grace=timedelta(0) if woken else None)
                 if n:
-                    log.debug("outbox.relayed", count=n)
+                    log.info("outbox.swept", count=n)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # broker or store down: keep trying
-                log.warning("outbox.relay_failed", error_type=type(exc).__name__, error=str(exc))
-            self._wake.clear()
-            await wake_or_timeout(self._wake, self.poll_interval_s)
+            except Exception as exc:  # store down: keep trying
+                log.warning("outbox.sweep_failed", error_type=type(exc).__name__, error=str(exc))
+                self._failures += 1
+            if self._failures:
+                woken = True
+                continue
+            woken = await wake_or_timeout(self._wake, self.sweep_interval_s)
 
     def start(self) -> None:
         if self._task is None:

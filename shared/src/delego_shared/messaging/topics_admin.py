@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -56,3 +57,35 @@ async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> int:
         return len(doomed)
     finally:
         await admin.close()
+
+
+async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    """The end offset of every partition of `topics` (a missing topic has none).
+
+    Partitions come from the broker (`describe_topics`): a bare consumer's
+    `partitions_for_topic` knows only topics it has fetched metadata for, and
+    silently answers None for the others (consumer lag then read 0).
+    """
+    names = list(topics)
+    if not names:
+        return {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="delego-admin")
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    tps = [
+        TopicPartition(d["topic"], p["partition"])
+        for d in described
+        if not d.get("error_code")
+        for p in d["partitions"]
+    ]
+    if not tps:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()

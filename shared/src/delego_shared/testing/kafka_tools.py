@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 
+from ..messaging.topics_admin import end_offsets
+
 
 @dataclass(frozen=True)
 class Record:
@@ -64,3 +66,8 @@ async def read_records(
     finally:
         await consumer.stop()
     return out
+
+
+async def topic_length(bootstrap: str, topic: str) -> int:
+    """How many records `topic` holds right now (sum of its partitions' end offsets)."""
+    return sum((await end_offsets(bootstrap, [topic])).values())

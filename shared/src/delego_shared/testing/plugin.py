@@ -51,7 +51,7 @@ async def settings_for(infra: Infra, namespace: str) -> AsyncIterator[Callable[.
             "topic_prefix": f"{namespace}.",
             "consumer_backoff_initial_s": 0.05,
             "consumer_backoff_max_s": 0.2,
-            "outbox_poll_interval_s": 0.1,
+            "outbox_sweep_interval_s": 1.0,
             "log_format": "console",
         }
         values.update(overrides)

@@ -1,15 +1,23 @@
 """Document numbers: sequential per billing entity, document kind and year.
 
 Invoices `DLG-2026-000123`, credit notes `DLG-AV-2026-000007` ("avoir"). The
-pure part formats and parses; the edge allocates the next sequence number
-(gapless) from a counter document per (entity, kind, year). The year is the
-civil year of the issue instant in the entity's zone (Europe/Paris), which is
-also the tax year an invoice's tax credit belongs to.
+pure part formats and parses, and decides the next number from the state of a
+counter (`plan_number`); the edge keeps one counter document per (entity,
+kind, year), read and changed by `_id`. The year is the civil year of the issue
+instant in the entity's zone (Europe/Paris), which is also the tax year an
+invoice's tax credit belongs to.
+
+A counter holds `last` (the highest number handed out) and the reservations
+not yet known to be stored: document id -> (number, the whole document). A
+number is reserved together with the document that takes it, so anyone who
+finds a reservation can finish it by inserting that document: a crash never
+leaves a hole, and a number is never handed out twice.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -69,3 +77,41 @@ def document_year(issued_at: datetime, zone: str = ENTITY_ZONE) -> int:
     if issued_at.tzinfo is None:
         raise BillingError("issued_at must be timezone-aware")
     return issued_at.astimezone(ZoneInfo(zone)).year
+
+
+def counter_id(entity: str, kind: DocumentKind, year: int) -> str:
+    """`_id` of the counter document of one numbering sequence."""
+    return f"{entity}:{kind}:{year}"
+
+
+@dataclass(frozen=True)
+class NumberPlan:
+    """What one reservation writes: the number, the new `last`, reservations to forget."""
+
+    seq: int
+    last: int
+    forget: tuple[str, ...]
+
+
+def plan_number(
+    last: int,
+    pending: Iterable[tuple[str, int]],
+    *,
+    used: Set[str],
+    unused: Set[str],
+) -> NumberPlan:
+    """The number for a new document, from a counter's `last` and its reservations
+    (document id, number).
+
+    `used`: reservations whose number a stored document carries (finished: forget
+    them). `unused`: reservations whose document was stored under another number, so
+    their number is free; the smallest is given to the new document, so no hole stays.
+    Any other reservation is in flight and kept as it is.
+    """
+    reservations = dict(pending)
+    forget = sorted(d for d in reservations if d in used)
+    free = sorted((seq, d) for d, seq in reservations.items() if d in unused and d not in used)
+    if free:
+        seq, taken = free[0]
+        return NumberPlan(seq=seq, last=last, forget=tuple(sorted([*forget, taken])))
+    return NumberPlan(seq=last + 1, last=last + 1, forget=tuple(forget))

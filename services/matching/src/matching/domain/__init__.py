@@ -5,13 +5,20 @@ explanations), `ClientRequest` (lifecycle, returns the events to store and
 publish), `capacity` helpers (reservation keys).
 """
 
-from .capacity import capacity_key, remaining_capacity, reservation_keys, week_key
+from .capacity import (
+    capacity_key,
+    planning_keys,
+    remaining_capacity,
+    reservation_keys,
+    week_key,
+)
 from .filters import Filter
 from .index import CandidateIndex
 from .matcher import (
     Candidate,
     MatchContext,
     MatchOutcome,
+    context_providers,
     evaluate,
     find_matches,
     find_matches_bruteforce,
@@ -54,11 +61,13 @@ __all__ = [
     "WeeklySchedule",
     "bayesian_average",
     "capacity_key",
+    "context_providers",
     "evaluate",
     "find_matches",
     "find_matches_bruteforce",
     "next_working_day_start",
     "plan_work",
+    "planning_keys",
     "remaining_capacity",
     "reservation_keys",
     "week_key",

@@ -13,7 +13,7 @@ overbooking a provider.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,37 @@ def capacity_key(provider_id: str, week: str) -> str:
 def week_key(provider_id: str, instant: datetime, provider_zone: str) -> str:
     """Capacity key of the week containing `instant`, in the provider's zone."""
     return capacity_key(provider_id, iso_week(instant.astimezone(ZoneInfo(provider_zone)).date()))
+
+
+def weeks_between(first: date, last: date) -> list[str]:
+    """ISO weeks of every local date from `first` to `last` (inclusive), in order."""
+    out: list[str] = []
+    d = first
+    while d <= last:
+        w = iso_week(d)
+        if not out or out[-1] != w:
+            out.append(w)
+        d += timedelta(days=1)
+    return out
+
+
+def planning_keys(
+    provider_id: str, provider_zone: str, now: datetime, limit: datetime
+) -> list[str]:
+    """Capacity keys a plan from `now` to `limit` can touch, plus the current week.
+
+    The same local-date range `plan_work` walks (one day of margin each side),
+    so reading these keys by `_id` gives the matcher every reserved amount it
+    can look at: a handful of point reads instead of a query over the
+    provider's whole capacity history.
+    """
+    zone = ZoneInfo(provider_zone)
+    today = now.astimezone(zone).date()
+    last = max(today, limit.astimezone(zone).date())
+    return [
+        capacity_key(provider_id, w)
+        for w in weeks_between(today - timedelta(days=1), last + timedelta(days=1))
+    ]
 
 
 def reservation_keys(provider_id: str, plan: WorkPlan) -> dict[str, Decimal]:

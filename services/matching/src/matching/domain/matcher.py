@@ -286,6 +286,45 @@ def find_matches(
     )
 
 
+LIVE_FILTERS = frozenset({Filter.CAPACITY, Filter.DEADLINE})
+"""Filters whose verdict can depend on the live context (capacity comes before deadline)."""
+
+
+def context_providers(
+    index: CandidateIndex,
+    spec: RequestSpec,
+    now: datetime,
+    *,
+    policy: MatchingPolicy = DEFAULT_POLICY,
+    exclude_providers: frozenset[str] = frozenset(),
+) -> set[str]:
+    """Providers whose outcome can depend on live load and ratings.
+
+    Every filter before capacity reads only the catalog, so an offer rejected
+    there is rejected whatever the context says: the edge reads load and
+    ratings (by `_id`) only for the providers returned here, and
+    `find_matches` with that context gives the same outcome as with the full
+    one.
+    """
+    out: set[str] = set()
+    for oid in index.candidate_ids(spec.category, spec.required_skills, spec.languages):
+        offer = index.offer(oid)
+        assert offer is not None
+        if offer.provider_id in out:
+            continue
+        r = evaluate(
+            offer,
+            index.provider(offer.provider_id),
+            spec,
+            now,
+            policy=policy,
+            exclude_providers=exclude_providers,
+        )
+        if isinstance(r, Qualified) or r.filter in LIVE_FILTERS:
+            out.add(offer.provider_id)
+    return out
+
+
 def find_matches_bruteforce(
     offers: Iterable[tuple[OfferSnapshot, ProviderEntry | None]],
     spec: RequestSpec,
@@ -329,6 +368,7 @@ __all__ = [
     "Qualified",
     "Rejection",
     "capacity_key",
+    "context_providers",
     "evaluate",
     "find_matches",
     "find_matches_bruteforce",

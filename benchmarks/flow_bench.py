@@ -1,0 +1,413 @@
+"""`make bench`: the platform's real flow side by side with its limit, fresh and with history.
+
+Not a test. Starts its own local Kafka (:19392) and FerretDB (:27417) in
+`.delego/bench/` the way `make run` does, the four services (:18401-18404)
+without the story, seeds the demo cast plus benchmark providers and clients,
+then measures, interleaved (a, b, a, b, ...):
+
+  (a) a raw aiokafka 3-hop chain on the same broker and store;
+  (b) the platform's flow through the public HTTP API at saturation;
+
+then e2e latency at fixed offered rates (open loop), store commands per flow,
+the store's idle CPU and point-operation latency; loads N flows of history
+straight into the services' databases and measures everything again.
+Prints one table on stdout (progress on stderr).
+
+    uv run --frozen python benchmarks/flow_bench.py [--quick] [--history N] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from delego_cli.kafka_ops import consumer_lag
+from flowbench.flows import FlowDriver, FlowWatcher, RunResult, open_loop, saturation, settle
+from flowbench.history import HistoryLoader
+from flowbench.platform_run import BenchPlatform, Ports, seed
+from flowbench.raw_chain import run_chain
+from flowbench.stats import fmt_mmm, fmt_ms, fmt_rate, percentile, say
+from flowbench.store_probe import PointOps, command_counts, idle_cpu
+from pymongo import AsyncMongoClient
+
+
+@dataclass
+class Profile:
+    reps: int
+    chain_messages: int
+    chain_timeout: float
+    sat_clients: int
+    sat_seconds: float
+    open_seconds: float
+    drain_seconds: float
+    history: int
+    point_small: int
+    point_ops: int
+    point_max_s: float
+    idle_seconds: float
+    clients: int
+    providers: int
+
+
+FULL = Profile(
+    reps=3,
+    chain_messages=1000,
+    chain_timeout=180,
+    sat_clients=32,
+    sat_seconds=45,
+    open_seconds=30,
+    drain_seconds=120,
+    history=100_000,
+    point_small=1_000,
+    point_ops=3000,
+    point_max_s=60,
+    idle_seconds=10,
+    clients=200,
+    providers=8,
+)
+QUICK = Profile(
+    reps=3,
+    chain_messages=200,
+    chain_timeout=60,
+    sat_clients=16,
+    sat_seconds=10,
+    open_seconds=5,
+    drain_seconds=25,
+    history=2_000,
+    point_small=1_000,
+    point_ops=1000,
+    point_max_s=12,
+    idle_seconds=10,
+    clients=48,
+    providers=4,
+)
+
+
+@dataclass
+class Phase:
+    name: str
+    tag: str  # [a-z0-9] only: part of topic names
+    chain: list[float] = field(default_factory=list)
+    chain_incomplete: int = 0
+    sat: list[RunResult] = field(default_factory=list)
+    commands: list[float] = field(default_factory=list)
+    command_mix: Counter[str] = field(default_factory=Counter)
+    rates: dict[float, RunResult] = field(default_factory=dict)
+    idle_cpu: float | None = None
+    idle_settled: bool = True
+    idle_commands: float | None = None
+    point_size: int = 0
+    point: dict[str, tuple[float, int]] = field(default_factory=dict)
+    history_note: str = ""
+
+
+async def wait_catalog_read(bootstrap: str, timeout: float = 180) -> None:
+    topics = ["catalog.providers.v1", "catalog.offers.v1"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await consumer_lag(bootstrap, "matching", topics) == 0:
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError("matching did not read the catalog topics in time")
+
+
+async def measure_phase(
+    ph: Phase,
+    p: Profile,
+    bp: BenchPlatform,
+    driver: FlowDriver,
+    watcher: FlowWatcher,
+    mongo: AsyncMongoClient[dict[str, Any]],
+    clients: list[str],
+) -> None:
+    quiet, settle_max = 3.0, p.drain_seconds
+    for rep in range(1, p.reps + 1):
+        chain = await run_chain(
+            bp.kafka, bp.mongodb, p.chain_messages, timeout=p.chain_timeout, tag=f"{ph.tag}{rep}"
+        )
+        rate = chain.rate
+        ph.chain_incomplete += chain.sent - chain.arrived
+        if rate is not None:
+            ph.chain.append(rate)
+        say(
+            f"[{ph.name} {rep}/{p.reps}] (a) raw chain: {chain.arrived}/{chain.sent} msgs "
+            f"in {chain.seconds:.1f}s = {fmt_rate(rate)}/s"
+        )
+        await settle(watcher, quiet, settle_max)
+        before = await command_counts(mongo)
+        sat = await saturation(driver, clients[: p.sat_clients], p.sat_seconds, p.drain_seconds)
+        after = await command_counts(mongo)
+        delta = after - before
+        ph.sat.append(sat)
+        if sat.completed:
+            ph.commands.append(sum(delta.values()) / sat.completed)
+            ph.command_mix.update(delta)
+        say(
+            f"[{ph.name} {rep}/{p.reps}] (b) platform: {sat.completed}/{sat.started} flows in "
+            f"{sat.seconds:.1f}s = {fmt_rate(sat.rate)}/s; e2e p50 "
+            f"{fmt_ms(percentile(sat.latencies, 50))}; errors {dict(sat.errors) or 0}"
+        )
+        await settle(watcher, quiet, settle_max)
+    for rate in (5.0, 20.0):
+        res = await open_loop(driver, clients, rate, p.open_seconds, p.drain_seconds)
+        ph.rates[rate] = res
+        say(
+            f"[{ph.name}] open loop {rate:.0f}/s: {res.completed}/{res.started} completed, "
+            f"e2e p50 {fmt_ms(percentile(res.latencies, 50))} p99 "
+            f"{fmt_ms(percentile(res.latencies, 99))}; errors {dict(res.errors) or 0}"
+        )
+        await settle(watcher, quiet, settle_max)
+    ph.idle_settled = await settle(watcher, 5.0, 4 * settle_max)
+    pid = bp.ferretdb_pid()
+    if pid is not None:
+        c0 = await command_counts(mongo)
+        t0 = time.monotonic()
+        ph.idle_cpu = await idle_cpu(pid, p.idle_seconds)
+        c1 = await command_counts(mongo)
+        ph.idle_commands = (sum((c1 - c0).values()) - 2) / (time.monotonic() - t0)
+        say(
+            f"[{ph.name}] store idle: {ph.idle_cpu:.0f}% of one core, "
+            f"{ph.idle_commands:.1f} commands/s"
+        )
+
+
+def _p(res: RunResult | None, q: float) -> str:
+    if res is None:
+        return "-"
+    v = percentile(res.latencies, q)
+    if res.started and res.incomplete / res.started > (100 - q) / 100:
+        return f"> {res.seconds:.0f} s"  # the percentile lies among the flows that never ended
+    return fmt_ms(v)
+
+
+def render(phases: list[Phase], p: Profile, mode: str, extra: list[str]) -> str:
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label: str, f: Any) -> None:
+        rows.append((label, [f(ph) for ph in phases]))
+
+    def ratio(ph: Phase) -> str:
+        per_rep = [s.rate / a for s, a in zip(ph.sat, ph.chain, strict=False) if s.rate and a]
+        return fmt_mmm([100 * r for r in per_rep]).replace(" [", " % [") if per_rep else "-"
+
+    row("(a) raw 3-hop chain, flows/s  med [min–max]", lambda ph: fmt_mmm(ph.chain))
+    row(
+        f"(b) platform at saturation ({p.sat_clients} clients), flows/s",
+        lambda ph: (
+            fmt_mmm([s.rate for s in ph.sat if s.rate])
+            if any(s.rate for s in ph.sat)
+            else ("0 (no flow completed)" if ph.sat else "-")
+        ),
+    )
+    row("ratio b/a (per repetition)", ratio)
+    row(
+        "(b) incomplete flows at saturation",
+        lambda ph: f"{sum(s.incomplete for s in ph.sat)} of {sum(s.started for s in ph.sat)}",
+    )
+    for rate in (5.0, 20.0):
+        row(
+            f"e2e p50 / p99 at {rate:.0f} flows/s offered",
+            lambda ph, r=rate: f"{_p(ph.rates.get(r), 50)} / {_p(ph.rates.get(r), 99)}",
+        )
+        row(
+            f"  completed of offered at {rate:.0f} flows/s",
+            lambda ph, r=rate: (
+                f"{ph.rates[r].completed} of {ph.rates[r].started}" if r in ph.rates else "-"
+            ),
+        )
+    row(
+        "POST /requests p50 (at 5 flows/s)",
+        lambda ph: fmt_ms(percentile(ph.rates[5.0].post_latencies, 50)) if 5.0 in ph.rates else "-",
+    )
+    row(
+        "POST /requests p50 (at saturation)",
+        lambda ph: fmt_ms(percentile([x for s in ph.sat for x in s.post_latencies], 50)),
+    )
+    row(
+        "store commands per flow (b)  med [min–max]",
+        lambda ph: fmt_mmm(ph.commands).replace(".00", ".0") if ph.commands else "-",
+    )
+    row(
+        "store idle CPU, % of one core",
+        lambda ph: (
+            f"{ph.idle_cpu:.0f} %{'' if ph.idle_settled else ' (backlog still draining)'}"
+            if ph.idle_cpu is not None
+            else "-"
+        ),
+    )
+    row(
+        "store idle commands/s",
+        lambda ph: f"{ph.idle_commands:.1f}" if ph.idle_commands is not None else "-",
+    )
+    row("point-op collection size", lambda ph: f"{ph.point_size:,} docs")
+    for op, label in (
+        ("find_one", "find_one({_id}) median"),
+        ("update_one", "update_one({_id, version}) median"),
+    ):
+        row(
+            label,
+            lambda ph, o=op: (
+                f"{fmt_ms(ph.point[o][0])} (n={ph.point[o][1]})" if o in ph.point else "-"
+            ),
+        )
+    width = max(len(r[0]) for r in rows) + 2
+    cols = [max(len(ph.name), *(len(r[1][i]) for r in rows)) + 2 for i, ph in enumerate(phases)]
+    lines = [
+        f"Delego flow benchmark ({mode}): (a) raw aiokafka 3-hop chain vs (b) the platform's "
+        "flow (POST /requests → accept → InvoiceIssued → NotificationDelivered)",
+        "",
+        "metric".ljust(width)
+        + "".join(ph.name.ljust(c) for ph, c in zip(phases, cols, strict=True)),
+        "-" * (width + sum(cols)),
+    ]
+    for label, vals in rows:
+        lines.append(
+            label.ljust(width) + "".join(v.ljust(c) for v, c in zip(vals, cols, strict=True))
+        )
+    lines.append("")
+    lines.extend(extra)
+    return "\n".join(lines)
+
+
+async def main_async(p: Profile, mode: str, ports: Ports) -> int:
+    t_start = time.monotonic()
+    bp = BenchPlatform(ports)
+    watcher = FlowWatcher(bp.kafka)
+    driver: FlowDriver | None = None
+    mongo: AsyncMongoClient[dict[str, Any]] | None = None
+    try:
+        await bp.start()
+        cast = await seed(bp, p.providers, p.clients)
+        await wait_catalog_read(bp.kafka)
+        say("matching has read the catalog")
+        await watcher.start()
+        mongo = AsyncMongoClient(bp.mongodb, tz_aware=True)
+        driver = FlowDriver(bp.url("matching"), bp.settings, cast, watcher)
+        # warm-up: one flow end to end (and a first template for the point operations)
+        warm_until = time.monotonic() + 120
+        while not (warm := await driver.run_flow(cast.clients[0], warm_until)).ok:
+            if time.monotonic() > warm_until:
+                raise RuntimeError(f"warm-up flow did not complete: {warm.error}")
+            say(f"warm-up flow failed ({warm.error}); trying again")
+            await asyncio.sleep(2)
+        driver.errors.clear()
+        say(f"warm-up flow completed in {fmt_ms(warm.latency)}")
+
+        fresh = Phase("fresh platform", "fresh")
+        await measure_phase(fresh, p, bp, driver, watcher, mongo, cast.clients)
+        flows_so_far = len(driver.completed_ok)
+        fresh.name = f"fresh (~{flows_so_far:,} flows)"
+        template_doc = await mongo[bp.database("matching")]["requests"].find_one({}) or {}
+        points = PointOps(mongo, template_doc)
+        await points.reset()
+        await points.grow(p.point_small)
+        fresh.point_size = p.point_small
+        fresh.point = await points.measure(p.point_ops, p.point_max_s)
+
+        # --- history ------------------------------------------------------------
+        owners = {t: rid for rid in watcher.flows for t in watcher.flow_tokens(rid)}
+        loader = HistoryLoader(
+            mongo,
+            [bp.database(s) for s in ("matching", "billing", "notifications")],
+            owners,
+            cast.clients,
+            cast.offers,
+        )
+        repeated = [rid for rid in driver.completed_ok if _client_of(driver, rid)]
+        chosen = await loader.choose_template(repeated, bp.database("matching"))
+        extra: list[str] = []
+        hist = Phase(f"+{p.history:,} flows of history", "history")
+        if chosen is None:
+            say("no completed flow to use as the history template: history phase skipped")
+        else:
+            rid, req = chosen
+            say(f"loading {p.history:,} flows of history (template {rid}) ...")
+            rep = await loader.load(rid, req, p.history)
+            say(
+                f"history loaded in {rep.seconds:.0f}s: "
+                + ", ".join(
+                    f"{k.removeprefix('delego_')} {v:,}"
+                    for k, v in sorted(rep.per_collection.items())
+                )
+                + (f"; {rep.duplicates} duplicates skipped" if rep.duplicates else "")
+            )
+            extra.append(
+                f"history: {sum(rep.per_collection.values()):,} documents for {p.history:,} flows "
+                f"inserted in {rep.seconds:.0f}s (cloned from {rid}): "
+                + ", ".join(
+                    f"{k.removeprefix('delego_')} {v:,}"
+                    for k, v in sorted(rep.per_collection.items())
+                )
+            )
+            await settle(watcher, 3.0, p.drain_seconds)
+            await measure_phase(hist, p, bp, driver, watcher, mongo, cast.clients)
+            await points.grow(p.history)
+            hist.point_size = p.history
+            hist.point = await points.measure(p.point_ops, p.point_max_s)
+        phases = [fresh] + ([hist] if chosen is not None else [])
+        mix = fresh.command_mix + hist.command_mix
+        total = sum(mix.values()) or 1
+        extra.append(
+            "store command mix during (b): "
+            + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in mix.most_common(6))
+        )
+        if driver.errors:
+            extra.append(f"flow errors: {dict(driver.errors)}")
+        extra.append(
+            f"clients: pool of {p.clients}; flows/s (b) = completed / (last delivery − "
+            f"start), e2e = POST /requests → NotificationDelivered(invoice_issued) read from "
+            f"notifications.deliveries.v1; drain limit {p.drain_seconds:.0f}s. "
+            f"Run took {(time.monotonic() - t_start) / 60:.1f} min."
+        )
+        print(render(phases, p, mode, extra), flush=True)
+        return 0
+    finally:
+        if driver is not None:
+            await driver.close()
+        await watcher.stop()
+        if mongo is not None:
+            await mongo.close()
+        bp.stop()
+        say("platform and infrastructure of the benchmark stopped")
+
+
+def _client_of(driver: FlowDriver, rid: str) -> bool:
+    flow = driver.watcher.flows.get(rid)
+    return flow is not None and driver.flows_of[flow.client] >= 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
+        help="a few minutes: fewer flows, 2k flows of history (also BENCH_QUICK=1)",
+    )
+    parser.add_argument("--history", type=int, help="flows of history to load (default 100000)")
+    parser.add_argument("--reps", type=int, help="interleaved repetitions of (a) and (b) (>= 3)")
+    parser.add_argument("--kafka-port", type=int, default=19392)
+    parser.add_argument("--mongo-port", type=int, default=27417)
+    parser.add_argument("--http-port", type=int, default=18401, help="first of four ports")
+    args = parser.parse_args()
+    # aiokafka's retries on fresh topics and on shutdown are expected here: keep them quiet
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    p = QUICK if args.quick else FULL
+    if args.history is not None:
+        p.history = args.history
+    if args.reps is not None:
+        p.reps = max(3, args.reps)
+    ports = Ports(args.kafka_port, args.mongo_port, args.http_port)
+    sys.exit(asyncio.run(main_async(p, "quick" if args.quick else "full", ports)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Helpers of `benchmarks/flow_bench.py` (`make bench`): not a test, not part of `make test`."""

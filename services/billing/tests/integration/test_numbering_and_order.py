@@ -1,0 +1,294 @@
+"""Gapless numbering by counter documents, and per-key order, on the real store.
+
+Crashes are simulated by failing a store step once; the tests then check that a
+retry, another replica or the repair finishes the work without a hole or a
+duplicate number, that the hot paths touch the store by `_id` only, and that a
+credit note's event sits behind its invoice's event in one outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from billing.domain.pricing import price_work_completed
+from billing.domain.rules import BillingRules
+from billing.store import COUNTERS, CREDIT_NOTES, INVOICES, LEDGER, BillingStore, store_indexes
+from delego_shared.events.common import AgreedTerms
+from delego_shared.messaging import Outbox
+from delego_shared.mongo import Mongo
+from pymongo import AsyncMongoClient, monitoring
+
+pytestmark = pytest.mark.integration
+
+D = Decimal
+AT = datetime(2026, 6, 1, 9, tzinfo=UTC)
+LATER = AT + timedelta(days=2)
+INVOICE_ISSUED = "delego.billing.InvoiceIssued.v1"
+CREDIT_NOTE_ISSUED = "delego.billing.CreditNoteIssued.v1"
+
+TERMS = AgreedTerms.model_validate(
+    {
+        "offer_id": "off_1",
+        "offer_version": 1,
+        "provider_id": "prv_1",
+        "provider_display_name": "P.",
+        "provider_sap_number": "SAP123456789",
+        "category": "tutoring",
+        "delivery_mode": "at_home",
+        "sap_activity": "soutien_scolaire_domicile",
+        "currency": "EUR",
+        "pricing": {"model": "hourly", "rate": {"amount": "40.00", "currency": "EUR"}},
+    }
+)
+
+
+def _types(doc: Any) -> list[str]:
+    return [e["headers"]["ce_type"] for _, e in Outbox.pending(doc)]
+
+
+class Crash(RuntimeError):
+    """A simulated process death in the middle of a use case."""
+
+
+@pytest_asyncio.fixture
+async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[BillingStore]]:
+    """Two stores on separate connections, as two replicas would be."""
+    settings = settings_for("billing")
+    mongos = [Mongo(settings.mongodb_url, settings.database) for _ in range(2)]
+    for spec in store_indexes():
+        await mongos[0].ensure_indexes([spec])
+    rules = BillingRules.load()
+    yield [
+        BillingStore(
+            m,
+            entity="DLG",
+            rules=rules,
+            default_country="FR",
+            source="/delego/billing",
+            instance=f"replica{i}",
+        )
+        for i, m in enumerate(mongos)
+    ]
+    for m in mongos:
+        await m.close()
+
+
+async def issue(store: BillingStore, i: int, at: datetime = AT) -> Any:
+    inv, _ = await store.issue_invoice(
+        source=f"req_{i}|work",
+        client_id=f"cli_{i % 3}",
+        request_id=f"req_{i}",
+        terms=TERMS,
+        priced=price_work_completed(TERMS, actual_hours=D(2), units=None),
+        issued_at=at + timedelta(minutes=i),
+    )
+    return inv
+
+
+def crash_insert_once(store: BillingStore, doc_prefix: str = "") -> set[str]:
+    """The next insert of a reserved document (id starting with `doc_prefix`) dies
+    after the number was reserved. Returns the ids that crashed."""
+    crashed: set[str] = set()
+    real = store._insert_reserved
+
+    async def insert(coll: Any, doc: Any) -> Any:
+        if str(doc["_id"]).startswith(doc_prefix) and not crashed:
+            crashed.add(str(doc["_id"]))
+            raise Crash("died after reserving a number")
+        return await real(coll, doc)
+
+    store._insert_reserved = insert  # type: ignore[method-assign]
+    return crashed
+
+
+async def seqs(store: BillingStore, collection: str = INVOICES) -> list[int]:
+    return sorted([int(d["seq"]) async for d in store.db[collection].find({}, {"seq": 1})])
+
+
+async def counter(store: BillingStore, kind: str = "invoice") -> dict[str, Any]:
+    doc = await store.db[COUNTERS].find_one({"_id": f"DLG:{kind}:2026"})
+    assert doc is not None
+    return doc
+
+
+async def age_reservations(store: BillingStore, kind: str = "invoice") -> None:
+    """Make every reservation of the counter look stale (its owner is long gone)."""
+    doc = await counter(store, kind)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    for doc_id in doc["pending"]:
+        await store.db[COUNTERS].update_one(
+            {"_id": doc["_id"]}, {"$set": {f"pending.{doc_id}.at": old}}
+        )
+
+
+async def test_a_retry_after_a_crash_reuses_the_reserved_number(stores):
+    [a, _] = stores
+    await issue(a, 1)
+    crashed = crash_insert_once(a)
+    with pytest.raises(Crash):
+        await issue(a, 2)
+    assert list((await counter(a))["pending"]) == list(crashed)  # reserved, not stored
+    again = await issue(a, 2)  # the event is redelivered
+    assert again.number == "DLG-2026-000002"
+    await issue(a, 3)
+    assert await seqs(a) == [1, 2, 3]
+    assert (await counter(a))["pending"] == {}
+
+
+async def test_a_stale_reservation_is_finished_by_another_replica_and_by_repair(stores):
+    [a, b] = stores
+    crash_insert_once(a)
+    with pytest.raises(Crash):
+        await issue(a, 1)  # number 1 reserved, the process dies, the event goes elsewhere
+    await age_reservations(a)
+    nxt = await issue(b, 2)  # the other replica inserts the orphan's document first
+    assert nxt.number == "DLG-2026-000002"
+    assert await seqs(a) == [1, 2]
+
+    crash_insert_once(b)
+    with pytest.raises(Crash):
+        await issue(b, 3)
+    await age_reservations(b)
+    assert await a.repair() >= 2  # inserts invoice 3, posts the ledger of 1 and 3
+    assert await seqs(a) == [1, 2, 3]
+    assert (await counter(a))["pending"] == {}
+    assert await a.db[LEDGER].count_documents({}) == 3
+    assert await a.db[INVOICES].count_documents({"ledger_posted": False}) == 0
+
+
+async def test_concurrent_numbering_with_crashes_has_no_gap_and_no_duplicate(stores):
+    n = 40
+    rng = random.Random(11)
+    dying = {i for i in range(n) if rng.random() < 0.25}
+    pending = set(range(n))
+
+    async def attempt(i: int) -> None:
+        store = stores[i % 2]
+        if i in dying:
+            dying.discard(i)
+            crash_insert_once(store, doc_prefix="inv_")
+        try:
+            await issue(store, i)
+        except Crash:
+            return
+        pending.discard(i)
+
+    await asyncio.gather(*(attempt(i) for i in range(n)))
+    while pending:  # redeliveries, on either replica
+        await asyncio.gather(*(attempt(i) for i in sorted(pending)))
+    await stores[0].repair()
+
+    docs = await stores[0].db[INVOICES].find({}, {"seq": 1, "number": 1}).to_list()
+    assert sorted(d["seq"] for d in docs) == list(range(1, n + 1))
+    assert len({d["number"] for d in docs}) == n
+    assert (await counter(stores[0]))["last"] == n
+    assert (await counter(stores[0]))["pending"] == {}
+
+
+async def test_a_counter_starts_after_documents_numbered_before_counters_existed(stores):
+    [a, _] = stores
+    await issue(a, 1)
+    await issue(a, 2)
+    await a.db[COUNTERS].delete_many({})  # the store as it was before counters
+    await issue(a, 3)
+    assert await seqs(a) == [1, 2, 3]
+
+
+class _Recorder(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def _by_id(flt: dict[str, Any]) -> bool:
+    return "_id" in flt and not isinstance(flt["_id"], dict)
+
+
+def _not_by_id(commands: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    bad = []
+    for name, cmd in commands:
+        if name == "find":
+            ok = _by_id(cmd.get("filter", {}))
+        elif name == "update":
+            ok = all(_by_id(u["q"]) for u in cmd["updates"])
+        elif name == "findAndModify":
+            ok = _by_id(cmd.get("query", {}))
+        elif name in ("insert", "endSessions"):
+            ok = True
+        else:
+            ok = False  # aggregate, count, delete...: not on a hot path
+        if not ok:
+            bad.append(f"{name} {cmd.get(name)}: {cmd}")
+    return bad
+
+
+async def test_invoices_and_credit_notes_touch_the_store_by_id_only(settings_for, stores):
+    [a, _] = stores
+    await issue(a, 1)  # creates the year's counter (seeded once, by a query)
+    cn, _ = await a.issue_credit_note(
+        (await issue(a, 2)).invoice_id, reason_code="x", line_nos=None, issued_at=LATER
+    )  # and the credit notes' counter
+    settings = settings_for("billing")
+    recorder = _Recorder()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[recorder]
+    )
+    try:
+        a.db = client[settings.database]
+        for i in range(3, 6):
+            inv = await issue(a, i)
+            await issue(a, i)  # a replay
+            await a.issue_credit_note(
+                inv.invoice_id, reason_code="x", line_nos=None, issued_at=LATER
+            )
+        await a.put_profile("cli_1", await a.effective_profile("cli_1"), AT)
+    finally:
+        await client.close()
+    assert recorder.commands
+    assert _not_by_id(recorder.commands) == []
+    assert cn.number == "DLG-AV-2026-000001"
+
+
+async def test_a_credit_note_event_is_queued_behind_its_invoice_event(stores):
+    [a, _] = stores
+    inv = await issue(a, 1)
+    real_post = a._post
+    crashed: list[str] = []
+
+    async def post(entry: Any, client_id: str, provider_id: str) -> None:
+        if entry.document_kind == "credit_note" and not crashed:
+            crashed.append(entry.document_id)
+            raise Crash("died before posting the credit note")
+        await real_post(entry, client_id, provider_id)
+
+    a._post = post  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        await a.issue_credit_note(inv.invoice_id, reason_code="x", line_nos=[1], issued_at=LATER)
+    doc = await a.db[INVOICES].find_one({"_id": inv.invoice_id})
+    assert _types(doc) == [INVOICE_ISSUED]
+
+    await a.repair()  # finishes the credit note: its event joins the invoice's outbox
+    await a.repair()  # once
+    doc = await a.db[INVOICES].find_one({"_id": inv.invoice_id})
+    assert _types(doc) == [INVOICE_ISSUED, CREDIT_NOTE_ISSUED]  # in publishing order
+    assert doc["_outbox_n"] == 2
+    assert {e["key"] for _, e in Outbox.pending(doc)} == {inv.client_id}
+    assert doc["credit_pending"] == [] and doc["credit_pending_n"] == 0
+    note = await a.db[CREDIT_NOTES].find_one({"_id": crashed[0]})
+    assert note["ledger_posted"] and note["cap_restored"]
+    assert "_outbox" not in note  # the credit note's own document feeds no stream

@@ -1,0 +1,149 @@
+"""Every replica reads every catalog partition itself, into its own in-memory index.
+
+The service's consumer group spreads the catalog partitions over the replicas,
+which is right for storing the read model once, but each replica's
+`CandidateIndex` needs every catalog event. Instead of polling the read model
+(a scan every second), each replica runs a group-less consumer assigned to all
+partitions of `catalog.providers.v1` and `catalog.offers.v1`:
+
+- no group: it never joins or rebalances the service's group, and commits
+  nothing (the positions live in memory for the life of the process);
+- start position: the group's committed offsets, read BEFORE the read model is
+  loaded into the index. The group commits only after the effect is stored, so
+  every record below those offsets is in the read model the index is built
+  from; the follower reads every record from there on. A partition the group
+  never committed is read from the beginning.
+- it applies snapshots to the index only; the index is version-aware, so
+  records seen twice (from the read model and the topic) change nothing.
+
+A malformed record is skipped here (the group consumer parks it on the DLQ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from delego_shared.events.envelope import Envelope, MalformedEvent
+from delego_shared.logging import get_logger
+from delego_shared.settings import Settings
+
+log = get_logger(__name__)
+
+Positions = dict[tuple[str, int], int]
+"""Next offset to read per (topic, partition)."""
+
+
+class CatalogFollower:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Iterable[str],
+        apply: Callable[[Envelope], bool],
+        *,
+        group: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics = [settings.topic(t) for t in topics]
+        self.apply = apply
+        self.group = group or settings.consumer_group
+        self.positions: Positions = {}
+        self.seen = 0
+        """Records read by this follower (applied or not)."""
+
+    async def start_positions(self) -> Positions:
+        """The group's committed offsets: the read model holds everything below them."""
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            client_id=f"delego-{self.settings.service_name}-follower",
+        )
+        await admin.start()
+        try:
+            for attempt in range(1, 61):
+                try:
+                    committed = await admin.list_consumer_group_offsets(self.group)
+                    break
+                except KafkaError as exc:
+                    # a fresh broker creates its offsets topic (the group coordinator)
+                    # on first use: "coordinator not available" for a few seconds
+                    if not exc.retriable or attempt == 60:
+                        raise
+                    log.info("catalog_follower.coordinator_not_ready", error=type(exc).__name__)
+                    await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+        self.positions = {
+            (tp.topic, tp.partition): meta.offset
+            for tp, meta in committed.items()
+            if tp.topic in self.topics and meta.offset >= 0
+        }
+        return dict(self.positions)
+
+    async def run(self) -> None:
+        """Follow the catalog topics for the life of the service (reconnects on error)."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "catalog_follower.failed", error_type=type(exc).__name__, error=str(exc)
+                )
+                await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            client_id=f"delego-{self.settings.service_name}-follower",
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            for tp in partitions:
+                at = self.positions.get((tp.topic, tp.partition))
+                if at is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, at)
+            log.info("catalog_follower.started", partitions=len(partitions))
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+                for tp, records in batch.items():
+                    for r in records:
+                        self._apply(r.headers or (), r.value or b"")
+                        self.positions[(tp.topic, tp.partition)] = r.offset + 1
+        finally:
+            await consumer.stop()
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Every partition of the followed topics (waits for fresh topics' metadata)."""
+        while True:
+            # a group-less consumer only holds metadata of assigned topics: ask the cluster
+            cluster = await consumer._client.fetch_all_metadata()
+            found = {t: cluster.partitions_for_topic(t) for t in self.topics}
+            if all(found.values()):
+                return [TopicPartition(t, p) for t, ps in found.items() for p in sorted(ps or ())]
+            log.info(
+                "catalog_follower.waiting_for_topics",
+                missing=[t for t, p in found.items() if not p],
+            )
+            await asyncio.sleep(0.5)
+
+    def _apply(self, headers: Iterable[tuple[str, bytes]], value: bytes) -> None:
+        self.seen += 1
+        try:
+            envelope = Envelope.from_record(list(headers), value)
+        except MalformedEvent:
+            return  # the group consumer parks it
+        self.apply(envelope)
+
+
+__all__ = ["CatalogFollower", "Positions"]

@@ -1,0 +1,222 @@
+"""Our FerretDB build's patch (deploy/local/ferretdb, applied by localinfra.py).
+
+Point operations by `_id` use the `_id` index, whatever the filter's other keys,
+on every read and write path; writes to different collections run concurrently
+while single-document writes stay atomic (see also test_guarantees.py). Every
+check is on an observable of the server (query plan, which documents the filter
+saw, a server-side order of events), none on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from bson import ObjectId, Timestamp
+from delego_shared.testing.infra import Infra
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
+
+pytestmark = pytest.mark.integration
+
+Doc = dict[str, Any]
+
+
+@pytest_asyncio.fixture
+async def db(infra: Infra, namespace: str) -> AsyncIterator[AsyncDatabase[Doc]]:
+    """A fresh database on our FerretDB build (the patch is FerretDB's, not MongoDB's)."""
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(infra.mongodb_url)
+    info = await client.admin.command("buildInfo")
+    if "ferretdbVersion" not in info:
+        await client.close()
+        pytest.skip("checks our FerretDB patch; the store is not FerretDB")
+    yield client[f"{namespace}_store"]
+    await client.drop_database(f"{namespace}_store")
+    await client.close()
+
+
+async def explain_find(db: AsyncDatabase[Doc], coll: str, flt: Doc) -> tuple[bool, list[str]]:
+    """FerretDB's explain: `filterPushdown` and the SQLite query plan of the backend query."""
+    res = await db.command("explain", {"find": coll, "filter": flt})
+    return res["filterPushdown"], list(res["queryPlanner"]["Plan"])
+
+
+def searches_id_index(plan: list[str]) -> bool:
+    # SQLite's EXPLAIN QUERY PLAN: "SEARCH <table> USING INDEX <table>__id_ (<expr>=?)"
+    return len(plan) == 1 and "SEARCH" in plan[0] and "__id_ (<expr>=?)" in plan[0]
+
+
+async def test_id_point_queries_search_the_id_index(db: AsyncDatabase[Doc]) -> None:
+    oid = ObjectId()
+    await db["c"].insert_many([{"_id": f"k{i}", "v": i} for i in range(50)] + [{"_id": oid}])
+    points: list[Doc] = [{"_id": "k7"}, {"_id": oid}]
+    for flt in points:
+        pushed, plan = await explain_find(db, "c", flt)
+        assert pushed, flt
+        assert searches_id_index(plan), (flt, plan)
+    # not an _id equality: scanned and filtered in Go, as upstream
+    others: list[Doc] = [{"v": 7}, {"_id": {"$in": ["k7"]}}, {"_id": 7}]
+    for flt in others:
+        pushed, plan = await explain_find(db, "c", flt)
+        assert not pushed, flt
+        assert any("SCAN" in line for line in plan), (flt, plan)
+
+
+async def test_id_filter_with_other_keys_is_pushed_down(db: AsyncDatabase[Doc]) -> None:
+    await db["c"].insert_many([{"_id": f"k{i}", "version": i, "f": {"sub": i}} for i in range(50)])
+    for flt in (
+        {"_id": "k3", "version": 3},
+        {"version": 3, "_id": "k3"},
+        {"_id": "k3", "f.sub": {"$exists": True}},
+        {"_id": "k3", "$or": [{"version": 3}, {"version": 4}]},
+    ):
+        pushed, plan = await explain_find(db, "c", flt)
+        assert pushed, flt
+        assert searches_id_index(plan), (flt, plan)
+        assert await db["c"].count_documents(flt) == 1, flt
+    # the whole filter still applies to what the index returns
+    assert await db["c"].find_one({"_id": "k3", "version": 4}) is None
+    assert await db["c"].find_one({"_id": "k3", "f.sub": {"$exists": False}}) is None
+
+
+async def test_every_path_shows_the_filter_only_the_document_with_that_id(
+    db: AsyncDatabase[Doc],
+) -> None:
+    """A tripwire: the filter fails on any other document it is evaluated on.
+
+    `{v: {$mod: [0, 0]}}` is an error when FerretDB evaluates it on a document
+    (MongoDB rejects it up front); inside `$or` after `{_id: X}` it is reached
+    only for documents whose _id is not X. Those documents come first in the
+    table, so a scan hits them; the `_id` index never returns them.
+    """
+    coll = db["c"]
+    await coll.insert_many([{"_id": f"other{i}", "v": i} for i in range(20)])
+    await coll.insert_many([{"_id": f"k{i}", "v": 0, "version": 0} for i in range(8)])
+
+    def tripwire(key: str, **more: Any) -> Doc:
+        return {"$or": [{"_id": key}, {"v": {"$mod": [0, 0]}}], "_id": key, **more}
+
+    # the tripwire is real: the same filter without the top-level _id is scanned
+    with pytest.raises(OperationFailure, match="divisor cannot be 0"):
+        await coll.find_one({"$or": [{"_id": "k0"}, {"v": {"$mod": [0, 0]}}]})
+
+    inc = {"$inc": {"version": 1}}
+    assert (await coll.find_one(tripwire("k0")) or {}).get("_id") == "k0"
+    assert await coll.count_documents(tripwire("k0")) == 1
+    assert [d["_id"] async for d in coll.find(tripwire("k0", version=0))] == ["k0"]
+    # update: compare-and-set, multi, and upsert (matching and not)
+    assert (await coll.update_one(tripwire("k1", version=0), inc)).modified_count == 1
+    assert (await coll.update_one(tripwire("k1", version=0), inc)).modified_count == 0
+    assert (await coll.update_many(tripwire("k2", version=0), inc)).modified_count == 1
+    assert (await coll.update_one(tripwire("k3"), inc, upsert=True)).modified_count == 1
+    res = await coll.update_one(tripwire("new1", version=5), inc, upsert=True)
+    assert res.upserted_id == "new1"
+    assert await coll.find_one({"_id": "new1"}) == {"_id": "new1", "version": 6}
+    # findAndModify: update, upsert, remove
+    doc = await coll.find_one_and_update(
+        tripwire("k4", version=0), inc, return_document=ReturnDocument.AFTER
+    )
+    assert doc is not None
+    assert doc["version"] == 1
+    doc = await coll.find_one_and_update(
+        tripwire("new2"), inc, upsert=True, return_document=ReturnDocument.AFTER
+    )
+    assert doc == {"_id": "new2", "version": 1}
+    assert (await coll.find_one_and_delete(tripwire("k5")) or {}).get("_id") == "k5"
+    # delete
+    assert (await coll.delete_one(tripwire("k6", version=0))).deleted_count == 1
+    assert (await coll.delete_many(tripwire("k7"))).deleted_count == 1
+    assert await coll.count_documents({}) == 20 + 8 - 3 + 2
+
+
+async def test_ids_that_need_escaping_are_found_by_the_index(db: AsyncDatabase[Doc]) -> None:
+    """The patched _id column expression compares the same JSON text as before."""
+    keys = ['q"uote', "back\\slash", "<html>&amp;", "é日本\u2028", "tab\tnl\n", "\x01ctl"]
+    coll = db["c"]
+    await coll.insert_many([{"_id": k, "n": 0} for k in keys])
+    for k in keys:
+        assert await coll.find_one({"_id": k}) == {"_id": k, "n": 0}, k
+        assert (await coll.update_one({"_id": k, "n": 0}, {"$inc": {"n": 1}})).modified_count == 1
+        assert await coll.find_one({"_id": k}) == {"_id": k, "n": 1}, k
+        pushed, plan = await explain_find(db, "c", {"_id": k})
+        assert pushed
+        assert searches_id_index(plan), plan
+    assert (await coll.delete_many({"_id": keys[0]})).deleted_count == 1
+    assert await coll.count_documents({}) == len(keys) - 1
+
+
+async def test_writes_to_two_collections_run_concurrently_and_stay_exact(
+    infra: Infra, db: AsyncDatabase[Doc]
+) -> None:
+    """Collection A's lock is held for a whole `update_many`; B's writes go on meanwhile.
+
+    Each write stamps its documents with `$currentDate: {$type: "timestamp"}`,
+    whose increment is a process-wide atomic counter of the server: a total
+    order of events taken inside each command's locked section. Proof of
+    concurrency: a write to B stamped strictly between the first and the last
+    stamp of one `update_many` on A (impossible under one process-wide lock).
+    Proof that A's lock still excludes: a write to another document of A is
+    never stamped inside such a round. And every `$inc` is applied exactly.
+    """
+    name = db.name
+    stamp = {"$currentDate": {"at": {"$type": "timestamp"}}}
+    await db["a"].insert_many([{"_id": i, "grp": "bulk", "n": 0} for i in range(200)])
+    await db["a"].insert_one({"_id": "single", "n": 0})
+    await db["b"].insert_one({"_id": "ctr", "n": 0})
+    clients: list[AsyncMongoClient[Doc]] = [AsyncMongoClient(infra.mongodb_url) for _ in range(3)]
+    a_bulk, a_single, b = (c[name] for c in clients)
+
+    rounds: list[tuple[int, int]] = []  # (first, last) stamp increment of each update_many on A
+    overlapped = asyncio.Event()
+    done = asyncio.Event()
+
+    async def bulk_on_a() -> None:
+        try:
+            while len(rounds) < 30 and not (overlapped.is_set() and len(rounds) >= 3):
+                await a_bulk["a"].update_many({"grp": "bulk"}, {"$inc": {"n": 1}, **stamp})
+                incs = [d["at"].inc async for d in a_bulk["a"].find({"grp": "bulk"}, {"at": 1})]
+                assert len(incs) == 200
+                rounds.append((min(incs), max(incs)))
+                lo, hi = rounds[-1]
+                if any(lo < s < hi for s in b_stamps):
+                    overlapped.set()
+        finally:
+            done.set()
+
+    async def single_writes(coll: AsyncCollection[Doc], key: str, stamps: list[int]) -> None:
+        while not done.is_set():
+            doc = await coll.find_one_and_update(
+                {"_id": key},
+                {"$inc": {"n": 1}, **stamp},
+                return_document=ReturnDocument.AFTER,
+            )
+            assert doc is not None
+            ts: Timestamp = doc["at"]
+            stamps.append(ts.inc)
+
+    b_stamps: list[int] = []
+    a_single_stamps: list[int] = []
+    try:
+        await asyncio.gather(
+            bulk_on_a(),
+            single_writes(b["b"], "ctr", b_stamps),
+            single_writes(a_single["a"], "single", a_single_stamps),
+        )
+    finally:
+        for c in clients:
+            await c.close()
+
+    def inside(stamps: list[int]) -> int:
+        return sum(1 for s in stamps for lo, hi in rounds if lo < s < hi)
+
+    assert inside(b_stamps) > 0, "no write to B ran while A's update_many held A's lock"
+    assert inside(a_single_stamps) == 0, "a write to A ran inside A's locked update_many"
+    # exact: no lost $inc on either collection
+    assert {d["n"] async for d in db["a"].find({"grp": "bulk"})} == {len(rounds)}
+    assert (await db["b"].find_one({"_id": "ctr"}) or {}).get("n") == len(b_stamps)
+    assert (await db["a"].find_one({"_id": "single"}) or {}).get("n") == len(a_single_stamps)
