@@ -32,11 +32,11 @@ class Settings(BaseSettings):
     jwt_issuer: str = "delego"
 
     consumer_max_attempts: int = Field(default=5, ge=1)
-    consumer_workers: int = Field(default=3, ge=1)
+    consumer_workers: int = Field(default=1, ge=1)
     """Consumers of the group per topic in one process: partitions handled concurrently."""
     consumer_backoff_initial_s: float = Field(default=0.2, gt=0)
     consumer_backoff_max_s: float = Field(default=5.0, gt=0)
-    outbox_sweep_interval_s: float = Field(default=30.0, gt=0)
+    outbox_sweep_interval_s: float = Field(default=300.0, gt=0)
     """Crash-recovery sweep of the outbox; the normal path publishes right after the write."""
     outbox_lease_s: float = Field(default=30.0, gt=0)
 

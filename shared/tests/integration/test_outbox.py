@@ -213,3 +213,47 @@ async def test_order_of_one_document_holds_across_writes_and_publishes(settings_
             seen.append(i)
     assert seen == [e.id for e in envs]
     await mongo.close()
+
+
+class _FailingOnce(EventPublisher):
+    def __init__(self, inner: EventPublisher) -> None:
+        super().__init__(inner.broker, inner.settings)
+        self.failures = 1
+
+    async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker briefly unreachable")
+        await super().send_all(records)
+
+
+async def test_a_failed_publish_is_retried_by_id_soon_without_waiting_for_a_sweep(settings_for):
+    settings = settings_for("catalog")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    coll = mongo.db["providers"]
+    broker = create_broker(settings)
+    await broker.start()
+    try:
+        relay = OutboxRelay(
+            mongo,
+            _FailingOnce(EventPublisher(broker, settings)),
+            ["providers"],
+            sweep_interval_s=3600,  # the timer would not come round during this test
+            retry_after_failure_s=0.2,
+        )
+        relay.start()  # its start-up sweep finds nothing: the collection is empty
+        await asyncio.sleep(0.5)
+        env = Envelope(registered("prv_retry"), source=settings.source)
+        await coll.insert_one(Outbox.attach({"_id": "prv_retry"}, [env]))
+        assert await relay.publish_now("providers", "prv_retry") == 0  # failed, deferred
+        records = await read_records(
+            settings.kafka_bootstrap, settings.topic(PROVIDERS.name), expect=1, timeout=10
+        )
+        await relay.stop()
+    finally:
+        await broker.stop()
+    assert _ids(records) == [env.id]
+    stored = await coll.find_one({"_id": "prv_retry"})
+    assert stored is not None
+    assert (stored[COUNT], stored[PENDING]) == (0, {})
+    await mongo.close()

@@ -35,7 +35,7 @@ def create_app(settings: BillingSettings | None = None, *, clock: Clock | None =
     handlers.register(runtime)
 
     async def scheduler() -> None:
-        await handlers.run_scheduler(settings.scheduler_interval_s)
+        await handlers.run_scheduler(settings.scheduler_interval_s, settings.repair_interval_s)
 
     runtime.add_background(scheduler)
     app = create_http_app(

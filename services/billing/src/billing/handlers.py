@@ -187,8 +187,9 @@ class BillingHandlers:
 
     # --- scheduler ------------------------------------------------------------------
 
-    async def tick(self) -> None:
-        """One scheduler pass: due periods, last year's certificates, interrupted work."""
+    async def tick(self, *, repair: bool = True) -> None:
+        """One scheduler pass: due periods, last year's certificates and, when asked,
+        the repair of interrupted work (it reads whole collections: a slower cadence)."""
         now = self.clock()
         for sub in await self.store.due_subscriptions(now):
             try:
@@ -196,7 +197,7 @@ class BillingHandlers:
             except BillingError as exc:
                 log.error("subscription.unbillable", request_id=sub.request_id, error=str(exc))
         await self.certify_previous_year(now)
-        if await self.store.repair():
+        if repair and await self.store.repair():
             self.sweep()
 
     async def certify_previous_year(self, now: datetime) -> int:
@@ -212,10 +213,15 @@ class BillingHandlers:
         log.info("certificates.year_issued", year=year, clients=len(clients))
         return len(clients)
 
-    async def run_scheduler(self, interval_s: float) -> None:
+    async def run_scheduler(self, interval_s: float, repair_interval_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        next_repair = loop.time()  # at start-up
         while True:
+            repair = loop.time() >= next_repair
             try:
-                await self.tick()
+                await self.tick(repair=repair)
+                if repair:
+                    next_repair = loop.time() + repair_interval_s
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # store down: try again next time

@@ -19,8 +19,14 @@ class BillingSettings(Settings):
     scheduler_interval_s: float = Field(
         default=60.0,
         gt=0,
-        description="how often the scheduler bills due subscription periods, issues the "
-        "annual tax certificates and finishes interrupted documents",
+        description="how often the scheduler bills due subscription periods and issues "
+        "the annual tax certificates",
+    )
+    repair_interval_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="how often (besides start-up) documents a crash interrupted are "
+        "finished; the repair reads whole collections, so keep it slow",
     )
     default_tax_country: CountryCode = Field(
         default="FR",

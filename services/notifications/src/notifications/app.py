@@ -48,7 +48,11 @@ def create_app(
     s = NotificationsSettings.of(settings)
     now = clock or utcnow
     routing = rules or default_rules()
-    runtime = ServiceRuntime(s, outbox_collections=OUTBOX_COLLECTIONS, indexes=store_indexes())
+    # no consumer inbox: `EventRouter` records each event's first routing itself (one
+    # insert by `_id`), and delivery keys make every send effectively-once
+    runtime = ServiceRuntime(
+        s, outbox_collections=OUTBOX_COLLECTIONS, indexes=store_indexes(), use_inbox=False
+    )
     store = NotificationsStore(runtime.mongo)
     renderer = Renderer(app_url=s.app_url, on_fallback=_template_fallback)
     dispatcher = Dispatcher(

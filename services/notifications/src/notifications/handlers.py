@@ -74,7 +74,12 @@ class EventRouter:
         )
         # A recipient already reached for this event (even on another channel, if
         # their settings changed since) is not planned again on a replay.
-        already = await self.store.recipients_reached(envelope.id, [p.recipient_id for p in plans])
+        first = await self.store.first_routing(envelope.id, now)
+        already = (
+            set()
+            if first
+            else await self.store.recipients_reached(envelope.id, [p.recipient_id for p in plans])
+        )
         due: list[str] = []
         stored = held = 0
         for p in plans:

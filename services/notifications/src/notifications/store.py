@@ -75,6 +75,7 @@ SCHEDULE = "schedule"
 INBOX = "inbox"
 INBOX_INDEX = "inbox_index"
 RELEASE_LOCKS = "release_locks"
+ROUTED_EVENTS = "routed_events"
 OUTBOX_COLLECTIONS = (DELIVERIES,)
 INBOX_KEPT = 1000
 """Items an inbox lists (newest first); older ones stay stored but drop out of the list."""
@@ -460,6 +461,19 @@ class NotificationsStore:
         except DuplicateKeyError:
             if scheduled:  # the delivery was already final: its entry had been removed
                 await self.unschedule(planned.key)
+            return False
+        return True
+
+    async def first_routing(self, event_id: str, now: datetime) -> bool:
+        """Record that this event is being routed; False when it was before (a replay).
+
+        One insert by `_id` replaces the consumer inbox here: on the first routing
+        nothing can have been stored for the event yet, so the probes of
+        `recipients_reached` are only needed on a replay.
+        """
+        try:
+            await self.db[ROUTED_EVENTS].insert_one({"_id": event_id, "at": now})
+        except DuplicateKeyError:
             return False
         return True
 

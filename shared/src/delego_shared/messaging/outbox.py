@@ -136,16 +136,19 @@ class OutboxRelay:
         self.retry_after_failure_s = retry_after_failure_s
         self.owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
-        self._failures = 0
+        self._retry: set[tuple[str, Any]] = set()
+        """Documents whose publish failed: retried by `_id`, with backoff."""
+        self._sweep_now = True
         self._publishing: dict[tuple[str, str], _CountedLock] = {}
         self._task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
-        """Ask for a sweep now (it also picks up entries younger than the grace)."""
+        """Ask for a full sweep now (after a repair that stored events, for instance)."""
+        self._sweep_now = True
         self._wake.set()
 
-    def _retry_soon(self) -> None:
-        self._failures += 1
+    def _retry_soon(self, collection: str, document_id: Any) -> None:
+        self._retry.add((collection, document_id))
         self._wake.set()
 
     # -- the normal path ------------------------------------------------------------------
@@ -171,7 +174,7 @@ class OutboxRelay:
                 error_type=type(exc).__name__,
                 error=str(exc),
             )
-            self._retry_soon()
+            self._retry_soon(collection, document_id)
             return 0
 
     @contextlib.asynccontextmanager
@@ -246,7 +249,7 @@ class OutboxRelay:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # this document only; the others go on
-                    self._failures += 1
+                    self._retry_soon(collection, d["_id"])
                     log.warning(
                         "outbox.sweep_failed",
                         collection=collection,
@@ -279,30 +282,51 @@ class OutboxRelay:
                 )
 
     async def run_forever(self) -> None:
-        """Sweep at start-up, then on a slow timer; soon (with backoff) after a failure."""
-        woken, streak = False, 0
+        """A full sweep at start-up and on the slow timer (it reads a whole collection,
+        so it stays rare); a document whose publish failed is retried by `_id`, soon
+        and with backoff, without a sweep."""
+        loop = asyncio.get_running_loop()
+        next_sweep, streak = loop.time(), 0
         while True:
-            if self._failures:
+            self._wake.clear()
+            if self._sweep_now or loop.time() >= next_sweep:
+                # asked for (start-up, kick): everything pending; on the timer: what
+                # is older than the grace (younger entries are their writer's)
+                grace = timedelta(0) if self._sweep_now else None
+                self._sweep_now = False
+                next_sweep = loop.time() + self.sweep_interval_s
+                try:
+                    n = await self.sweep(grace=grace)
+                    if n:
+                        log.info("outbox.swept", count=n)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # store down: the timer tries again
+                    log.warning(
+                        "outbox.sweep_failed", error_type=type(exc).__name__, error=str(exc)
+                    )
+            retry, self._retry = self._retry, set()
+            for collection, document_id in retry:
+                try:
+                    await self._sweep_one(collection, document_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._retry.add((collection, document_id))
+                    log.warning(
+                        "outbox.retry_failed",
+                        collection=collection,
+                        document=str(document_id),
+                        error_type=type(exc).__name__,
+                        error=str(exc),
+                    )
+            if self._retry:
                 streak += 1
                 step = self.retry_after_failure_s * 2 ** min(streak - 1, 6)
                 await asyncio.sleep(min(step, self.sweep_interval_s))
-            else:
-                streak = 0
-            self._wake.clear()
-            self._failures = 0
-            try:
-                n = await self.sweep(grace=timedelta(0) if woken else None)
-                if n:
-                    log.info("outbox.swept", count=n)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # store down: keep trying
-                log.warning("outbox.sweep_failed", error_type=type(exc).__name__, error=str(exc))
-                self._failures += 1
-            if self._failures:
-                woken = True
                 continue
-            woken = await wake_or_timeout(self._wake, self.sweep_interval_s)
+            streak = 0
+            await wake_or_timeout(self._wake, max(0.0, next_sweep - loop.time()))
 
     def start(self) -> None:
         if self._task is None:
