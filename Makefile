@@ -12,7 +12,7 @@ LOCALINFRA := $(PYTHON) deploy/local/localinfra.py
 
 SOAK_RUNS ?= 20
 
-.PHONY: run soak test bench lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
+.PHONY: run soak test bench fault-run lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
 
 ## run: start the platform on this machine (local Kafka + FerretDB unless DELEGO_* point elsewhere)
 run: deps infra-install
@@ -21,6 +21,10 @@ run: deps infra-install
 ## soak: play `make run`'s story SOAK_RUNS times (default 20) on fresh data; print successes and failures
 soak: deps infra-install
 	$(UV) run --frozen python -m delego_cli.soak $(SOAK_RUNS)
+
+## fault-run: flows under load while billing and matching are SIGKILLed and the broker restarts; counts lost/duplicated
+fault-run: deps infra-install
+	$(UV) run --frozen python benchmarks/fault_run.py $(FAULT_ARGS)
 
 ## test: install everything, then lint, type-check and run every test (unit, integration, end-to-end)
 test: deps infra-install lint typecheck

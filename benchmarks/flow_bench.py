@@ -346,6 +346,12 @@ async def main_async(p: Profile, mode: str, ports: Ports) -> int:
                     for k, v in sorted(rep.per_collection.items())
                 )
             )
+            say("restarting the store so that SQLite checkpoints the bulk load's log")
+            bp.restart_store()
+            extra.append(
+                "after the bulk load the store was restarted (SQLite checkpoints its "
+                "write-ahead log on close; see BenchPlatform.restart_store)"
+            )
             await settle(watcher, 3.0, p.drain_seconds)
             await measure_phase(hist, p, bp, driver, watcher, mongo, cast.clients)
             await points.grow(p.history)

@@ -144,19 +144,32 @@ class Platform:
         return env
 
     def start_services(self) -> None:
+        for service in SERVICES:
+            self.start_service(service)
+
+    def start_service(self, service: str) -> None:
         logs = self.cfg.run_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for service in SERVICES:
-            with open(logs / f"{service}.log", "ab") as out:
-                self.procs[service] = subprocess.Popen(
-                    [sys.executable, "-m", service],
-                    env=self.env_for(service),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    cwd=REPO,
-                )
+        with open(logs / f"{service}.log", "ab") as out:
+            self.procs[service] = subprocess.Popen(
+                [sys.executable, "-m", service],
+                env=self.env_for(service),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=REPO,
+            )
+
+    def kill_service(self, service: str) -> None:
+        """SIGKILL, as a crash would: no shutdown, nothing flushed (fault runs)."""
+        proc = self.procs[service]
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout

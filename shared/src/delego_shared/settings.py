@@ -36,8 +36,9 @@ class Settings(BaseSettings):
     """Consumers of the group per topic in one process: partitions handled concurrently."""
     consumer_backoff_initial_s: float = Field(default=0.2, gt=0)
     consumer_backoff_max_s: float = Field(default=5.0, gt=0)
-    outbox_sweep_interval_s: float = Field(default=300.0, gt=0)
-    """Crash-recovery sweep of the outbox; the normal path publishes right after the write."""
+    outbox_sweep_interval_s: float = Field(default=60.0, gt=0)
+    """How often a relay beats and looks for relays that died (it then sweeps for them);
+    the normal path publishes right after the write."""
     outbox_lease_s: float = Field(default=30.0, gt=0)
 
     @property

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .logging import get_logger
 
 
 async def wake_or_timeout(event: asyncio.Event, seconds: float) -> bool:
@@ -24,3 +28,16 @@ async def cancel_and_wait(task: asyncio.Task[object] | None, *, step_s: float = 
     while task is not None and not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=step_s)
+
+
+async def survive(job: Callable[[], Awaitable[object]], event: str, **fields: Any) -> bool:
+    """One pass of a background loop: a failure is logged as `event` and swallowed, so
+    the loop tries again on its next turn (store or broker down); cancellation passes."""
+    try:
+        await job()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        get_logger(__name__).warning(event, error_type=type(exc).__name__, error=str(exc), **fields)
+        return False
+    return True

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from delego_shared.events import PROVIDERS, Envelope
 from delego_shared.messaging import EventPublisher, Outbox, OutboxRelay, create_broker
-from delego_shared.messaging.outbox import COUNT, PENDING
+from delego_shared.messaging.outbox import COUNT, PENDING, SESSIONS
 from delego_shared.messaging.publisher import OutgoingRecord
 from delego_shared.mongo import Mongo
 from delego_shared.testing.kafka_tools import read_records
@@ -63,7 +64,7 @@ async def test_crash_between_state_write_and_publish_is_recovered_by_the_sweep(s
     await broker.start()
     try:
         relay = OutboxRelay(mongo, EventPublisher(broker, settings), ["providers"], grace_s=0)
-        relay.start()  # sweeps at start-up
+        relay.start()  # the store's first relay sweeps once, at start-up
         records = await read_records(settings.kafka_bootstrap, topic, expect=1)
         await relay.stop()
         assert await relay.sweep() == 0  # nothing left, nothing sent twice
@@ -238,10 +239,10 @@ async def test_a_failed_publish_is_retried_by_id_soon_without_waiting_for_a_swee
             mongo,
             _FailingOnce(EventPublisher(broker, settings)),
             ["providers"],
-            sweep_interval_s=3600,  # the timer would not come round during this test
+            sweep_interval_s=3600,  # no session check during this test: only the retry
             retry_after_failure_s=0.2,
         )
-        relay.start()  # its start-up sweep finds nothing: the collection is empty
+        relay.start()  # its first-run sweep finds nothing: the collection is empty
         await asyncio.sleep(0.5)
         env = Envelope(registered("prv_retry"), source=settings.source)
         await coll.insert_one(Outbox.attach({"_id": "prv_retry"}, [env]))
@@ -256,4 +257,42 @@ async def test_a_failed_publish_is_retried_by_id_soon_without_waiting_for_a_swee
     stored = await coll.find_one({"_id": "prv_retry"})
     assert stored is not None
     assert (stored[COUNT], stored[PENDING]) == (0, {})
+    await mongo.close()
+
+
+async def test_a_clean_stop_leaves_no_sweep_and_a_dead_relay_is_swept_for(settings_for):
+    """The sweep reads whole collections, so it runs only after a relay died."""
+    settings = settings_for("catalog")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    coll = mongo.db["providers"]
+    broker = create_broker(settings)
+    await broker.start()
+    publisher = EventPublisher(broker, settings)
+    try:
+        first = OutboxRelay(mongo, publisher, ["providers"], sweep_interval_s=0.2)
+        first.start()  # the store's first relay looks once (events from before sessions)
+        await asyncio.sleep(0.5)
+        await first.stop()  # clean: its session is gone
+        assert first.sweeps == 1
+        assert await mongo.db[SESSIONS].find_one({"_id": first.owner}) is None
+
+        second = OutboxRelay(mongo, publisher, ["providers"], sweep_interval_s=0.2)
+        second.start()
+        await asyncio.sleep(0.6)
+        assert second.sweeps == 0  # nobody died: no sweep
+        # a replica stored state and events, then died before publishing (its
+        # session stops beating)
+        env = Envelope(registered("prv_orphan"), source=settings.source)
+        await coll.insert_one(Outbox.attach({"_id": "prv_orphan"}, [env]))
+        dead = datetime.now(UTC) - timedelta(minutes=5)
+        await mongo.db[SESSIONS].insert_one({"_id": "crashed-replica", "heartbeat": dead})
+        records = await read_records(
+            settings.kafka_bootstrap, settings.topic(PROVIDERS.name), expect=1, timeout=10
+        )
+        await second.stop()
+        assert second.sweeps == 1
+        assert _ids(records) == [env.id]
+        assert await mongo.db[SESSIONS].find_one({"_id": "crashed-replica"}) is None
+    finally:
+        await broker.stop()
     await mongo.close()

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from delego_shared.events.common import AgreedTerms, SubscriptionPricing
@@ -27,6 +28,7 @@ from delego_shared.events.topics import REQUESTS
 from delego_shared.http.app import ServiceRuntime
 from delego_shared.logging import get_logger
 from delego_shared.messaging import PermanentError, PublishNow, publish_nothing
+from delego_shared.timing import survive
 from delego_shared.types import utcnow
 
 from .domain.errors import BillingError
@@ -218,14 +220,9 @@ class BillingHandlers:
         next_repair = loop.time()  # at start-up
         while True:
             repair = loop.time() >= next_repair
-            try:
-                await self.tick(repair=repair)
-                if repair:
-                    next_repair = loop.time() + repair_interval_s
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # store down: try again next time
-                log.warning("scheduler.failed", error_type=type(exc).__name__, error=str(exc))
+            done = await survive(partial(self.tick, repair=repair), "scheduler.failed")
+            if done and repair:
+                next_repair = loop.time() + repair_interval_s
             await asyncio.sleep(interval_s)
 
     # --- helpers --------------------------------------------------------------------

@@ -23,7 +23,7 @@ class BillingSettings(Settings):
         "the annual tax certificates",
     )
     repair_interval_s: float = Field(
-        default=600.0,
+        default=3600.0,
         gt=0,
         description="how often (besides start-up) documents a crash interrupted are "
         "finished; the repair reads whole collections, so keep it slow",

@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaError
 from delego_shared.events.envelope import Envelope, MalformedEvent
 from delego_shared.logging import get_logger
 from delego_shared.settings import Settings
+from delego_shared.timing import survive
 
 log = get_logger(__name__)
 
@@ -85,15 +86,8 @@ class CatalogFollower:
     async def run(self) -> None:
         """Follow the catalog topics for the life of the service (reconnects on error)."""
         while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "catalog_follower.failed", error_type=type(exc).__name__, error=str(exc)
-                )
-                await asyncio.sleep(1.0)
+            await survive(self._follow, "catalog_follower.failed")
+            await asyncio.sleep(1.0)  # reconnect
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(

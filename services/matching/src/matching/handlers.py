@@ -38,6 +38,7 @@ from delego_shared.events.envelope import Envelope
 from delego_shared.events.topics import OFFERS, PROVIDERS
 from delego_shared.logging import get_logger
 from delego_shared.messaging import EventConsumer, PublishNow, publish_nothing
+from delego_shared.timing import survive
 from delego_shared.types import new_id, utcnow
 
 from .domain import (
@@ -543,23 +544,13 @@ class RequestHandlers:
     async def sweep_loop(self) -> None:
         """Expiry every `expiry_sweep_interval_s`; reconciliation at start-up and every
         `reconcile_interval_s`."""
-        try:
-            await self.backfill_open_proposals()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("backfill.failed", error_type=type(exc).__name__, error=str(exc))
+        await survive(self.backfill_open_proposals, "backfill.failed")
         await self.reconcile()
         loop = asyncio.get_running_loop()
         next_reconcile = loop.time() + self.settings.reconcile_interval_s
         while True:
             await asyncio.sleep(self.settings.expiry_sweep_interval_s)
-            try:
-                await self.expire_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("sweep.failed", error_type=type(exc).__name__, error=str(exc))
+            await survive(self.expire_due, "sweep.failed")
             if loop.time() >= next_reconcile:
                 await self.reconcile()
                 next_reconcile = loop.time() + self.settings.reconcile_interval_s

@@ -30,7 +30,7 @@ class MatchingSettings(Settings):
         "(and a rating without its counters is counted)",
     )
     reconcile_interval_s: float = Field(
-        default=600.0,
+        default=3600.0,
         gt=0,
         description="how often the crash-recovery sweeps (orphan holds, uncounted "
         "ratings) run besides start-up; they read with queries, so keep it slow",

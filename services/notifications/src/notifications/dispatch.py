@@ -36,7 +36,7 @@ from delego_shared.events import Envelope
 from delego_shared.events.notifications import Channel
 from delego_shared.logging import get_logger
 from delego_shared.messaging import PublishNow
-from delego_shared.timing import wake_or_timeout
+from delego_shared.timing import survive, wake_or_timeout
 
 from .channels import EmailSender, InAppSender, WebhookSender
 from .domain import (
@@ -169,12 +169,7 @@ class Dispatcher:
 
     async def _sweeper(self) -> None:
         while True:
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # store down: keep trying
-                log.warning("sweep.failed", error_type=type(exc).__name__, error=str(exc))
+            await survive(self.sweep_once, "sweep.failed")
             await wake_or_timeout(self._wake, self.settings.dispatch_interval_s)
             self._wake.clear()
 

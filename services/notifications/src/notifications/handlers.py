@@ -28,6 +28,7 @@ from delego_shared.events import Envelope
 from delego_shared.events.notifications import Channel
 from delego_shared.logging import get_logger
 from delego_shared.mongo import Document
+from delego_shared.timing import survive
 
 from .dispatch import Dispatcher
 from .domain import (
@@ -115,12 +116,7 @@ class Releaser:
 
     async def run(self) -> None:
         while True:
-            try:
-                await self.release_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # store down: keep trying
-                log.warning("release.failed", error_type=type(exc).__name__, error=str(exc))
+            await survive(self.release_once, "release.failed")
             await asyncio.sleep(self.settings.release_interval_s)
 
     async def release_once(self) -> int:

@@ -15,10 +15,15 @@ Pending events are a map `_outbox.<event id> -> entry` plus a counter
 decremented by exactly what was removed, so a stale publisher (lease expired,
 someone else published and removed) can never drive the counter wrong.
 
-The polling relay is only the fallback for crashes and broker outages: a sweep
-at start-up, on a slow timer, and soon after a failed immediate publish. It
-reads candidate documents with `find` and a projection, then claims each by
-`_id` (a lease), so one failing document never stalls the others.
+The relay's sweep is only the fallback for crashes: it reads whole
+collections (on FerretDB about a minute per 100,000 documents), so it runs only
+when it is needed: when a relay stopped beating (each relay keeps a session
+document with a heartbeat and deletes it on a clean stop with nothing left to
+publish), at the store's first start, or when asked (`kick`). It reads
+candidates with `find` and a projection, then claims each by `_id` (a lease),
+so one failing document never stalls the others. A document whose immediate
+publish failed (broker down) is retried by `_id`, soon and with backoff,
+without any sweep.
 
 A crash after the publish but before the removal sends an event again with
 the same `ce_id`: consumers are idempotent on it (at-least-once delivery,
@@ -40,7 +45,7 @@ from pymongo import ReturnDocument
 
 from ..events.envelope import Envelope
 from ..logging import get_logger
-from ..mongo import Document, IndexSpec, Mongo
+from ..mongo import Document, DuplicateKeyError, IndexSpec, Mongo
 from ..timing import cancel_and_wait, wake_or_timeout
 from .publisher import EventPublisher, OutgoingRecord
 
@@ -49,6 +54,9 @@ log = get_logger(__name__)
 PENDING = "_outbox"
 COUNT = "_outbox_n"
 LEASE = "_outbox_lease"
+SESSIONS = "_outbox_sessions"
+"""One document per running relay (heartbeat); a stale one is a relay that died."""
+_FIRST_RUN = "first-run"
 
 
 class PublishNow(Protocol):
@@ -121,7 +129,7 @@ class OutboxRelay:
         publisher: EventPublisher,
         collections: Sequence[str],
         *,
-        sweep_interval_s: float = 30.0,
+        sweep_interval_s: float = 60.0,
         lease_s: float = 30.0,
         grace_s: float = 5.0,
         retry_after_failure_s: float = 1.0,
@@ -138,7 +146,12 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._retry: set[tuple[str, Any]] = set()
         """Documents whose publish failed: retried by `_id`, with backoff."""
-        self._sweep_now = True
+        self._sweep_now = False
+        self._retry_pause = False
+        self._stopped = False
+        self.sweeps = 0
+        """Full sweeps this relay ran (each one reads whole collections)."""
+        self.dead_after = timedelta(seconds=max(3 * sweep_interval_s, 10.0))
         self._publishing: dict[tuple[str, str], _CountedLock] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -175,6 +188,13 @@ class OutboxRelay:
                 error=str(exc),
             )
             self._retry_soon(collection, document_id)
+            if self._stopped:  # nobody here will retry: leave a dead session behind
+                with contextlib.suppress(Exception):
+                    await self.mongo.db[SESSIONS].update_one(
+                        {"_id": self.owner},
+                        {"$set": {"heartbeat": datetime(1970, 1, 1, tzinfo=UTC)}},
+                        upsert=True,
+                    )
             return 0
 
     @contextlib.asynccontextmanager
@@ -281,27 +301,77 @@ class OutboxRelay:
                     {"_id": document_id, f"{LEASE}.owner": self.owner}, {"$unset": {LEASE: ""}}
                 )
 
+    # -- crash detection: sweep only when a relay died --------------------------------
+
+    async def _heartbeat(self) -> None:
+        now = datetime.now(UTC)
+        await self.mongo.db[SESSIONS].update_one(
+            {"_id": self.owner},
+            {"$set": {"heartbeat": now}, "$setOnInsert": {"started": now}},
+            upsert=True,
+        )
+
+    async def _crashed(self) -> bool:
+        """Was there a relay that stopped without finishing its work (or is this the
+        store's first relay)? Claims the dead sessions it found: this relay sweeps."""
+        sessions = self.mongo.db[SESSIONS]
+        found = False
+        if await sessions.find_one({"_id": _FIRST_RUN}) is None:
+            # events stored before any relay kept a session (an upgrade): look once
+            with contextlib.suppress(DuplicateKeyError):
+                await sessions.insert_one({"_id": _FIRST_RUN, "at": datetime.now(UTC)})
+                found = True
+        cutoff = datetime.now(UTC) - self.dead_after
+        dead = [
+            d["_id"]
+            async for d in sessions.find({"heartbeat": {"$lt": cutoff}}, {"_id": 1})
+            if d["_id"] != self.owner
+        ]
+        for session in dead:  # the one that deletes it sweeps for it
+            res = await sessions.delete_one({"_id": session, "heartbeat": {"$lt": cutoff}})
+            if res.deleted_count:
+                log.warning("outbox.relay_died", session=str(session))
+                found = True
+        return found
+
     async def run_forever(self) -> None:
-        """A full sweep at start-up and on the slow timer (it reads a whole collection,
-        so it stays rare); a document whose publish failed is retried by `_id`, soon
-        and with backoff, without a sweep."""
+        """Publish what a dead relay left, retry what failed here; never scan otherwise.
+
+        Each relay keeps a session document with a heartbeat and deletes it when it
+        stops cleanly with nothing left to publish. A full sweep (it reads whole
+        collections: on FerretDB a minute per 100,000 documents) runs only when a
+        session stopped beating (a crash), at the store's first start, or when
+        asked (`kick`). A document whose publish failed here is retried by `_id`,
+        soon and with backoff.
+        """
         loop = asyncio.get_running_loop()
-        next_sweep, streak = loop.time(), 0
+        next_check, streak = loop.time(), 0
         while True:
             self._wake.clear()
-            if self._sweep_now or loop.time() >= next_sweep:
-                # asked for (start-up, kick): everything pending; on the timer: what
-                # is older than the grace (younger entries are their writer's)
-                grace = timedelta(0) if self._sweep_now else None
-                self._sweep_now = False
-                next_sweep = loop.time() + self.sweep_interval_s
+            if loop.time() >= next_check:
+                next_check = loop.time() + self.sweep_interval_s
                 try:
-                    n = await self.sweep(grace=grace)
+                    await self._heartbeat()
+                    if await self._crashed():
+                        self._sweep_now = True
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # store down: next time
+                    log.warning(
+                        "outbox.check_failed", error_type=type(exc).__name__, error=str(exc)
+                    )
+            if self._sweep_now:
+                self._sweep_now = False
+                try:
+                    n = await self.sweep(grace=timedelta(0))
+                    self.sweeps += 1
                     if n:
                         log.info("outbox.swept", count=n)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # store down: the timer tries again
+                except Exception as exc:  # store down: try again soon
+                    self._sweep_now = True
+                    self._retry_pause = True
                     log.warning(
                         "outbox.sweep_failed", error_type=type(exc).__name__, error=str(exc)
                     )
@@ -320,18 +390,24 @@ class OutboxRelay:
                         error_type=type(exc).__name__,
                         error=str(exc),
                     )
-            if self._retry:
+            if self._retry or self._retry_pause:
+                self._retry_pause = False
                 streak += 1
                 step = self.retry_after_failure_s * 2 ** min(streak - 1, 6)
                 await asyncio.sleep(min(step, self.sweep_interval_s))
                 continue
             streak = 0
-            await wake_or_timeout(self._wake, max(0.0, next_sweep - loop.time()))
+            await wake_or_timeout(self._wake, max(0.0, next_check - loop.time()))
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self.run_forever(), name="outbox-relay")
 
     async def stop(self) -> None:
+        """Stop; a clean stop with nothing left to publish ends this relay's session."""
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        self._stopped = task is not None
+        if self._stopped and not self._retry and not self._sweep_now:
+            with contextlib.suppress(Exception):
+                await self.mongo.db[SESSIONS].delete_one({"_id": self.owner})
