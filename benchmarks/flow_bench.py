@@ -36,6 +36,7 @@ from flowbench.raw_chain import run_chain
 from flowbench.stats import fmt_mmm, fmt_ms, fmt_rate, percentile, say
 from flowbench.store_probe import PointOps, command_counts, idle_cpu
 from pymongo import AsyncMongoClient
+from pymongo.errors import AutoReconnect
 
 
 @dataclass
@@ -348,6 +349,12 @@ async def main_async(p: Profile, mode: str, ports: Ports) -> int:
             )
             say("restarting the store so that SQLite checkpoints the bulk load's log")
             bp.restart_store()
+            for _ in range(10):  # our own pool holds connections to the old process
+                try:
+                    await mongo.admin.command("ping")
+                    break
+                except AutoReconnect:
+                    await asyncio.sleep(0.5)
             extra.append(
                 "after the bulk load the store was restarted (SQLite checkpoints its "
                 "write-ahead log on close; see BenchPlatform.restart_store)"
