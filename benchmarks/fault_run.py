@@ -25,15 +25,12 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from email import message_from_bytes
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiosmtpd.controller import Controller
-from delego_cli.demo.sinks import free_port
+from delego_cli.demo.sinks import SmtpSink
 from delego_cli.platform import REPO, _infra
-from delego_shared.messaging.topics_admin import end_offsets
+from delego_shared.testing.kafka_tools import read_records, topic_length
 from flowbench.flows import BILLED_AT_COMPLETION, FlowDriver
 from flowbench.platform_run import BenchPlatform, Ports, seed
 from flowbench.stats import say
@@ -42,28 +39,6 @@ from pymongo import AsyncMongoClient
 FAULTS_DIR = REPO / ".delego" / "faults"
 INVOICES_TOPIC = "billing.invoices.v1"
 DELIVERIES_TOPIC = "notifications.deliveries.v1"
-
-
-class DeliveryIdSink:
-    """A real SMTP server that keeps each message's `X-Delego-Delivery-Id` and subject."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.delivery_ids: list[str] = []
-        self.subjects: list[str] = []
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = message_from_bytes(envelope.original_content or envelope.content)
-        self.delivery_ids.append(str(msg.get("X-Delego-Delivery-Id", "")))
-        self.subjects.append(str(msg.get("Subject", "")))
-        return "250 OK"
-
-    def start(self) -> None:
-        self._controller.start()
-
-    def stop(self) -> None:
-        self._controller.stop()
 
 
 @dataclass
@@ -114,28 +89,11 @@ async def drive(
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
-    """Every record of `topic` (headers, JSON body), read up to its end offsets."""
-    ends = await end_offsets(bootstrap, [topic])
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    out: list[tuple[dict[str, str], dict[str, Any]]] = []
-    try:
-        tps = [tp for tp, end in ends.items() if end > 0]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        left = {tp: end for tp, end in ends.items() if end > 0}
-        deadline = time.monotonic() + 60
-        while left and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for tp, records in batch.items():
-                for r in records:
-                    headers = {k: v.decode(errors="replace") for k, v in r.headers or ()}
-                    out.append((headers, json.loads(r.value or b"{}")))
-                    if r.offset + 1 >= left.get(TopicPartition(tp.topic, tp.partition), 0):
-                        left.pop(TopicPartition(tp.topic, tp.partition), None)
-    finally:
-        await consumer.stop()
-    return out
+    """Every record of `topic` (headers, JSON body), as far as it reaches now."""
+    records = await read_records(
+        bootstrap, topic, expect=await topic_length(bootstrap, topic), timeout=60
+    )
+    return [(r.headers, json.loads(r.value or b"{}")) for r in records]
 
 
 async def wait_drained(bp: BenchPlatform, out: Outcome, max_s: float) -> float:
@@ -146,7 +104,7 @@ async def wait_drained(bp: BenchPlatform, out: Outcome, max_s: float) -> float:
     try:
         while time.monotonic() - t0 < max_s:
             invoiced = await mongo[bp.database("billing")]["invoices"].count_documents({})
-            mails = len(bp.smtp.delivery_ids)  # type: ignore[attr-defined]
+            mails = len(bp.smtp.mails)
             progress = invoiced + mails
             if progress != last:
                 last, last_change = progress, time.monotonic()
@@ -160,7 +118,7 @@ async def wait_drained(bp: BenchPlatform, out: Outcome, max_s: float) -> float:
     return time.monotonic() - t0
 
 
-async def verify(bp: BenchPlatform, out: Outcome, sink: DeliveryIdSink) -> dict[str, Any]:
+async def verify(bp: BenchPlatform, out: Outcome, sink: SmtpSink) -> dict[str, Any]:
     prefix = bp.cfg.topic_prefix
     invoices = await read_topic(bp.kafka, prefix + INVOICES_TOPIC)
     issued = [b for h, b in invoices if h.get("ce_type", "").endswith("InvoiceIssued.v1")]
@@ -190,7 +148,7 @@ async def verify(bp: BenchPlatform, out: Outcome, sink: DeliveryIdSink) -> dict[
         and b.get("kind") == "invoice_issued"
         and b.get("channel") == "email"
     }
-    sent = Counter(sink.delivery_ids)
+    sent = Counter(m.delivery_id for m in sink.mails)
     return {
         "accepted": len(out.accepted),
         "refused": dict(out.refused),
@@ -204,7 +162,7 @@ async def verify(bp: BenchPlatform, out: Outcome, sink: DeliveryIdSink) -> dict[
         ),
         "invoice ids with >1 number": sum(1 for n in numbers_of.values() if len(n) > 1),
         "invoice numbers gapless": gapless,
-        "e-mails": len(sink.delivery_ids),
+        "e-mails": len(sink.mails),
         "duplicated e-mails (same delivery id)": sum(1 for n in sent.values() if n > 1),
         "InvoiceIssued records (incl. at-least-once repeats)": len(issued),
         "examples lost": no_invoice[:5],
@@ -212,9 +170,9 @@ async def verify(bp: BenchPlatform, out: Outcome, sink: DeliveryIdSink) -> dict[
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    sink = DeliveryIdSink()
+    sink = SmtpSink()
     ports = Ports(kafka=args.kafka_port, mongo=args.mongo_port, http_base=args.http_port)
-    bp = BenchPlatform(ports, base_dir=FAULTS_DIR, smtp=sink)  # type: ignore[arg-type]
+    bp = BenchPlatform(ports, base_dir=FAULTS_DIR, smtp=sink)
     out = Outcome()
     try:
         await bp.start()

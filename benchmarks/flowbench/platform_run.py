@@ -10,16 +10,12 @@ with contact data and a tax profile, all through the public HTTP APIs.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from delego_cli.demo.data import PROVIDERS as DEMO_PROVIDERS
 from delego_cli.demo.seed import bearer, check, seed_catalog
 from delego_cli.demo.sinks import SmtpSink
@@ -106,7 +102,6 @@ class BenchPlatform:
         )
         self.platform.start_infra()
         await self.platform.create_topics()
-        await warm_group_coordinator(self.kafka)
         self.platform.start_services()
         await self.platform.wait_ready(timeout=180)
 
@@ -127,25 +122,6 @@ class BenchPlatform:
             self.platform.stop()
         finally:
             self.smtp.stop()
-
-
-async def warm_group_coordinator(bootstrap: str, timeout: float = 60) -> None:
-    """On a fresh broker `__consumer_offsets` is created on first use: make that happen
-    before the services ask for their group coordinator at start-up."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                await admin.find_coordinator("bench-warm-up")
-                return
-            except KafkaError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
 
 
 def bench_provider(i: int) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class Mail:
     subject: str
     text: str
     html: str
+    delivery_id: str = ""
+    """`X-Delego-Delivery-Id`: the same delivery sent twice shows up twice here."""
 
 
 class _Handler:
@@ -53,6 +55,7 @@ class _Handler:
                 subject=str(msg["subject"]),
                 text=text.get_content() if text is not None else "",
                 html=html.get_content() if html is not None else "",
+                delivery_id=str(msg.get("X-Delego-Delivery-Id", "")),
             )
         )
         return "250 OK"

@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from delego_shared.events.envelope import Envelope, MalformedEvent
 from delego_shared.logging import get_logger
+from delego_shared.messaging.topics_admin import partitions
 from delego_shared.settings import Settings
 from delego_shared.timing import survive
 
@@ -99,15 +100,15 @@ class CatalogFollower:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
-            consumer.assign(partitions)
-            for tp in partitions:
+            followed = await self._partitions()
+            consumer.assign(followed)
+            for tp in followed:
                 at = self.positions.get((tp.topic, tp.partition))
                 if at is None:
                     await consumer.seek_to_beginning(tp)
                 else:
                     consumer.seek(tp, at)
-            log.info("catalog_follower.started", partitions=len(partitions))
+            log.info("catalog_follower.started", partitions=len(followed))
             while True:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=500)
                 for tp, records in batch.items():
@@ -117,18 +118,14 @@ class CatalogFollower:
         finally:
             await consumer.stop()
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        """Every partition of the followed topics (waits for fresh topics' metadata)."""
+    async def _partitions(self) -> list[TopicPartition]:
+        """Every partition of the followed topics (waits until each topic exists)."""
         while True:
-            # a group-less consumer only holds metadata of assigned topics: ask the cluster
-            cluster = await consumer._client.fetch_all_metadata()
-            found = {t: cluster.partitions_for_topic(t) for t in self.topics}
-            if all(found.values()):
-                return [TopicPartition(t, p) for t, ps in found.items() for p in sorted(ps or ())]
-            log.info(
-                "catalog_follower.waiting_for_topics",
-                missing=[t for t, p in found.items() if not p],
-            )
+            found = await partitions(self.settings.kafka_bootstrap, self.topics)
+            missing = sorted(set(self.topics) - {tp.topic for tp in found})
+            if not missing:
+                return sorted(found)
+            log.info("catalog_follower.waiting_for_topics", missing=missing)
             await asyncio.sleep(0.5)
 
     def _apply(self, headers: Iterable[tuple[str, bytes]], value: bytes) -> None:

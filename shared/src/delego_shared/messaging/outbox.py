@@ -167,7 +167,7 @@ class OutboxRelay:
     # -- the normal path ------------------------------------------------------------------
 
     async def publish_now(self, collection: str, document_id: Any) -> int:
-        """Publish `document_id`'s pending events now; on failure the sweep takes over.
+        """Publish `document_id`'s pending events now; on failure, retried by `_id` soon.
 
         Never raises for a broker or store error: the events are stored, so the
         write that produced them has succeeded whatever happens here.

@@ -59,28 +59,33 @@ async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> int:
         await admin.close()
 
 
-async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
-    """The end offset of every partition of `topics` (a missing topic has none).
+async def partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics` as the broker describes them (a missing topic has none).
 
-    Partitions come from the broker (`describe_topics`): a bare consumer's
-    `partitions_for_topic` knows only topics it has fetched metadata for, and
-    silently answers None for the others (consumer lag then read 0).
+    A bare consumer's `partitions_for_topic` knows only topics it has fetched
+    metadata for, and silently answers None for the others (consumer lag then
+    read 0; a group-less follower would follow nothing).
     """
     names = list(topics)
     if not names:
-        return {}
+        return []
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="delego-admin")
     await admin.start()
     try:
         described = await admin.describe_topics(names)
     finally:
         await admin.close()
-    tps = [
+    return [
         TopicPartition(d["topic"], p["partition"])
         for d in described
         if not d.get("error_code")
         for p in d["partitions"]
     ]
+
+
+async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    """The end offset of every partition of `topics` (a missing topic has none)."""
+    tps = await partitions(bootstrap, topics)
     if not tps:
         return {}
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
