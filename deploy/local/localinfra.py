@@ -40,17 +40,22 @@ REPO = HERE.parent.parent
 KAFKA_VERSION = "4.1.1"
 FERRETDB_VERSION = "v1.24.2"
 # our build patches FerretDB (FERRETDB_FILES, FERRETDB_EDITS); bump when the patch changes
-FERRETDB_BUILD = f"{FERRETDB_VERSION}-delego2"
+FERRETDB_BUILD = f"{FERRETDB_VERSION}-delego3"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 # The patch. Each copied file starts with a comment saying what it does and why:
 # - ferretdb/write_lock.go.txt: single-document writes are atomic, through one
 #   lock per (database, collection) held by update, findAndModify and delete;
 # - ferretdb/id_pushdown.go.txt: _id point operations use the unique _id index
-#   (the index-matching IDColumn; an _id equality pushed down whatever the
-#   filter's other keys).
+#   (the index-matching IDColumn; an _id equality or `$in` pushed down
+#   whatever the filter's other keys);
+# - ferretdb/no_tracking.go.txt: FerretDB's leak detector for its own tests
+#   (a stack walk and a finalizer per iterator and transaction) is off.
+# main.go (ours, not a patch) also keeps debug-level log fields unformatted
+# unless written, and sets the garbage collector to 400 % (see its comments).
 FERRETDB_FILES = {
     "write_lock.go.txt": "internal/handler/delego_write_lock.go",
     "id_pushdown.go.txt": "internal/backends/sqlite/delego_id_pushdown.go",
+    "no_tracking.go.txt": "internal/util/resource/delego_no_tracking.go",
 }
 # the read-modify-write commands take their collection's lock (write_lock.go.txt)
 _LOCK = "\tdefer delegoLockCollection(params.DB, params.Collection)()\n\n"
@@ -65,7 +70,28 @@ _FIND_AND_MODIFY = (
 _DELETE = "\tfor i, p := range params.Deletes {\n"  # in MsgDelete, around its execDelete calls
 # the _id index and pushdown (id_pushdown.go.txt)
 _ID_COLUMN = "IDColumn = DefaultColumn + \"->'$._id'\""
-_PUSHDOWN = '\tif params.Filter.Len() == 1 {\n\t\tv, _ := params.Filter.Get("_id")\n'
+_ID_SWITCH = (
+    '\t\tv, _ := params.Filter.Get("_id")\n'
+    "\t\tswitch v.(type) {\n"
+    "\t\tcase string, types.ObjectID:\n"
+)
+_ID_WHERE = (
+    "\t\t\twhereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)\n"
+    "\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}\n"
+    "\t\t}\n\t}\n"
+)
+_QUERY_PUSHDOWN = "\tif params.Filter.Len() == 1 {\n" + _ID_SWITCH + _ID_WHERE
+_EXPLAIN_PUSHDOWN = (
+    "\tif params.Filter.Len() == 1 {\n" + _ID_SWITCH + "\t\t\tfilterPushdown = true\n" + _ID_WHERE
+)
+_OUR_PUSHDOWN = (
+    "\t// delego: the _id equality or $in, whatever the filter's other keys\n"
+    "\twhereClause, args = delegoIDWhere(params.Filter)\n"
+)
+# resource tracking off (no_tracking.go.txt)
+_TRACK = "func Track(obj any, token *Token) {\n"
+_UNTRACK = "func Untrack(obj any, token *Token) {\n"
+_NO_TRACKING = "\tif delegoNoTracking {\n\t\treturn\n\t}\n\n"
 # (file, upstream text, our text, times it must occur); the build stops when
 # upstream text is not found exactly that many times
 FERRETDB_EDITS: list[tuple[str, str, str, int]] = [
@@ -78,13 +104,15 @@ FERRETDB_EDITS: list[tuple[str, str, str, int]] = [
         "IDColumn = DefaultColumn + \"->'_id'\" // delego: the _id index expression",
         1,
     ),
-    (  # Query and Explain
+    ("internal/backends/sqlite/collection.go", _QUERY_PUSHDOWN, _OUR_PUSHDOWN, 1),
+    (
         "internal/backends/sqlite/collection.go",
-        _PUSHDOWN,
-        "\t{ // delego: push the _id equality down whatever the other keys\n"
-        "\t\tv := delegoIDEquality(params.Filter)\n",
-        2,
+        _EXPLAIN_PUSHDOWN,
+        _OUR_PUSHDOWN + '\tfilterPushdown = whereClause != ""\n',
+        1,
     ),
+    ("internal/util/resource/resource.go", _TRACK, _TRACK + _NO_TRACKING, 1),
+    ("internal/util/resource/resource.go", _UNTRACK, _UNTRACK + _NO_TRACKING, 1),
 ]
 
 
@@ -487,6 +515,8 @@ class FerretDB(Component):
             # FULL (SQLite's default) fsyncs every commit and halves write throughput.
             f"-sqlite-url=file:{data}/?_pragma=synchronous(NORMAL)",
             "-log-level=warn",
+            # Go's profiler, for whoever tunes the store: DELEGO_FERRETDB_DEBUG_ADDR=127.0.0.1:6060
+            f"-debug-addr={os.environ.get('DELEGO_FERRETDB_DEBUG_ADDR', '')}",
         ]
 
     def ready(self) -> bool:

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from bson import ObjectId, Timestamp
+from delego_shared.mongo import find_by_ids
 from delego_shared.testing.infra import Infra
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient, ReturnDocument, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
@@ -59,12 +60,43 @@ async def test_id_point_queries_search_the_id_index(db: AsyncDatabase[Doc]) -> N
         pushed, plan = await explain_find(db, "c", flt)
         assert pushed, flt
         assert searches_id_index(plan), (flt, plan)
-    # not an _id equality: scanned and filtered in Go, as upstream
-    others: list[Doc] = [{"v": 7}, {"_id": {"$in": ["k7"]}}, {"_id": 7}]
+    # not an _id equality or $in of strings/ObjectIds: scanned and filtered in Go, as upstream
+    others: list[Doc] = [
+        {"v": 7},
+        {"_id": 7},
+        {"_id": {"$in": ["k7", 7]}},
+        {"_id": {"$in": []}},
+        {"_id": {"$nin": ["k7"]}},
+        {"_id": {"$in": ["k7"], "$ne": "k8"}},
+    ]
     for flt in others:
         pushed, plan = await explain_find(db, "c", flt)
         assert not pushed, flt
         assert any("SCAN" in line for line in plan), (flt, plan)
+
+
+async def test_id_in_lists_search_the_id_index_and_find_exactly_those(
+    db: AsyncDatabase[Doc],
+) -> None:
+    oid = ObjectId()
+    await db["c"].insert_many([{"_id": f"k{i}", "v": i} for i in range(50)] + [{"_id": oid}])
+    wanted = ["k3", "k17", "missing", "k3", oid]
+    for flt in ({"_id": {"$in": wanted}}, {"v": {"$gte": 10}, "_id": {"$in": wanted}}):
+        pushed, plan = await explain_find(db, "c", flt)
+        assert pushed, flt
+        assert searches_id_index(plan), (flt, plan)  # SQLite: one search per listed id
+    found = {d["_id"] async for d in db["c"].find({"_id": {"$in": wanted}})}
+    assert found == {"k3", "k17", oid}
+    # the rest of the filter still applies to what the index returns
+    assert [d["_id"] async for d in db["c"].find({"_id": {"$in": wanted}, "v": {"$gte": 10}})] == [
+        "k17"
+    ]
+    # batch writes by ids touch only those documents
+    res = await db["c"].update_many({"_id": {"$in": ["k1", "k2", "nope"]}}, {"$inc": {"v": 100}})
+    assert res.modified_count == 2
+    assert (await db["c"].delete_many({"_id": {"$in": ["k1", "k4"]}})).deleted_count == 2
+    assert await db["c"].count_documents({"v": {"$gte": 100}}) == 1  # k2
+    assert await db["c"].count_documents({}) == 51 - 2
 
 
 async def test_id_filter_with_other_keys_is_pushed_down(db: AsyncDatabase[Doc]) -> None:
@@ -220,3 +252,46 @@ async def test_writes_to_two_collections_run_concurrently_and_stay_exact(
     assert {d["n"] async for d in db["a"].find({"grp": "bulk"})} == {len(rounds)}
     assert (await db["b"].find_one({"_id": "ctr"}) or {}).get("n") == len(b_stamps)
     assert (await db["a"].find_one({"_id": "single"}) or {}).get("n") == len(a_single_stamps)
+
+
+async def test_find_by_ids_reads_many_documents_in_one_command_per_thousand(
+    infra: Infra, namespace: str
+) -> None:
+    """The shared batch read: one `find` per 1000 ids, no getMore, exactly the ids asked."""
+    listener = _CommandCounter()
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(infra.mongodb_url, event_listeners=[listener])
+    coll = client[f"{namespace}_ids"]["c"]
+    try:
+        await coll.insert_many([{"_id": f"k{i}", "v": i} for i in range(1500)])
+        wanted = (
+            [f"k{i}" for i in range(0, 1500, 2)]
+            + ["missing", "k0"]
+            + [f"k{i}" for i in range(1, 600, 2)]
+        )
+        listener.names.clear()
+        found = await find_by_ids(coll, wanted, {"v": 1})
+        assert set(found) == {f"k{i}" for i in range(1500) if i % 2 == 0 or i < 600}
+        assert all(found[k]["v"] == int(k[1:]) for k in found)
+        assert listener.names == ["find", "find"]  # 1051 distinct ids: two chunks
+        listener.names.clear()
+        assert await find_by_ids(coll, ["k7"]) == {"k7": {"_id": "k7", "v": 7}}
+        assert await find_by_ids(coll, []) == {}
+        assert listener.names == ["find"]
+    finally:
+        await client.drop_database(f"{namespace}_ids")
+        await client.close()
+
+
+class _CommandCounter(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("find", "getMore", "killCursors"):
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass

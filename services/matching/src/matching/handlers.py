@@ -344,9 +344,8 @@ class RequestHandlers:
             try:
                 events = action(req, now, finder)
                 await self._before_store(req, old)
-                await self.store.save_request(
-                    req, before, self._envelopes(events, stored.correlation_id)
-                )
+                envelopes = self._envelopes(events, stored.correlation_id)
+                pending = await self.store.save_request(req, before, envelopes)
             except StaleRequest:
                 if new_hold is not None:
                     await self.store.release(new_reservation, new_hold)
@@ -359,7 +358,7 @@ class RequestHandlers:
             if old is not None:
                 await self._release_if_dead(req, old.reservation, Hold(request_id, old.attempt))
             await self._after_store(req, old_status, old)
-            await self.publish(REQUESTS_COLLECTION, request_id)
+            await self.publish(REQUESTS_COLLECTION, request_id, stored=envelopes, pending=pending)
             log.info("request.changed", events=[e.event_type for e in events], **req.log_fields())
             return req
         raise TooMuchContention(request_id)
@@ -382,7 +381,9 @@ class RequestHandlers:
                 await self.store.release(outcome.best.reservation, hold)
             raise
         await self._after_store(req, None, None)
-        await self.publish(REQUESTS_COLLECTION, req.request_id)
+        await self.publish(
+            REQUESTS_COLLECTION, req.request_id, stored=envelopes, pending=len(envelopes)
+        )
         log.info("request.submitted", events=[e.event_type for e in events], **req.log_fields())
         return req
 

@@ -51,7 +51,8 @@ from typing import Any
 from delego_shared.events.catalog import OfferSnapshot, ProviderSnapshot
 from delego_shared.events.envelope import Envelope
 from delego_shared.messaging import Outbox
-from delego_shared.mongo import Document, DuplicateKeyError, IndexSpec, Mongo
+from delego_shared.mongo import Document, DuplicateKeyError, IndexSpec, Mongo, find_by_ids
+from pymongo import ReturnDocument
 
 from .domain import ClientRequest, RatingStats, RequestStatus
 
@@ -247,14 +248,19 @@ class MatchingStore:
 
     async def save_request(
         self, req: ClientRequest, expected_version: int, envelopes: Sequence[Envelope]
-    ) -> None:
-        """Store the new state and its events in one update, if nobody changed it meanwhile."""
-        res = await self.requests.update_one(
+    ) -> int | None:
+        """Store the new state and its events in one update, if nobody changed it meanwhile.
+
+        Returns the request's pending-event count after the write (for `publish_now`).
+        """
+        doc = await self.requests.find_one_and_update(
             {"_id": req.request_id, "version": expected_version},
             Outbox.push({"$set": self._fields(req)}, envelopes),
+            return_document=ReturnDocument.AFTER,
         )
-        if res.matched_count == 0:
+        if doc is None:
             raise StaleRequest(req.request_id)
+        return Outbox.count(doc)
 
     @staticmethod
     def _load(doc: Document) -> StoredRequest:
@@ -371,15 +377,10 @@ class MatchingStore:
     # -- ratings (counters read by _id) -------------------------------------
 
     async def rating_stats(self, provider_ids: Iterable[str]) -> dict[str, RatingStats]:
-        """Rating totals per provider: one point read each, concurrently."""
-        ids = list(provider_ids)
-        docs = await asyncio.gather(
-            *(self.provider_ratings.find_one({"_id": i}, {"count": 1, "total": 1}) for i in ids)
-        )
+        """Rating totals per provider: one batch read by `_id`."""
+        docs = await find_by_ids(self.provider_ratings, provider_ids, {"count": 1, "total": 1})
         return {
-            i: RatingStats(int(d.get("count", 0)), int(d.get("total", 0)))
-            for i, d in zip(ids, docs, strict=True)
-            if d is not None
+            i: RatingStats(int(d.get("count", 0)), int(d.get("total", 0))) for i, d in docs.items()
         }
 
     async def client_ratings_of(self, client_id: str) -> list[tuple[str, int]]:
@@ -451,19 +452,9 @@ class MatchingStore:
     # -- capacity -----------------------------------------------------------
 
     async def reserved_hours(self, keys: Iterable[str]) -> dict[str, Decimal]:
-        """Hours reserved per capacity key: one point read per key, concurrently.
-
-        (`$in` on `_id` is not pushed down by FerretDB v1: it would scan.)
-        """
-        ids = list(dict.fromkeys(keys))
-        docs = await asyncio.gather(
-            *(self.capacity.find_one({"_id": k}, {"reserved_e4": 1}) for k in ids)
-        )
-        return {
-            k: from_e4(int(d.get("reserved_e4", 0)))
-            for k, d in zip(ids, docs, strict=True)
-            if d is not None
-        }
+        """Hours reserved per capacity key: one batch read by `_id`."""
+        docs = await find_by_ids(self.capacity, keys, {"reserved_e4": 1})
+        return {k: from_e4(int(d.get("reserved_e4", 0))) for k, d in docs.items()}
 
     async def reserve(
         self,

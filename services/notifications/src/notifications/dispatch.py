@@ -1,9 +1,13 @@
 """Sending: a delivery is sent as soon as it is stored, by the process that stored it.
 
-The handler stores a delivery (the durable record) and hands its key to
-`Dispatcher.submit`; a worker claims it by `_id` (conditional update with a
-lease), sends it on its channel, and stores the outcome with ONE conditional
-update carrying its NotificationDelivered / NotificationFailed event (outbox):
+The handler stores a delivery (the durable record) already taken by this
+dispatcher (its insert carries our sending lease) and hands it over with the
+recipient it read (`Dispatcher.submit_taken`), so nothing is read again; other
+deliveries (retries, failovers, digests, the sweep's) go by key to
+`Dispatcher.submit`, and a worker claims each by `_id` (conditional update with
+a lease). The worker sends it on its channel and stores the outcome with ONE
+conditional update carrying its NotificationDelivered / NotificationFailed
+event (outbox), published without reading it back:
 delivered; retry later (domain RetryPolicy: exponential backoff with full
 jitter, persisted in `due_at` and in the schedule entry, and awaited here by an
 in-process timer); or failed for good, with the successor on the recipient's
@@ -27,7 +31,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -101,7 +105,16 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
+        self._taken: dict[str, tuple[dict[str, Any], Recipient | None]] = {}
+        """Deliveries stored already taken by us, with their recipient (no claim, no read)."""
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._finished: set[str] = set()
+        """Schedule entries of final deliveries, removed together (one command)."""
+        self._finished_wake = asyncio.Event()
+
+    def sender(self, now: datetime) -> tuple[str, datetime]:
+        """(owner, lease end) for a delivery stored already taken by this dispatcher."""
+        return self.owner, now + self.lease
 
     def submit(self, keys: Iterable[str]) -> None:
         """Send these stored deliveries now, in this process (once each while queued)."""
@@ -109,6 +122,14 @@ class Dispatcher:
             if key not in self._queued:
                 self._queued.add(key)
                 self._queue.put_nowait(key)
+
+    def submit_taken(self, doc: dict[str, Any], recipient: Recipient | None) -> None:
+        """Send this delivery, stored already taken by us (`sender`), with its recipient."""
+        key: str = doc["_id"]
+        if key not in self._queued:
+            self._taken[key] = (doc, recipient)
+            self._queued.add(key)
+            self._queue.put_nowait(key)
 
     def kick(self) -> None:
         """Sweep the schedule now rather than at the next slow tick."""
@@ -138,6 +159,7 @@ class Dispatcher:
             for i in range(self.settings.dispatch_concurrency)
         ]
         tasks.append(asyncio.create_task(self._sweeper(), name="notifications-sweep"))
+        tasks.append(asyncio.create_task(self._unscheduler(), name="notifications-unschedule"))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -154,7 +176,11 @@ class Dispatcher:
         while True:
             key = await self._queue.get()
             try:
-                await self.dispatch(key)
+                taken = self._taken.pop(key, None)
+                if taken is None:
+                    await self.dispatch(key)
+                else:
+                    await self._send_taken(*taken)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # store down: the sweep brings it back
@@ -166,6 +192,23 @@ class Dispatcher:
                 )
             finally:
                 self._queued.discard(key)
+
+    async def _unscheduler(self) -> None:
+        """Removes finished deliveries' schedule entries in batches; one left behind by
+        a crash is dropped by the sweep (`repair`: its delivery is final)."""
+        while True:
+            await self._finished_wake.wait()
+            self._finished_wake.clear()
+            await asyncio.sleep(0.05)  # let a few more finish
+            keys, self._finished = sorted(self._finished), set()
+            try:
+                await self.store.unschedule_many(keys)
+            except Exception as exc:  # store down: the sweep drops them later
+                log.warning("unschedule.failed", count=len(keys), error_type=type(exc).__name__)
+
+    def _unschedule_soon(self, key: str) -> None:
+        self._finished.add(key)
+        self._finished_wake.set()
 
     async def _sweeper(self) -> None:
         while True:
@@ -189,6 +232,20 @@ class Dispatcher:
         if doc is None:
             await self.repair(key)
             return False
+        await self._send(doc)
+        return True
+
+    async def _send_taken(self, doc: dict[str, Any], recipient: Recipient | None) -> None:
+        """A delivery stored already taken by us; renew the lease if it was queued long."""
+        now = self.clock()
+        if doc["lease_until"] - now < self.lease / 2:
+            until = now + self.lease
+            if not await self.store.renew_lease(doc["_id"], self.owner, until):
+                return  # taken over meanwhile: not ours to send
+            doc["lease_until"] = until
+        await self._send(doc, recipient)
+
+    async def _send(self, doc: dict[str, Any], recipient: Recipient | None = None) -> None:
         with structlog.contextvars.bound_contextvars(
             delivery_id=doc["_id"],
             recipient_id=doc["recipient_id"],
@@ -198,8 +255,7 @@ class Dispatcher:
             if doc.get("digest"):
                 await self._send_digest(doc)
             else:
-                await self._send_one(doc)
-        return True
+                await self._send_one(doc, recipient)
 
     async def repair(self, key: str) -> None:
         """Bring a schedule entry in line with its delivery (after a crash or a race)."""
@@ -225,12 +281,14 @@ class Dispatcher:
 
     # --- one delivery -------------------------------------------------------------
 
-    async def _send_one(self, doc: dict[str, Any]) -> None:
+    async def _send_one(self, doc: dict[str, Any], known: Recipient | None = None) -> None:
         planned = planned_of(doc)
         attempts = int(doc.get("attempts", 0)) + 1
         source = source_of(doc)
         if planned.via_subscription:
             recipient = Recipient(recipient_id=planned.recipient_id, channels=(Channel.WEBHOOK,))
+        elif known is not None:
+            recipient = known
         else:
             recipient = await self.store.recipient(planned.recipient_id) or Recipient(
                 recipient_id=planned.recipient_id
@@ -246,12 +304,19 @@ class Dispatcher:
             event = source.caused(
                 delivered_event(planned, attempts=attempts, at=now), self.settings.source
             )
-            stored = await self.store.mark_delivered(
+            pending = await self.store.mark_delivered(
                 planned.key, self.owner, attempts=attempts, now=now, events=[event]
             )
-            if stored:
-                await self.store.unschedule(planned.key)
-            await self._stored(stored, "delivery.delivered", planned.key, attempts=attempts)
+            if pending is not None:
+                self._unschedule_soon(planned.key)
+            await self._stored(
+                pending is not None,
+                "delivery.delivered",
+                planned.key,
+                events=[event],
+                pending=pending,
+                attempts=attempts,
+            )
             return
         # the recipient's own webhooks, for failover (one read by `_id`)
         endpoints = []
@@ -405,13 +470,21 @@ class Dispatcher:
                 )
                 for p in parts
             ]
-            stored = await self.store.mark_delivered(
+            pending = await self.store.mark_delivered(
                 key, self.owner, attempts=attempts, now=now, events=events
             )
-            if stored:
+            if pending is not None:
                 await self.store.settle_parts(doc["parts"], State.DELIVERED, now)
-                await self.store.unschedule(key)
-            await self._stored(stored, "digest.delivered", key, attempts=attempts, parts=len(parts))
+                self._unschedule_soon(key)
+            await self._stored(
+                pending is not None,
+                "digest.delivered",
+                key,
+                events=events,
+                pending=pending,
+                attempts=attempts,
+                parts=len(parts),
+            )
             return
         retry_at = (
             None if failure.permanent else self.policy.next_attempt_at(now, attempts, self.rng)
@@ -468,12 +541,20 @@ class Dispatcher:
         self.submit(p.key for p in inserted if p.hold_until is None or p.hold_until <= now)
 
     async def _stored(
-        self, stored: bool, what: str, published_from: str | None, **fields: Any
+        self,
+        stored: bool,
+        what: str,
+        published_from: str | None,
+        *,
+        events: Sequence[Envelope] = (),
+        pending: int | None = None,
+        **fields: Any,
     ) -> None:
-        """Log the outcome; publish the events stored with it (from delivery `published_from`)."""
+        """Log the outcome; publish the events stored with it (from delivery `published_from`;
+        `events` and `pending` as `publish_now` takes them)."""
         if stored:
             log.info(what, **fields)
             if published_from is not None:
-                await self.publish(DELIVERIES, published_from)
+                await self.publish(DELIVERIES, published_from, stored=events, pending=pending)
         else:  # our lease expired and another replica took the delivery over
             log.warning("delivery.lease_lost", outcome=what, **fields)

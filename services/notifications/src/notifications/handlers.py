@@ -62,13 +62,11 @@ class EventRouter:
 
     async def handle(self, envelope: Envelope) -> None:
         event = envelope.data
-        subscriptions = await self.store.subscription_endpoints()
         ids = self.rules.recipients_of(event)
+        subscriptions, owned = await self.store.routing_endpoints(ids)
         if not ids and not any(e.subscribes(envelope.type) for e in subscriptions):
             return  # nobody to notify about this event
-        recipients, owned = await asyncio.gather(
-            self.store.recipients(ids), self.store.owned_endpoints(ids)
-        )
+        recipients = await self.store.recipients(ids) if ids else {}
         now = self.clock()
         plans = plan_deliveries(
             envelope.id, event, recipients, [*subscriptions, *owned], now=now, rules=self.rules
@@ -81,19 +79,20 @@ class EventRouter:
             if first
             else await self.store.recipients_reached(envelope.id, [p.recipient_id for p in plans])
         )
-        due: list[str] = []
         stored = held = 0
         for p in plans:
             if p.recipient_id in already:
                 continue
-            if await self.store.claim(p, envelope, now=now):
-                stored += 1
-                if p.hold_until is not None and p.hold_until > now:
-                    held += 1
-                else:
-                    due.append(p.key)
+            sender = self.dispatcher.sender(now)
+            doc = await self.store.claim(p, envelope, now=now, sender=sender)
+            if doc is None:
+                continue
+            stored += 1
+            if p.hold_until is not None and p.hold_until > now:
+                held += 1
+            else:  # stored already taken by our dispatcher: sent without a claim
+                self.dispatcher.submit_taken(doc, recipients.get(p.recipient_id))
         log.info("event.routed", planned=len(plans), stored=stored, held=held)
-        self.dispatcher.submit(due)
 
 
 class Releaser:

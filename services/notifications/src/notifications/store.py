@@ -37,7 +37,6 @@ Collections (database `delego_notifications` by default):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from typing import Any
 from delego_shared.events.envelope import Envelope
 from delego_shared.events.notifications import Channel
 from delego_shared.messaging import Outbox
-from delego_shared.mongo import Document, DuplicateKeyError, IndexSpec, Mongo
+from delego_shared.mongo import Document, DuplicateKeyError, IndexSpec, Mongo, find_by_ids
 from pymongo import ReturnDocument
 
 from .domain import (
@@ -213,9 +212,9 @@ class NotificationsStore:
         return recipient_of(doc) if doc else None
 
     async def recipients(self, ids: Sequence[str]) -> dict[str, Recipient]:
-        """One read by `_id` each (`$in` would scan on FerretDB); an event names one or two."""
-        found = await asyncio.gather(*(self.recipient(i) for i in dict.fromkeys(ids)))
-        return {r.recipient_id: r for r in found if r is not None}
+        """One batch read by `_id`."""
+        found = await find_by_ids(self.recipients_c, ids)
+        return {i: recipient_of(d) for i, d in found.items()}
 
     async def _ensure_recipient(self, recipient_id: str, now: datetime) -> None:
         try:
@@ -338,11 +337,22 @@ class NotificationsStore:
         return await self._endpoint_set(SUBSCRIPTIONS)
 
     async def owned_endpoints(self, owner_ids: Iterable[str]) -> list[WebhookEndpoint]:
-        """Active endpoints these users own (their webhook channel): one read each."""
-        found = await asyncio.gather(
-            *(self._endpoint_set(set_key(o)) for o in dict.fromkeys(owner_ids))
-        )
-        return [e for eps in found for e in eps]
+        """Active endpoints these users own (their webhook channel): one batch read."""
+        _, owned = await self.routing_endpoints(owner_ids)
+        return owned
+
+    async def routing_endpoints(
+        self, owner_ids: Iterable[str]
+    ) -> tuple[list[WebhookEndpoint], list[WebhookEndpoint]]:
+        """(subscriptions, endpoints these users own), both in one batch read by `_id`."""
+        keys = [set_key(o) for o in dict.fromkeys(owner_ids)]
+        found = await find_by_ids(self.sets_c, [SUBSCRIPTIONS, *keys])
+
+        def of(key: str) -> list[WebhookEndpoint]:
+            doc = found.get(key)
+            return endpoints_of(doc.get("eps") or {}) if doc else []
+
+        return of(SUBSCRIPTIONS), [e for k in keys for e in of(k)]
 
     async def _sync_sets(self, doc: Document) -> None:
         """Write the endpoint's entry into every set it is or was in, newest version wins."""
@@ -426,15 +436,32 @@ class NotificationsStore:
     async def unschedule(self, key: str) -> None:
         await self.schedule_c.delete_one({"_id": key})
 
+    async def unschedule_many(self, keys: Sequence[str]) -> None:
+        """Several finished deliveries' entries in one command (the `_id` index)."""
+        if keys:
+            await self.schedule_c.delete_many({"_id": {"$in": list(keys)}})
+
     # --- deliveries: claim -------------------------------------------------------
 
-    async def claim(self, planned: PlannedDelivery, source: Envelope, *, now: datetime) -> bool:
-        """Store a planned delivery under its key; False if it already exists (replay).
+    async def claim(
+        self,
+        planned: PlannedDelivery,
+        source: Envelope,
+        *,
+        now: datetime,
+        sender: tuple[str, datetime] | None = None,
+    ) -> Document | None:
+        """Store a planned delivery under its key; None if it already exists (replay).
 
         Its schedule entry is written first, so a crash in between leaves an entry
         without a delivery (dropped by the sweep), never a delivery nobody will send.
+        With `sender` (owner, lease end) a delivery due now is stored already
+        taken by that sender, as `claim_send` would leave it: the insert is the
+        claim, and a crash before the send is taken over when the lease ends.
+        Returns the stored document.
         """
         held = planned.hold_until is not None and planned.hold_until > now
+        taken = sender is not None and not held
         scheduled = await self._schedule(
             planned.key,
             Op.RELEASE if held else Op.SEND,
@@ -447,7 +474,7 @@ class NotificationsStore:
             "_id": planned.key,
             **planned_fields(planned),
             "digest": False,
-            "state": State.HELD if held else State.PENDING,
+            "state": State.HELD if held else State.SENDING if taken else State.PENDING,
             "due_at": None if held else now,
             "attempts": 0,
             "occurred_at": source.time,
@@ -456,13 +483,15 @@ class NotificationsStore:
             "created_at": now,
             "updated_at": now,
         }
+        if taken and sender is not None:
+            doc["lease_owner"], doc["lease_until"] = sender
         try:
             await self.deliveries_c.insert_one(doc)
         except DuplicateKeyError:
             if scheduled:  # the delivery was already final: its entry had been removed
                 await self.unschedule(planned.key)
-            return False
-        return True
+            return None
+        return doc
 
     async def first_routing(self, event_id: str, now: datetime) -> bool:
         """Record that this event is being routed; False when it was before (a replay).
@@ -479,13 +508,11 @@ class NotificationsStore:
 
     async def recipients_reached(self, event_id: str, recipient_ids: Iterable[str]) -> set[str]:
         """Who already has a delivery (any channel) for this event: the keys are
-        derived from (event, recipient, channel), so each is probed by `_id`."""
+        derived from (event, recipient, channel): one batch read by `_id`."""
         ids = list(dict.fromkeys(recipient_ids))
         probes = [(rid, delivery_key(event_id, rid, ch)) for rid in ids for ch in Channel]
-        found = await asyncio.gather(
-            *(self.deliveries_c.find_one({"_id": key}, {"_id": 1}) for _, key in probes)
-        )
-        return {rid for (rid, _), doc in zip(probes, found, strict=True) if doc is not None}
+        found = await find_by_ids(self.deliveries_c, [key for _, key in probes], {"_id": 1})
+        return {rid for rid, key in probes if key in found}
 
     async def claim_send(
         self, key: str, owner: str, now: datetime, lease: timedelta
@@ -530,6 +557,13 @@ class NotificationsStore:
     def _mine(self, key: str, owner: str) -> Document:
         return {"_id": key, "state": State.SENDING, "lease_owner": owner}
 
+    async def renew_lease(self, key: str, owner: str, until: datetime) -> bool:
+        """Extend our own sending lease (a delivery taken at routing, sent late)."""
+        res = await self.deliveries_c.update_one(
+            self._mine(key, owner), {"$set": {"lease_until": until}}
+        )
+        return res.matched_count == 1
+
     async def mark_delivered(
         self,
         key: str,
@@ -538,7 +572,9 @@ class NotificationsStore:
         attempts: int,
         now: datetime,
         events: Sequence[Envelope],
-    ) -> bool:
+    ) -> int | None:
+        """Delivered, with its events; the pending-event count after the write, or
+        None when the delivery is no longer ours (for `publish_now`)."""
         update = Outbox.push(
             {
                 "$set": {
@@ -553,8 +589,12 @@ class NotificationsStore:
             },
             events,
         )
-        res = await self.deliveries_c.update_one(self._mine(key, owner), update)
-        return res.modified_count == 1
+        doc = await self.deliveries_c.find_one_and_update(
+            self._mine(key, owner),
+            update,
+            return_document=ReturnDocument.AFTER,
+        )
+        return Outbox.count(doc)
 
     async def schedule_retry(
         self, key: str, owner: str, *, attempts: int, at: datetime, code: str, now: datetime
@@ -696,9 +736,9 @@ class NotificationsStore:
             await self.unschedule(key)
 
     async def parts(self, keys: Sequence[str]) -> list[Document]:
-        """Deliveries by key, in the given order (one read by `_id` each)."""
-        found = await asyncio.gather(*(self.deliveries_c.find_one({"_id": k}) for k in keys))
-        return [d for d in found if d is not None]
+        """Deliveries by key, in the given order (one batch read by `_id`)."""
+        found = await find_by_ids(self.deliveries_c, keys)
+        return [found[k] for k in dict.fromkeys(keys) if k in found]
 
     async def settle_parts(self, keys: Sequence[str], state: str, now: datetime) -> None:
         """After a digest's outcome: its parts take the same final state (status reads)."""
@@ -839,13 +879,13 @@ class NotificationsStore:
     async def inbox(
         self, user_id: str, *, unread_only: bool, limit: int, skip: int
     ) -> tuple[list[InboxItem], int]:
-        """A page of the user's index, newest first, each item read by `_id`."""
+        """A page of the user's index, newest first (one batch read by `_id`)."""
         index = await self._ensure_index(user_id)
         unread: list[str] = index.get("unread") or []
         ids = list(reversed(unread if unread_only else index.get("items") or []))
         page = ids[skip : skip + limit]
-        docs = await asyncio.gather(*(self.inbox_c.find_one({"_id": i}) for i in page))
-        return [_inbox_item(d) for d in docs if d is not None], len(unread)
+        found = await find_by_ids(self.inbox_c, page)
+        return [_inbox_item(found[i]) for i in page if i in found], len(unread)
 
     async def mark_read(self, user_id: str, item_id: str, now: datetime) -> InboxItem | None:
         """Idempotent: the first read time is kept. None if the item is not this user's."""

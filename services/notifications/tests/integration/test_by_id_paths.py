@@ -80,12 +80,20 @@ class Queries(monitoring.CommandListener):
         pass
 
     def not_by_id(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """Accesses that are not an exact `_id` match (the outbox relay is the platform's)."""
+        """Accesses that are not by `_id` (an exact match or an `$in` of ids; the
+        outbox relay is the platform's)."""
+
+        def by_id(f: dict[str, Any]) -> bool:
+            key = f.get("_id")
+            if isinstance(key, dict) and list(key) == ["$in"]:
+                return all(isinstance(k, str) for k in key["$in"])
+            return isinstance(key, str)
+
         with self.lock:
             return [
                 (name, coll, f)
                 for name, coll, f in self.seen
-                if not isinstance(f.get("_id"), str) and "_outbox_n" not in f
+                if not by_id(f) and "_outbox_n" not in f
             ]
 
 

@@ -3,8 +3,9 @@
 A service writes its new state and the events that change produced in ONE
 single-document update (`Outbox.push` / `Outbox.attach`), which MongoDB and
 FerretDB apply atomically. Right after that write succeeds, the same process
-calls `OutboxRelay.publish_now(collection, id)`: it reads that document by
-`_id`, sends all its pending events in order, awaits the acknowledgements
+calls `OutboxRelay.publish_now(collection, id)`: it sends all the document's
+pending events in order (the ones the caller just stored when its write shows
+they are all that is pending, else read by `_id`), awaits the acknowledgements
 together, then removes exactly the published entries (by entry id) in one
 conditional update. So the caller knows, when it answers, that its events are
 on their topics; a cross-service reader that waits for consumer lag to reach
@@ -62,16 +63,38 @@ _FIRST_RUN = "first-run"
 class PublishNow(Protocol):
     """What a use case calls right after a write that stored events (`OutboxRelay.publish_now`)."""
 
-    async def __call__(self, collection: str, document_id: Any, /) -> int: ...
+    async def __call__(
+        self,
+        collection: str,
+        document_id: Any,
+        /,
+        *,
+        stored: Sequence[Envelope] = (),
+        pending: int | None = None,
+    ) -> int: ...
 
 
-async def publish_nothing(collection: str, document_id: Any, /) -> int:
+async def publish_nothing(
+    collection: str,
+    document_id: Any,
+    /,
+    *,
+    stored: Sequence[Envelope] = (),
+    pending: int | None = None,
+) -> int:
     """For unit tests with in-memory stores: there is no broker to publish to."""
     return 0
 
 
 class Outbox:
     """Builds the outbox part of a document or of an update."""
+
+    @staticmethod
+    def count(document: Document | None) -> int | None:
+        """The pending count in a document a `find_one_and_update` returned (AFTER),
+        for `publish_now(pending=...)`; None when nothing was updated. (FerretDB v1
+        has no projection on findAndModify: the whole document comes back.)"""
+        return None if document is None else int(document.get(COUNT, 0))
 
     @staticmethod
     def entries(envelopes: Iterable[Envelope]) -> dict[str, Document]:
@@ -166,16 +189,38 @@ class OutboxRelay:
 
     # -- the normal path ------------------------------------------------------------------
 
-    async def publish_now(self, collection: str, document_id: Any) -> int:
+    async def publish_now(
+        self,
+        collection: str,
+        document_id: Any,
+        *,
+        stored: Sequence[Envelope] = (),
+        pending: int | None = None,
+    ) -> int:
         """Publish `document_id`'s pending events now; on failure, retried by `_id` soon.
+
+        `stored` are the events the caller's write stored and `pending` the
+        document's pending count that write left (an insert: `len(stored)`; an
+        update: `_outbox_n` as returned by `find_one_and_update`). When they
+        agree, those are all the document's pending events and they are sent
+        without reading the document back; otherwise (an older event is still
+        pending: it must go first) the document is read by `_id`.
 
         Never raises for a broker or store error: the events are stored, so the
         write that produced them has succeeded whatever happens here.
         """
         coll = self.mongo.db[collection]
         try:
+            if pending == 0:  # the write left nothing pending
+                return 0
             async with self._one_publisher(collection, document_id):
-                doc = await coll.find_one({"_id": document_id}, {PENDING: 1})
+                if stored and pending == len(stored):
+                    doc: Document | None = {
+                        "_id": document_id,
+                        PENDING: Outbox.entries(stored),
+                    }
+                else:
+                    doc = await coll.find_one({"_id": document_id}, {PENDING: 1})
                 return await self._publish(collection, doc)
         except asyncio.CancelledError:
             raise
