@@ -131,31 +131,41 @@ async def test_a_forged_source_is_parked_as_forged_and_never_applied(settings_fo
 
 async def test_a_store_outage_under_traffic_parks_nothing_and_applies_everything(settings_for):
     """The store is cut for OUTAGE_S (connections refused and reset) while events keep
-    coming; the shared store itself is never stopped (a proxy in front of it is)."""
+    coming; the shared store itself is never stopped (a proxy in front of it is).
+
+    Two consumer groups: billing with an inbox (the outage hits the inbox first) and
+    notifications without one (it hits the handler, which used to park after its
+    attempts)."""
     base = settings_for("billing")
     url = urlsplit(base.mongodb_url)
     proxy = await TcpProxy(url.hostname or "127.0.0.1", url.port or 27017).start()
-    settings = settings_for("billing", mongodb_url=f"mongodb://127.0.0.1:{proxy.port}/")
-    direct = Mongo(base.mongodb_url, settings.database)
-    via_proxy = Mongo(settings.mongodb_url, settings.database)
-    applied = direct.db["applied"]
-    broker = create_broker(settings)
-    consumer = EventConsumer(broker, settings, inbox=Inbox(via_proxy, settings.consumer_group))
-    health: list[str] = []
+    proxied = f"mongodb://127.0.0.1:{proxy.port}/"
+    groups = [settings_for(s, mongodb_url=proxied) for s in ("billing", "notifications")]
+    direct = [Mongo(base.mongodb_url, s.database) for s in groups]
+    via_proxy = [Mongo(proxied, s.database) for s in groups]
+    brokers, consumers = [], []
+    for settings, mongo, with_inbox in zip(groups, via_proxy, (True, False), strict=True):
+        broker = create_broker(settings)
+        inbox = Inbox(mongo, settings.consumer_group) if with_inbox else None
+        consumer = EventConsumer(broker, settings, inbox=inbox)
 
-    @consumer.on(type(registered()))
-    async def handle(env: Envelope) -> None:
-        await via_proxy.db["applied"].update_one(
-            apply_once_filter({"_id": env.subject}, env.id),
-            apply_once_update({"$inc": {"n": 1}}, env.id),
-            upsert=True,
-        )
+        @consumer.on(type(registered()))
+        async def handle(env: Envelope, mongo: Mongo = mongo) -> None:
+            await mongo.db["applied"].update_one(
+                apply_once_filter({"_id": env.subject}, env.id),
+                apply_once_update({"$inc": {"n": 1}}, env.id),
+                upsert=True,
+            )
 
-    consumer.subscribe([PROVIDERS])
-    await broker.start()
+        consumer.subscribe([PROVIDERS])
+        brokers.append(broker)
+        consumers.append(consumer)
+    health: list[set[str]] = []
     sent: list[str] = []
+    for b in brokers:
+        await b.start()
     try:
-        publisher = EventPublisher(broker, settings)
+        publisher = EventPublisher(brokers[0], groups[0])
 
         async def traffic(seconds: float, tag: str) -> None:
             loop = asyncio.get_running_loop()
@@ -170,29 +180,32 @@ async def test_a_store_outage_under_traffic_parks_nothing_and_applies_everything
         await proxy.cut()
         outage = asyncio.create_task(traffic(OUTAGE_S, "during"))
         while not outage.done():
-            health.append(consumer.health()["status"])
+            health.append({c.health()["status"] for c in consumers})
             await asyncio.sleep(1)
         await outage
         await proxy.restore()
         await traffic(2, "after")
 
         async def all_applied() -> bool:
-            return await applied.count_documents({"n": 1}) == len(sent)
+            counts = [await m.db["applied"].count_documents({"n": 1}) for m in direct]
+            return counts == [len(sent)] * len(direct)
 
         await wait_for(all_applied, timeout=60)
-        assert consumer.health()["status"] == "ok"
+        assert [c.health()["status"] for c in consumers] == ["ok", "ok"]
     finally:
-        await broker.stop()
+        for b in brokers:
+            await b.stop()
         await proxy.stop()
-        await via_proxy.close()
-    docs = [d async for d in applied.find({})]
-    assert sorted(d["_id"] for d in docs) == sorted(sent)
-    assert all(d["n"] == 1 for d in docs)  # each applied once, none lost
-    assert "degraded" in health  # the consumer said it was waiting for the store
-    assert (
-        await topic_length(settings.kafka_bootstrap, settings.topic(PROVIDERS.name) + ".dlq") == 0
-    )
-    await direct.close()
+        for m in via_proxy:
+            await m.close()
+    for m in direct:
+        docs = [d async for d in m.db["applied"].find({})]
+        assert sorted(d["_id"] for d in docs) == sorted(sent)
+        assert all(d["n"] == 1 for d in docs)  # each applied once, none lost
+        await m.close()
+    dlq = groups[0].topic(PROVIDERS.name) + ".dlq"
+    assert await topic_length(groups[0].kafka_bootstrap, dlq) == 0  # nothing parked
+    assert {"degraded"} in health  # both said they were waiting for the store
 
 
 async def test_the_inbox_forgets_ids_after_its_retention_and_keeps_recent_ones(settings_for):
