@@ -56,7 +56,8 @@ CONSUMERS = {  # consumed topic -> services consuming it (their app.py subscript
     INVOICES.name: ("notifications",),
 }
 Headers = dict[str, str]
-Mutation = Callable[[Record, Record], tuple[bytes | None, Headers, bytes] | None]
+Mutation = Callable[[Record, Record], tuple[bytes | None, Headers, bytes]]
+"""(template of this topic, a record of another topic) -> key, headers, body."""
 
 
 def _fresh(h: Headers, **changes: str) -> Headers:
@@ -127,9 +128,7 @@ async def send_fuzz(
                     key, headers, body = t.key, _fresh(t.headers), b"{" + b"x" * 1_030_000
                 else:
                     kind = kinds[i % len(kinds)]
-                    produced = MUTATIONS[kind](tpl[name], other)
-                    assert produced is not None
-                    key, headers, body = produced
+                    key, headers, body = MUTATIONS[kind](tpl[name], other)
                 hdrs = [(k, v.encode()) for k, v in headers.items()]
                 pending.append(await producer.send(prefix + name, body, key=key, headers=hdrs))
                 sent[name][kind] += 1
