@@ -12,7 +12,7 @@ LOCALINFRA := $(PYTHON) deploy/local/localinfra.py
 
 SOAK_RUNS ?= 20
 
-.PHONY: run soak test bench fault-run lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
+.PHONY: run soak test bench fault-run fuzz lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
 
 ## run: start the platform on this machine (local Kafka + FerretDB unless DELEGO_* point elsewhere)
 run: deps infra-install
@@ -25,6 +25,10 @@ soak: deps infra-install
 ## fault-run: flows under load while billing and matching are SIGKILLed and the broker restarts; counts lost/duplicated
 fault-run: deps infra-install
 	$(UV) run --frozen python benchmarks/fault_run.py $(FAULT_ARGS)
+
+## fuzz: 1,000 hostile records per consumed topic, then a valid flow; prints sent/parked/applied/crashes/lag
+fuzz: deps infra-install
+	$(UV) run --frozen python benchmarks/fuzz.py $(FUZZ_ARGS)
 
 ## test: install everything, then lint, type-check and run every test (unit, integration, end-to-end)
 test: deps infra-install lint typecheck

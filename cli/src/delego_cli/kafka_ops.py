@@ -12,7 +12,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from delego_shared.events import ALL_TOPICS
 from delego_shared.messaging import ensure_topics
-from delego_shared.messaging.dead_letter import DLQ_HEADERS, H_TOPIC
+from delego_shared.messaging.dead_letter import (
+    DLQ_HEADERS,
+    H_BODY_OMITTED,
+    H_GROUP,
+    H_REPLAY_GROUP,
+    H_REPLAY_OF,
+    H_TOPIC,
+)
 from delego_shared.messaging.topics_admin import end_offsets
 
 
@@ -131,23 +138,83 @@ async def read(
         await consumer.stop()
 
 
-async def replay_dlq(bootstrap: str, dlq_topic: str, *, offsets: set[int] | None = None) -> int:
-    """Re-publish parked records (all, or those at `offsets`) to their original topic."""
+@dataclass(frozen=True)
+class Parked:
+    """A parked record of a DLQ, and whether `replay` has put it back already."""
+
+    record: Record
+    replayed: bool
+
+    @property
+    def group(self) -> str | None:
+        return self.record.header_map().get(H_GROUP)
+
+    @property
+    def replayable(self) -> bool:
+        return self.record.header_map().get(H_BODY_OMITTED) != "true"
+
+
+async def parked_records(bootstrap: str, dlq_topic: str) -> list[Parked]:
+    """Every parked record of `dlq_topic` in order; replay markers say which were replayed."""
+    records = [r async for r in read(bootstrap, dlq_topic, from_beginning=True, follow=False)]
+    markers = [r.header_map().get(H_REPLAY_OF) for r in records]
+    replayed = {int(m) for m in markers if m is not None and m.isdigit()}
+    return [
+        Parked(r, r.offset in replayed) for r, m in zip(records, markers, strict=True) if m is None
+    ]
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    replayed: int
+    already_replayed: int
+    not_replayable: list[int]
+    """DLQ offsets whose body was too large to keep: they can only be inspected."""
+
+
+async def replay_dlq(
+    bootstrap: str,
+    dlq_topic: str,
+    *,
+    group: str | None = None,
+    offsets: set[int] | None = None,
+) -> ReplayResult:
+    """Re-publish parked records (of `group`, or at `offsets`) to their original topic,
+    each for the consumer group that failed on it, once.
+
+    Each replayed record carries `delego_replay_group`: the other groups, which
+    applied it the first time, skip it. After each one a marker (`dlq_replay_of`)
+    is appended to the DLQ, so a second run does not resend it; a crash between
+    the two resends one record once, which its consumer's inbox absorbs.
+    """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
-    n = 0
+    n, already, unreplayable = 0, 0, []
     try:
-        async for rec in read(bootstrap, dlq_topic, from_beginning=True, follow=False):
+        for p in await parked_records(bootstrap, dlq_topic):
+            rec = p.record
             if offsets is not None and rec.offset not in offsets:
+                continue
+            if group is not None and p.group != group:
+                continue
+            if p.replayed:
+                already += 1
+                continue
+            if not p.replayable:
+                unreplayable.append(rec.offset)
                 continue
             headers = rec.header_map()
             target = headers.get(H_TOPIC) or dlq_topic.removesuffix(".dlq")
-            kept = [(k, v) for k, v in rec.headers if k not in DLQ_HEADERS]
+            kept = [(k, v) for k, v in rec.headers if k not in DLQ_HEADERS and k != H_REPLAY_GROUP]
+            if p.group:  # records parked before groups were recorded go to every group
+                kept.append((H_REPLAY_GROUP, p.group.encode()))
             await producer.send_and_wait(target, rec.value, key=rec.key, headers=kept)
+            marker = [(H_REPLAY_OF, str(rec.offset).encode()), (H_GROUP, (p.group or "").encode())]
+            await producer.send_and_wait(dlq_topic, b"", headers=marker)
             n += 1
     finally:
         await producer.stop()
-    return n
+    return ReplayResult(n, already, unreplayable)
 
 
 async def consumer_lag(bootstrap: str, group: str, topics: list[str]) -> int:

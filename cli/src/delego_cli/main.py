@@ -3,7 +3,7 @@
 \b
     delego topics create|list         topics with their partitions (and message counts)
     delego tail TOPIC                 events with their CloudEvents headers
-    delego dlq list|replay TOPIC      parked records; put them back on their topic
+    delego dlq list|replay TOPIC      parked records; put them back for the group that failed
     delego seed                       the demo catalog, through the catalog's HTTP API
     delego token ROLE SUBJECT         a development JWT
     delego contracts generate|check   the AsyncAPI catalogue of the platform
@@ -132,41 +132,60 @@ def tail(
         pass
 
 
+Group = Annotated[
+    str | None,
+    typer.Option("--group", "-g", help="only records parked by this consumer group"),
+]
+
+
 @dlq_app.command("list")
-def dlq_list(topic: str, bootstrap: Bootstrap = "127.0.0.1:9092") -> None:
-    """Parked records of TOPIC (or of TOPIC.dlq) with the reason each was parked."""
+def dlq_list(topic: str, bootstrap: Bootstrap = "127.0.0.1:9092", group: Group = None) -> None:
+    """Parked records of TOPIC (or of TOPIC.dlq): the group that failed, why, and whether
+    they were replayed."""
     dlq = topic if topic.endswith(".dlq") else dlq_name(topic)
-
-    async def go() -> int:
-        n = 0
-        async for rec in kafka_ops.read(bootstrap, dlq, from_beginning=True, follow=False):
-            h = rec.header_map()
-            typer.echo(
-                f"@{rec.offset} key={rec.key.decode() if rec.key else '-'} "
-                f"type={h.get('ce_type', '?')} from={h.get('dlq_original_topic')}"
-                f"@{h.get('dlq_original_offset')} group={h.get('dlq_consumer_group')} "
-                f"attempts={h.get('dlq_attempts')}\n    {h.get('dlq_error_type')}: "
-                f"{h.get('dlq_error_message')}"
-            )
-            n += 1
-        return n
-
-    n = _run(go())
-    typer.echo(f"{n} parked record(s) on {dlq}")
+    parked = [
+        p
+        for p in _run(kafka_ops.parked_records(bootstrap, dlq))
+        if group is None or p.group == group
+    ]
+    for p in parked:
+        rec, h = p.record, p.record.header_map()
+        state = "replayed" if p.replayed else "parked"
+        if not p.replayable:
+            state += f", body not kept ({h.get('dlq_body_size')} bytes)"
+        typer.echo(
+            f"@{rec.offset} [{state}] group={p.group or '*'} "
+            f"key={rec.key.decode(errors='replace')[:80] if rec.key else '-'} "
+            f"type={h.get('ce_type', '?')} from={h.get('dlq_original_topic')}"
+            f"/{h.get('dlq_original_partition')}@{h.get('dlq_original_offset')} "
+            f"attempts={h.get('dlq_attempts')} sha256={h.get('dlq_body_sha256', '?')[:16]}\n"
+            f"    {h.get('dlq_error_type')}: {h.get('dlq_error_message')}"
+        )
+    waiting = sum(1 for p in parked if not p.replayed)
+    typer.echo(f"{len(parked)} parked record(s) on {dlq}, {waiting} not replayed")
 
 
 @dlq_app.command("replay")
 def dlq_replay(
     topic: str,
     bootstrap: Bootstrap = "127.0.0.1:9092",
+    group: Group = None,
     offset: Annotated[
         list[int] | None, typer.Option("--offset", help="only these DLQ offsets")
     ] = None,
 ) -> None:
-    """Re-publish parked records to the topic they came from (original key, body, headers)."""
+    """Re-publish parked records to the topic they came from (original key, body, headers),
+    each for the consumer group that failed on it only, and each once."""
     dlq = topic if topic.endswith(".dlq") else dlq_name(topic)
-    n = _run(kafka_ops.replay_dlq(bootstrap, dlq, offsets=set(offset) if offset else None))
-    typer.echo(f"replayed {n} record(s) from {dlq}")
+    result = _run(
+        kafka_ops.replay_dlq(bootstrap, dlq, group=group, offsets=set(offset) if offset else None)
+    )
+    typer.echo(
+        f"replayed {result.replayed} record(s) from {dlq}"
+        f" ({result.already_replayed} replayed before)"
+    )
+    for off in result.not_replayable:
+        typer.echo(f"  @{off}: body too large to keep, not replayable (see dlq list)", err=True)
 
 
 @app.command()

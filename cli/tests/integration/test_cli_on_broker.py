@@ -7,10 +7,17 @@ from aiokafka import AIOKafkaConsumer
 from delego_cli.kafka_ops import consumer_lag
 from delego_cli.main import app
 from delego_shared.events import PROVIDERS, Envelope
-from delego_shared.messaging import EventPublisher, create_broker
+from delego_shared.messaging import (
+    EventConsumer,
+    EventPublisher,
+    PermanentError,
+    create_broker,
+    owner_source,
+)
 from delego_shared.messaging.dead_letter import DeadLetterQueue, RawRecord
-from delego_shared.testing.kafka_tools import read_records
+from delego_shared.testing.kafka_tools import read_records, topic_length
 from delego_shared.testing.samples import registered
+from delego_shared.testing.waiting import wait_for
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.integration
@@ -115,3 +122,66 @@ async def test_consumer_lag_counts_what_a_group_has_not_committed(settings_for):
     finally:
         await consumer.stop()
     assert await consumer_lag(settings.kafka_bootstrap, group, [topic]) == 0
+
+
+async def test_replay_goes_only_to_the_group_that_failed_and_only_once(settings_for):
+    """Issue 12: a record that failed only in billing is replayed to billing alone, and a
+    second `dlq replay` resends nothing."""
+    billing, notifications = settings_for("billing"), settings_for("notifications")
+    bootstrap, topic = billing.kafka_bootstrap, billing.topic(PROVIDERS.name)
+    still_failing = True
+    applied: dict[str, list[str]] = {"billing": [], "notifications": []}
+    brokers = []
+    for settings in (billing, notifications):
+        broker = create_broker(settings)
+        consumer = EventConsumer(broker, settings)
+        name = settings.service_name
+
+        @consumer.on(type(registered()))
+        async def handle(env: Envelope, name: str = name) -> None:
+            if name == "billing" and env.subject == "prv_dlq" and still_failing:
+                raise PermanentError("billing cannot apply it yet")
+            applied[name].append(env.subject)
+
+        consumer.subscribe([PROVIDERS])
+        brokers.append(broker)
+
+    def cli(*args: str):
+        return asyncio.to_thread(runner.invoke, app, [*args, "-b", bootstrap])
+
+    async def until(predicate) -> None:
+        async def check() -> bool:
+            return predicate()
+
+        await wait_for(check, timeout=40)
+
+    for b in brokers:
+        await b.start()
+    try:
+        for pid in ("prv_dlq", "prv_ok"):
+            await EventPublisher(brokers[0], billing).publish(
+                Envelope(registered(pid), source=owner_source("catalog"))
+            )
+        await until(lambda: len(applied["notifications"]) == 2 and applied["billing"] == ["prv_ok"])
+        listed = await cli("dlq", "list", topic, "--group", billing.consumer_group)
+        assert f"[parked] group={billing.consumer_group} key=prv_dlq" in listed.output
+        assert "1 parked record(s)" in listed.output, listed.output
+        other = await cli("dlq", "list", topic, "--group", notifications.consumer_group)
+        assert "0 parked record(s)" in other.output, other.output
+
+        still_failing = False
+        first = await cli("dlq", "replay", topic, "--group", billing.consumer_group)
+        assert "replayed 1 record(s)" in first.output, first.output
+        await until(lambda: applied["billing"] == ["prv_ok", "prv_dlq"])
+        second = await cli("dlq", "replay", topic, "--group", billing.consumer_group)
+        assert "replayed 0 record(s)" in second.output, second.output
+        assert "(1 replayed before)" in second.output
+        await asyncio.sleep(3)  # a resend, or a copy for notifications, would show up here
+    finally:
+        for b in brokers:
+            await b.stop()
+    assert applied["billing"] == ["prv_ok", "prv_dlq"]
+    assert sorted(applied["notifications"]) == ["prv_dlq", "prv_ok"]  # not applied twice
+    assert await topic_length(bootstrap, topic) == 3  # two events and one replay
+    replayed = await cli("dlq", "list", topic)
+    assert "[replayed]" in replayed.output and "0 not replayed" in replayed.output

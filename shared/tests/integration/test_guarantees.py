@@ -84,7 +84,7 @@ async def test_failing_handler_parks_on_dlq_after_n_attempts_and_partition_keeps
         # same key-less partition: publish all three to partition 0 explicitly via same key? no:
         # keys differ, so force one partition to prove head-of-line is not blocked
         for pid in ("prv_poison", "prv_after_1", "prv_after_2"):
-            env = Envelope(registered(pid), source=settings.source)
+            env = Envelope(registered(pid), source="/delego/catalog")
             await broker.publish(
                 env.body(),
                 topic=settings.topic(PROVIDERS.name),
@@ -140,7 +140,7 @@ async def test_malformed_record_goes_straight_to_dlq(settings_for, case, headers
     consumer.subscribe([PROVIDERS])
     await broker.start()
     try:
-        bad = Envelope(registered("prv_bad"), source="/test")
+        bad = Envelope(registered("prv_bad"), source="/delego/catalog")
         h = {**bad.headers(), **(headers or {})}
         await broker.publish(
             body if body is not None else bad.body(),
@@ -148,7 +148,7 @@ async def test_malformed_record_goes_straight_to_dlq(settings_for, case, headers
             key=b"prv_bad",
             headers=h,
         )
-        good = Envelope(registered("prv_good"), source="/test")
+        good = Envelope(registered("prv_good"), source="/delego/catalog")
         await EventPublisher(broker, settings).publish(good)
 
         async def good_seen() -> bool:
@@ -183,13 +183,13 @@ async def test_replayed_event_is_applied_once(settings_for):
         )
 
     consumer.subscribe([PROVIDERS])
-    env = Envelope(registered("prv_replay"), source="/test")
+    env = Envelope(registered("prv_replay"), source="/delego/catalog")
     publisher = EventPublisher(broker, settings)
     await broker.start()
     try:
         for _ in range(3):  # the same event (same ce_id) delivered three times
             await publisher.publish(env)
-        marker = Envelope(registered("prv_marker"), source="/test")
+        marker = Envelope(registered("prv_marker"), source="/delego/catalog")
         await publisher.publish(marker)
 
         async def marker_done() -> bool:
@@ -213,8 +213,8 @@ async def test_replayed_event_is_applied_once(settings_for):
 async def test_restart_resumes_from_the_committed_offset(settings_for):
     settings = settings_for("notifications")
     topic = settings.topic(PROVIDERS.name)
-    first_batch = [Envelope(registered(f"prv_a{i}"), source="/test") for i in range(3)]
-    second_batch = [Envelope(registered(f"prv_b{i}"), source="/test") for i in range(3)]
+    first_batch = [Envelope(registered(f"prv_a{i}"), source="/delego/catalog") for i in range(3)]
+    second_batch = [Envelope(registered(f"prv_b{i}"), source="/delego/catalog") for i in range(3)]
 
     async def run_consumer(expected: set[str]) -> list[str]:
         broker = create_broker(settings)

@@ -237,7 +237,7 @@ def eur(amount: str) -> Money:
 
 
 def envelope(event: Event) -> Envelope:
-    return Envelope(event, source="/delego/test")
+    return Envelope(event, source=f"/delego/{event.topic.service}")  # the topic owner
 
 
 class Events:

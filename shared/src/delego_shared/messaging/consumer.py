@@ -1,40 +1,101 @@
-"""The one way to consume events: decode, dispatch, retry, park, then commit.
+"""The one way to consume events: decode, check, dispatch, retry, park, then commit.
 
 Each record is decoded into an `Envelope` (a malformed one — invalid JSON,
-schema mismatch, unknown `ce_type` — is parked on the DLQ at once), handed to
-the handler registered for its type, retried with exponential backoff on
-failure and parked on the DLQ after the last attempt. Only then is the offset
-committed (AckPolicy.NACK_ON_ERROR: commit after handling; if even parking
-fails the record is rewound and redelivered, never skipped).
+schema mismatch, unknown `ce_type` — is parked on the DLQ at once), checked
+against its topic's owner (a forged `ce_source` is parked at once), and handed
+to the handler registered for its type. Only then is the offset committed
+(AckPolicy.NACK_ON_ERROR: commit after handling).
+
+Failures are told apart:
+
+- **transient** (`is_transient`: store or broker unreachable, timeouts): the
+  record is not at fault. The same record is retried with capped backoff for as
+  long as it takes; this consumer's partitions wait behind it (in order, no
+  busy loop), `health()` reports it as degraded, and it never goes to the DLQ;
+- **permanent** (`PermanentError`, validation, domain rules, bugs): retried
+  `max_attempts` times with backoff, then parked on `<topic>.dlq` with the
+  reason and the consumer group.
+
+Parking itself and the inbox are retried the same way until they succeed: a
+record is never skipped unparked, and a parked record never blocks the
+partition (`dead_letter.py` makes every copy fit).
+
+A record replayed from the DLQ carries the group it is meant for
+(`delego_replay_group`); other groups skip it without touching the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NoBrokersAvailable,
+    NodeNotReadyError,
+    RequestTimedOutError,
+)
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from ..events.base import Event, Topic
 from ..events.envelope import Envelope, MalformedEvent
 from ..logging import get_logger
 from ..settings import Settings
-from .dead_letter import DeadLetterQueue, RawRecord
+from .dead_letter import H_REPLAY_GROUP, DeadLetterQueue, RawRecord
 from .inbox import Inbox
+from .owners import ForgedEvent, check_provenance
 from .publisher import EventPublisher
 
 log = get_logger(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None]]
+T = TypeVar("T")
 
 
 class PermanentError(Exception):
     """A handler failure that retrying cannot fix: parked on the DLQ at once."""
+
+
+class TransientError(Exception):
+    """A handler failure that is not the record's fault (a dependency is down): the same
+    record is retried for as long as it takes, never parked."""
+
+
+_KAFKA_TRANSIENT = (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NoBrokersAvailable,
+    NodeNotReadyError,
+    RequestTimedOutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Store or broker unavailable, or a timeout (here or in an explicit `raise ... from`)."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # a short cause chain: `raise DomainError(...) from AutoReconnect()`
+        if seen is None or isinstance(seen, PermanentError):
+            return False
+        if isinstance(seen, TransientError | ConnectionFailure | ConnectionError | TimeoutError):
+            # ConnectionFailure: AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
+            return True
+        if isinstance(seen, PyMongoError) and seen.timeout:
+            return True
+        if isinstance(seen, KafkaError) and (
+            isinstance(seen, _KAFKA_TRANSIENT) or bool(getattr(seen, "retriable", False))
+        ):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 class EventConsumer:
@@ -63,6 +124,7 @@ class EventConsumer:
         self.dlq = DeadLetterQueue(EventPublisher(broker, settings), self.group)
         self._handlers: dict[str, Handler] = {}
         self._sleep = sleep
+        self._waiting: dict[tuple[str, int], dict[str, Any]] = {}
 
     def on(self, *event_types: type[Event]) -> Callable[[Handler], Handler]:
         """Decorator: `@consumer.on(OfferPublished, OfferUpdated)`."""
@@ -105,19 +167,32 @@ class EventConsumer:
             async def _consume(body: bytes, message: KafkaMessage) -> None:
                 await self.handle(RawRecord.of(message.raw_message))
 
+    def health(self) -> dict[str, Any]:
+        """`degraded` while a record waits for the store or the broker to come back."""
+        now = time.time()
+        waiting = [
+            {"topic": t, "partition": p, "waiting_s": round(now - w["since"], 1), **w["error"]}
+            for (t, p), w in sorted(self._waiting.items())
+        ]
+        return {"status": "degraded" if waiting else "ok", "waiting": waiting}
+
     async def handle(self, record: RawRecord) -> None:
         """Process one record to completion (applied, ignored or parked)."""
+        replay_for = record.header(H_REPLAY_GROUP)
+        if replay_for is not None and replay_for != self.group:
+            return  # replayed for another group, which failed on it; we applied it already
         try:
             envelope = Envelope.from_record(record.headers, record.value)
-        except MalformedEvent as exc:
+            check_provenance(self.settings.logical_topic(record.topic), envelope)
+        except (MalformedEvent, ForgedEvent) as exc:
             log.warning(
-                "event.malformed",
+                "event.forged" if isinstance(exc, ForgedEvent) else "event.malformed",
                 topic=record.topic,
                 offset=record.offset,
                 partition=record.partition,
-                reason=str(exc),
+                reason=str(exc)[:500],
             )
-            await self.dlq.park(record, exc, attempts=0)
+            await self._park(record, exc, attempts=0)
             return
         handler = self._handlers.get(envelope.type)
         if handler is None:
@@ -128,28 +203,40 @@ class EventConsumer:
             event_type=envelope.type,
             consumer_group=self.group,
         ):
-            if self.inbox is not None and await self.inbox.seen(envelope.id):
+            inbox = self.inbox
+            if inbox is not None and await self._until_done(
+                record, "inbox", lambda: inbox.seen(envelope.id)
+            ):
                 log.info("event.duplicate_skipped")
                 return
-            await self._run(handler, envelope, record)
+            applied = await self._run(handler, envelope, record)
+            if applied and inbox is not None:
+                await self._until_done(
+                    record, "inbox", lambda: inbox.mark(envelope.id, envelope.type)
+                )
 
-    async def _run(self, handler: Handler, envelope: Envelope, record: RawRecord) -> None:
-        attempt = 0
+    async def _run(self, handler: Handler, envelope: Envelope, record: RawRecord) -> bool:
+        """Apply the handler; True when applied, False when parked."""
+        attempt = 0  # failures that count towards parking; transient ones do not
+        waits = 0
         while True:
-            attempt += 1
             try:
                 await handler(envelope)
             except Exception as exc:
-                permanent = isinstance(exc, PermanentError)
-                if permanent or attempt >= self.max_attempts:
+                if is_transient(exc):
+                    waits += 1
+                    await self._wait(record, "handler", exc, waits)
+                    continue
+                attempt += 1
+                if isinstance(exc, PermanentError) or attempt >= self.max_attempts:
                     log.error(
                         "event.parked",
                         attempts=attempt,
                         error_type=type(exc).__name__,
                         error=str(exc),
                     )
-                    await self.dlq.park(record, exc, attempts=attempt)
-                    return
+                    await self._park(record, exc, attempts=attempt)
+                    return False
                 delay = self._backoff(attempt)
                 log.warning(
                     "event.retry",
@@ -160,12 +247,54 @@ class EventConsumer:
                 )
                 await self._sleep(delay)
                 continue
-            if self.inbox is not None:
-                await self.inbox.mark(envelope.id, envelope.type)
-            log.debug("event.applied", attempts=attempt)
-            return
+            self._recovered(record)
+            log.debug("event.applied", attempts=attempt + 1)
+            return True
+
+    async def _park(self, record: RawRecord, error: BaseException, attempts: int) -> None:
+        await self._until_done(record, "dlq", lambda: self.dlq.park(record, error, attempts))
+
+    async def _until_done(
+        self, record: RawRecord, step: str, action: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Our own infrastructure steps (inbox, DLQ): the record is not at fault, so any
+        failure is waited out, never turned into a parked or a skipped record."""
+        waits = 0
+        while True:
+            try:
+                result = await action()
+            except Exception as exc:
+                waits += 1
+                await self._wait(record, step, exc, waits)
+                continue
+            if waits:
+                self._recovered(record)
+            return result
+
+    async def _wait(self, record: RawRecord, step: str, exc: BaseException, waits: int) -> None:
+        """Keep the record and wait (capped backoff): this consumer's partitions pause."""
+        tp = (record.topic, record.partition)
+        error = {"step": step, "error_type": type(exc).__name__}
+        self._waiting.setdefault(tp, {"since": time.time(), "error": error})["error"] = error
+        delay = self._backoff(waits)
+        log.warning(
+            "event.waiting_for_dependency",
+            step=step,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            waits=waits,
+            delay_s=round(delay, 3),
+            error_type=type(exc).__name__,
+            error=str(exc)[:300],
+        )
+        await self._sleep(delay)
+
+    def _recovered(self, record: RawRecord) -> None:
+        if self._waiting.pop((record.topic, record.partition), None) is not None:
+            log.info("event.dependency_back", topic=record.topic, partition=record.partition)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter (50–100 % of the step), capped."""
-        step = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
+        step = min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(attempt - 1, 30))
         return float(step * (0.5 + random.random() / 2))
