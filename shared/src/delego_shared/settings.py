@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     """Consumers of the group per topic in one process: partitions handled concurrently."""
     consumer_backoff_initial_s: float = Field(default=0.2, gt=0)
     consumer_backoff_max_s: float = Field(default=5.0, gt=0)
+    consumer_commit_interval_s: float = Field(default=0.2, ge=0)
+    """Handled records' offsets are committed together this long after (0: one by one)."""
     outbox_sweep_interval_s: float = Field(default=60.0, gt=0)
     """How often a relay beats and looks for relays that died (it then sweeps for them);
     the normal path publishes right after the write."""

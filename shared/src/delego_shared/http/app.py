@@ -88,6 +88,7 @@ class ServiceRuntime:
             await cancel_and_wait(t)
         self._tasks.clear()
         await self.relay.stop()
+        await self.consumer.commits.flush()
         await self.broker.stop()
         await self.mongo.close()
         self.started = False

@@ -4,7 +4,7 @@ Each record is decoded into an `Envelope` (a malformed one — invalid JSON,
 schema mismatch, unknown `ce_type` — is parked on the DLQ at once), checked
 against its topic's owner (a forged `ce_source` is parked at once), and handed
 to the handler registered for its type. Only then is the offset committed
-(AckPolicy.NACK_ON_ERROR: commit after handling).
+(`commits.py`: after handling, several records' offsets in one commit).
 
 Failures are told apart:
 
@@ -50,6 +50,7 @@ from ..events.base import Event, Topic
 from ..events.envelope import Envelope, MalformedEvent
 from ..logging import get_logger
 from ..settings import Settings
+from .commits import OffsetCommits
 from .dead_letter import H_REPLAY_GROUP, DeadLetterQueue, RawRecord
 from .inbox import Inbox
 from .owners import ForgedEvent, check_provenance
@@ -125,6 +126,7 @@ class EventConsumer:
         self._handlers: dict[str, Handler] = {}
         self._sleep = sleep
         self._waiting: dict[tuple[str, int], dict[str, Any]] = {}
+        self.commits = OffsetCommits(settings.consumer_commit_interval_s)
 
     def on(self, *event_types: type[Event]) -> Callable[[Handler], Handler]:
         """Decorator: `@consumer.on(OfferPublished, OfferUpdated)`."""
@@ -157,7 +159,7 @@ class EventConsumer:
             @self.broker.subscriber(  # type: ignore[untyped-decorator]
                 name,
                 group_id=self.group,
-                ack_policy=AckPolicy.NACK_ON_ERROR,
+                ack_policy=AckPolicy.MANUAL,  # committed by `self.commits`, after handling
                 auto_offset_reset="earliest",
                 decoder=decoder,
                 title=f"{self.group}:{name}",
@@ -165,7 +167,9 @@ class EventConsumer:
                 **options,
             )
             async def _consume(body: bytes, message: KafkaMessage) -> None:
-                await self.handle(RawRecord.of(message.raw_message))
+                raw = message.raw_message
+                await self.handle(RawRecord.of(raw))
+                await self.commits.handled(message.consumer, raw.topic, raw.partition, raw.offset)
 
     def health(self) -> dict[str, Any]:
         """`degraded` while a record waits for the store or the broker to come back."""
