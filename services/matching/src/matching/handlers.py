@@ -258,9 +258,7 @@ class RequestHandlers:
                 return outcome
             for c in outcome.candidates:
                 snap = c.provider.snapshot
-                if await self.store.reserve(
-                    snap.provider_id, snap.weekly_capacity_hours, c.reservation, hold, now
-                ):
+                if await self.store.reserve(snap.provider_id, c.capacity, c.reservation, hold, now):
                     return replace(outcome, candidates=(c,))
             log.info("match.capacity_race", request_id=req.request_id, retry=True)
         assert outcome is not None

@@ -43,7 +43,14 @@ def check_profile(
     check_languages(profile.languages, "languages", issues)
     check_zone(profile.time_zone, "time_zone", issues)
     schedule_ok = check_schedule(profile.schedule, issues)
-    check_capacity(profile.weekly_capacity_hours, profile.schedule, schedule_ok, issues)
+    check_capacity(
+        profile.weekly_capacity_hours,
+        profile.schedule,
+        schedule_ok,
+        issues,
+        zone=profile.time_zone,
+        today=today,
+    )
     check_skills(profile.skills, taxonomy, issues)
     if profile.sap_declaration is not None:
         _check_sap(profile.sap_declaration, today, issues)

@@ -18,7 +18,7 @@ from delego_shared.events.common import AgreedTerms, pricing_currency
 from delego_shared.events.matching import FilterReason, ScoreBreakdown
 from delego_shared.types import Money
 
-from .capacity import capacity_key, reservation_keys, week_key
+from .capacity import capacity_key, reservation_keys, week_capacities, week_capacity, week_key
 from .explain import ReasonKey, explain, skill_detail
 from .filters import (
     Filter,
@@ -78,6 +78,8 @@ class Qualified:
     price: Money
     plan: WorkPlan
     reservation: dict[str, Decimal]
+    capacity: dict[str, Decimal]
+    """Bookable hours per capacity key of the reservation (real hours of each week)."""
 
     @property
     def finish(self) -> datetime:
@@ -97,6 +99,8 @@ class Candidate:
     finish: datetime
     reservation: dict[str, Decimal]
     """Hours to reserve per capacity key."""
+    capacity: dict[str, Decimal]
+    """Bookable hours per capacity key (the reservation's ceiling, real hours)."""
     score: ScoreBreakdown
 
     def terms(self) -> AgreedTerms:
@@ -170,11 +174,14 @@ def evaluate(
         horizon=policy.horizon,
     )
     need = reservation_keys(provider.provider_id, plan)
-    if not capacity_ok(provider.snapshot.weekly_capacity_hours, context.reserved_hours, need):
+    ceiling = week_capacities(
+        provider.provider_id, provider.snapshot.weekly_capacity_hours, provider.schedule, need
+    )
+    if not capacity_ok(ceiling, context.reserved_hours, need):
         return Rejection(Filter.CAPACITY)
     if not finishes_by(plan, spec.deadline):
         return Rejection(Filter.DEADLINE)
-    return Qualified(offer, provider, hours, units, estimate.price, plan, need)
+    return Qualified(offer, provider, hours, units, estimate.price, plan, need, ceiling)
 
 
 class _Tally:
@@ -208,13 +215,14 @@ def _rank(
     for q in qualified:
         p = q.provider.snapshot
         current_week = week_key(p.provider_id, now, p.time_zone)
+        this_week = week_capacity(
+            p.weekly_capacity_hours, q.provider.schedule, current_week.rsplit(":", 1)[1]
+        )
         components = {
             "slack": slack_component(now, q.finish, spec.deadline),
             "rating": rating_component(context.ratings.get(p.provider_id), policy.rating_prior),
             "price": price_component(q.price, spec.budget, cheapest.get(q.price.currency)),
-            "load": load_component(
-                context.reserved_hours.get(current_week, Decimal(0)), p.weekly_capacity_hours
-            ),
+            "load": load_component(context.reserved_hours.get(current_week, Decimal(0)), this_week),
             "trust_bonus": 1.0 if p.provider_id in context.trusted_providers else 0.0,
         }
         total = weighted_total(components, policy.weights)
@@ -229,6 +237,7 @@ def _rank(
             q.price,
             q.finish,
             q.reservation,
+            q.capacity,
             breakdown(components, policy.weights),
         )
         for _, _, _, q, components in scored[:limit]
