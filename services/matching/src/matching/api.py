@@ -45,7 +45,7 @@ from .domain import (
     RequestStatus,
 )
 from .domain.capacity import weeks_between
-from .domain.request import AttemptOutcome
+from .domain.request import Attempt, AttemptOutcome
 from .domain.schedule import in_zone
 from .handlers import RequestHandlers, RequestNotFound, TooMuchContention
 from .store import MatchingStore
@@ -77,7 +77,15 @@ class ProposalView(BaseModel):
     promised_local: str = Field(description="promised instant in the client's zone")
     score: ScoreBreakdown
     proposed_at: datetime
-    expires_at: datetime
+    expires_at: datetime = Field(
+        description="answer before this: the response window, in the provider's working time"
+    )
+    provider_zone: str | None = None
+    answer_from: datetime | None = Field(
+        default=None, description="when the provider can first answer (in their working time)"
+    )
+    explanation: str = Field(default="", description="why this provider, in English")
+    explanation_fr: str = Field(default="", description="the same in French")
 
 
 class AttemptView(BaseModel):
@@ -88,6 +96,22 @@ class AttemptView(BaseModel):
     expires_at: datetime
     outcome: AttemptOutcome
     decided_at: datetime | None
+    provider_zone: str | None = None
+    proposed_local: str | None = Field(
+        default=None, description="when the provider was asked, in their zone"
+    )
+    expires_local: str | None = Field(
+        default=None, description="by when they must answer, in their zone"
+    )
+
+    @classmethod
+    def of(cls, a: Attempt) -> AttemptView:
+        z = a.provider_zone
+        return cls(
+            **a.model_dump(),
+            proposed_local=in_zone(a.proposed_at, z).isoformat() if z else None,
+            expires_local=in_zone(a.expires_at, z).isoformat() if z else None,
+        )
 
 
 class RequestView(BaseModel):
@@ -113,6 +137,7 @@ class RequestView(BaseModel):
     offers_considered: int
     unmatched_reasons: list[FilterReason]
     unmatched_summary: str | None
+    unmatched_summary_fr: str | None = None
     actual_hours: Decimal | None
     actual_units: int | None
     completed_at: datetime | None
@@ -214,14 +239,19 @@ def view(req: ClientRequest, who: Principal) -> RequestView:
                 score=p.score,
                 proposed_at=p.proposed_at,
                 expires_at=p.expires_at,
+                provider_zone=p.provider_zone,
+                answer_from=p.answer_from,
+                explanation=p.explanation,
+                explanation_fr=p.explanation_fr,
             )
             if p is not None
             else None
         ),
-        attempts=[AttemptView.model_validate(a.model_dump()) for a in attempts],
+        attempts=[AttemptView.of(a) for a in attempts],
         offers_considered=req.offers_considered if who.role is not Role.PROVIDER else 0,
         unmatched_reasons=req.unmatched_reasons,
         unmatched_summary=req.unmatched_summary,
+        unmatched_summary_fr=req.unmatched_summary_fr,
         actual_hours=req.actual_hours,
         actual_units=req.actual_units,
         completed_at=req.completed_at,

@@ -55,6 +55,7 @@ from .domain import (
     find_matches,
     planning_keys,
 )
+from .domain.matcher import planning_limit
 from .domain.request import Proposal
 from .domain.schedule import iso_week
 from .domain.scoring import trusted_providers
@@ -213,11 +214,11 @@ class RequestHandlers:
         Point reads by `_id` only: the capacity keys of the weeks a plan can
         touch, one rating counter per provider, one document for the client.
         """
-        limit = min(req.spec.deadline, now + self.policy.horizon)
         keys: list[str] = []
         for pid in provider_ids:
             entry = self.index.provider(pid)
             if entry is not None:
+                limit = planning_limit(entry, req.spec, now, self.policy)
                 keys += planning_keys(pid, entry.snapshot.time_zone, now, limit)
         reserved, ratings, past = await asyncio.gather(
             self.store.reserved_hours(keys),

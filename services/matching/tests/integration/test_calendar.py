@@ -79,7 +79,52 @@ async def test_the_toronto_fall_back_night_is_booked_beyond_its_wall_clock_hours
         assert r.status_code == 201, r.text
         req = r.json()
         assert req["status"] == "proposed", req["unmatched_summary"]
-        # 4.5 real hours after Sunday 00:00 EDT (04:00Z) end at 03:30 EST (08:30Z)
-        assert req["promised_at"].startswith("2026-11-01T08:30")
+        # answer window Sunday 00:00-00:15 EDT (04:00Z), then 4.5 real hours: 03:45 EST
+        assert req["promised_at"].startswith("2026-11-01T08:45")
         key = "prv_tor:2026-W44"
         assert (await app.state.store.reserved_hours([key]))[key] == Decimal("4.5")
+
+
+BANGALORE_DAYS = [
+    WorkingSpan(day=d, start="09:00", end="18:00")
+    for d in (Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI)
+]
+
+
+async def test_a_proposal_made_at_night_is_answered_in_the_morning(settings_for):
+    settings = matching_settings(settings_for)
+    await publish_custom(
+        settings, "prv_blr", "off_blr", time_zone="Asia/Kolkata", schedule=BANGALORE_DAYS
+    )
+    client_h = auth(settings, "cli_paris", "client")
+    prov_h = auth(settings, "prv_blr", "provider")
+    async with running(settings) as (app, http):
+        await wait_indexed(app, "off_blr")
+        # Tuesday 1 December 2026, 18:30 in Paris = 23:00 in Bangalore
+        pin_clock(app, local("Europe/Paris", 2026, 12, 1, 18, 30))
+        body = draft(deadline={"kind": "next_working_day", "start": "09:00"})
+        r = await http.post("/requests", json=body, headers=client_h)
+        assert r.status_code == 201, r.text
+        req = r.json()
+        rid, p = req["request_id"], req["proposal"]
+        assert req["status"] == "proposed", req["unmatched_summary"]
+        # not "reply before 23:15": the first 15 minutes of her next working day
+        assert p["expires_at"].startswith("2026-12-02T03:45")  # 09:15 IST
+        assert p["answer_from"].startswith("2026-12-02T03:30")  # 09:00 IST
+        # she answers by 09:15 IST and works 2 h: 11:15 IST = 06:45 in Paris
+        assert req["promised_local"] == "2026-12-02T06:45:00+01:00"
+        assert "outside their working hours" in p["explanation"]
+        assert "hors de ses heures de travail" in p["explanation_fr"]
+        [attempt] = req["attempts"]
+        assert attempt["provider_zone"] == "Asia/Kolkata"
+        assert attempt["proposed_local"] == "2026-12-01T23:00:00+05:30"
+        assert attempt["expires_local"] == "2026-12-02T09:15:00+05:30"
+
+        # the night passes: the sweep does not expire it
+        pin_clock(app, local("Asia/Kolkata", 2026, 12, 2, 9, 5))
+        assert await app.state.matching.expire_due() == 0
+        r = await http.post(f"/requests/{rid}/accept", headers=prov_h)
+        assert r.status_code == 200, r.text
+        accepted = r.json()
+        assert accepted["status"] == "accepted"
+        assert accepted["promised_local"] == "2026-12-02T06:45:00+01:00"

@@ -84,8 +84,8 @@ def test_the_toronto_fall_back_night_takes_a_job_longer_than_its_wall_clock_hour
     p, o = _toronto("4"), offer("off_to", "prv_to")
     r = evaluate(o, ProviderEntry.of(p), spec(deadline=MONDAY, effort="4.5"), SATURDAY)
     assert isinstance(r, Qualified)
-    # 00:00 EDT + 4.5 real hours = 03:30 EST (the 01:00-02:00 hour is lived twice)
-    assert r.finish == at("America/Toronto", 2026, 11, 1, 3, 30)
+    # answers 00:00-00:15 EDT, then 4.5 real hours = 03:45 EST (01:00-02:00 is lived twice)
+    assert r.finish == at("America/Toronto", 2026, 11, 1, 3, 45)
     assert r.reservation == {"prv_to:2026-W44": Decimal("4.5000")}
     assert r.capacity == {"prv_to:2026-W44": Decimal(5)}
 

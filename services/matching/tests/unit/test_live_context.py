@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from matching.domain.capacity import capacity_key, planning_keys, week_key, weeks_between
 from matching.domain.index import CandidateIndex
-from matching.domain.matcher import MatchContext, context_providers, find_matches
+from matching.domain.matcher import MatchContext, context_providers, find_matches, planning_limit
 from matching.domain.rating import RatingStats
 
 from .builders import at, skills, spec, utc
@@ -76,7 +76,8 @@ def test_context_of_the_providers_that_can_qualify_gives_the_same_outcome():
         for pid in wanted:
             entry = idx.provider(pid)
             assert entry is not None
-            keys |= set(planning_keys(pid, entry.snapshot.time_zone, now, s.deadline))
+            limit = planning_limit(entry, s, now)  # what the edge uses
+            keys |= set(planning_keys(pid, entry.snapshot.time_zone, now, limit))
         # what the edge reads by `_id`: only these providers' counters and weeks
         partial = MatchContext(
             {k: v for k, v in full.reserved_hours.items() if k in keys},
@@ -101,8 +102,7 @@ def test_planning_keys_cover_every_week_a_plan_reserves():
         s = spec(deadline=now + timedelta(days=rng.choice([1, 3, 20])), effort="12")
         for c in find_matches(idx, s, now, limit=10_000).candidates:
             p = c.provider.snapshot
-            assert set(c.reservation) <= set(
-                planning_keys(p.provider_id, p.time_zone, now, s.deadline)
-            )
+            limit = planning_limit(c.provider, s, now)
+            assert set(c.reservation) <= set(planning_keys(p.provider_id, p.time_zone, now, limit))
             seen += 1
     assert seen

@@ -80,6 +80,7 @@ def profile_of(snapshot: ProviderSnapshot) -> ProviderProfile:
         weekly_capacity_hours=snapshot.weekly_capacity_hours,
         skills=[SkillClaim(code=s.code, level=s.level) for s in snapshot.skills],
         sap_declaration=snapshot.sap_declaration,
+        response_window_minutes=snapshot.response_window_minutes,
     )
 
 
@@ -103,6 +104,7 @@ def _snapshot(
         sap_declaration=profile.sap_declaration,
         status=status,
         updated_at=now,
+        response_window_minutes=profile.response_window_minutes,
     )
 
 

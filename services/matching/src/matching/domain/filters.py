@@ -34,6 +34,8 @@ class Filter(StrEnum):
     BUDGET = "budget"
     LIVE_WINDOW = "live_window"
     CAPACITY = "capacity"
+    RESPONSE = "response"
+    """Could finish in time if asked while at work, but sleeps too long before answering."""
     DEADLINE = "deadline"
 
 

@@ -16,7 +16,7 @@ illegal transition raises `IllegalTransition` (HTTP 409 at the edge).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Self
@@ -36,9 +36,10 @@ from delego_shared.events.matching import (
     WorkCompleted,
     WorkRated,
 )
-from delego_shared.types import Identifier, Money, UtcInstant
+from delego_shared.types import IanaZone, Identifier, Money, UtcInstant
 from pydantic import BaseModel, ConfigDict, Field
 
+from .explain import proposal_explanation
 from .matcher import MatchOutcome
 from .policy import DEFAULT_POLICY, MatchingPolicy
 from .schedule import in_zone
@@ -111,6 +112,12 @@ class Proposal(BaseModel):
     score: ScoreBreakdown
     proposed_at: UtcInstant
     expires_at: UtcInstant
+    """The end of the provider's response window, counted in their working time."""
+    provider_zone: IanaZone | None = None
+    answer_from: UtcInstant | None = None
+    """When the provider could first answer (the proposal time when at work)."""
+    explanation: str = ""
+    explanation_fr: str = ""
 
 
 class Attempt(BaseModel):
@@ -119,6 +126,7 @@ class Attempt(BaseModel):
     offer_id: Identifier
     proposed_at: UtcInstant
     expires_at: UtcInstant
+    provider_zone: IanaZone | None = None
     outcome: AttemptOutcome = AttemptOutcome.PENDING
     decided_at: UtcInstant | None = None
 
@@ -141,6 +149,7 @@ class ClientRequest(BaseModel):
     offers_considered: int = 0
     unmatched_reasons: list[FilterReason] = Field(default_factory=list)
     unmatched_summary: str | None = None
+    unmatched_summary_fr: str | None = None
     actual_hours: Decimal | None = None
     actual_units: int | None = None
     completed_at: UtcInstant | None = None
@@ -375,24 +384,40 @@ class ClientRequest(BaseModel):
         n = len(self.attempts)
         if n >= self.max_attempts:
             who = f"{n} provider{'s' if n != 1 else ''}"
+            qui = f"{n} prestataire{'s' if n != 1 else ''}"
             reasons = [
                 FilterReason(
                     filter="attempts",
                     count=n,
                     message=f"{who} declined or let the proposal expire",
+                    message_fr=f"{qui} ont refusé ou laissé expirer la proposition"
+                    if n != 1
+                    else f"{qui} a refusé ou laissé expirer la proposition",
                 )
             ]
+            pl = "s" if n != 1 else ""
             return self._unmatched(
-                reasons, f"no provider accepted after {n} proposal{'s' if n != 1 else ''}"
+                reasons,
+                f"no provider accepted after {n} proposal{pl}",
+                f"aucun prestataire n'a accepté après {n} proposition{pl}",
             )
         outcome = find(self.tried_providers)
         self.offers_considered = outcome.offers_considered
         best = outcome.best
         if best is None:
-            return self._unmatched(list(outcome.reasons), outcome.summary)
-        expires = now + timedelta(seconds=self.acceptance_window_seconds)
+            return self._unmatched(list(outcome.reasons), outcome.summary, outcome.summary_fr)
+        expires = best.response.answer_by
         promised_local = in_zone(best.finish, self.spec.client_zone).isoformat()
         terms = best.terms()
+        zone = best.provider.snapshot.time_zone
+        why, why_fr = proposal_explanation(
+            spec=self.spec,
+            provider_name=terms.provider_display_name,
+            provider_zone=zone,
+            response=best.response,
+            finish=best.finish,
+            score=best.score,
+        )
         self.proposal = Proposal(
             attempt=n + 1,
             provider_id=best.provider.provider_id,
@@ -406,6 +431,10 @@ class ClientRequest(BaseModel):
             score=best.score,
             proposed_at=now,
             expires_at=expires,
+            provider_zone=zone,
+            answer_from=best.response.answer_from,
+            explanation=why,
+            explanation_fr=why_fr,
         )
         self.attempts.append(
             Attempt(
@@ -414,6 +443,7 @@ class ClientRequest(BaseModel):
                 offer_id=best.offer.offer_id,
                 proposed_at=now,
                 expires_at=expires,
+                provider_zone=zone,
             )
         )
         self.status = RequestStatus.PROPOSED
@@ -434,10 +464,13 @@ class ClientRequest(BaseModel):
             )
         )
 
-    def _unmatched(self, reasons: list[FilterReason], summary: str) -> list[Event]:
+    def _unmatched(
+        self, reasons: list[FilterReason], summary: str, summary_fr: str = ""
+    ) -> list[Event]:
         self.status = RequestStatus.UNMATCHED
         self.unmatched_reasons = reasons
         self.unmatched_summary = summary
+        self.unmatched_summary_fr = summary_fr or None
         return self._bump(
             RequestUnmatched(
                 request_id=self.request_id,
@@ -446,5 +479,6 @@ class ClientRequest(BaseModel):
                 attempts=len(self.attempts),
                 reasons=reasons,
                 summary=summary,
+                summary_fr=summary_fr or None,
             )
         )
