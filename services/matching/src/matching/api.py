@@ -125,6 +125,8 @@ class RequestView(BaseModel):
     units: int | None
     deadline: datetime
     deadline_local: str
+    not_before: datetime | None = None
+    not_before_local: str | None = Field(default=None, description="in the client's zone")
     client_zone: str
     budget: Money | None
     live_window: LiveWindow | None
@@ -219,6 +221,8 @@ def view(req: ClientRequest, who: Principal) -> RequestView:
         units=s.units,
         deadline=s.deadline,
         deadline_local=in_zone(s.deadline, s.client_zone).isoformat(),
+        not_before=s.not_before,
+        not_before_local=in_zone(s.not_before, s.client_zone).isoformat() if s.not_before else None,
         client_zone=s.client_zone,
         budget=s.budget,
         live_window=s.live_window,

@@ -53,9 +53,8 @@ from .domain import (
     RequestStatus,
     context_providers,
     find_matches,
-    planning_keys,
 )
-from .domain.matcher import planning_limit
+from .domain.matcher import context_keys
 from .domain.request import Proposal
 from .domain.schedule import iso_week
 from .domain.scoring import trusted_providers
@@ -218,8 +217,7 @@ class RequestHandlers:
         for pid in provider_ids:
             entry = self.index.provider(pid)
             if entry is not None:
-                limit = planning_limit(entry, req.spec, now, self.policy)
-                keys += planning_keys(pid, entry.snapshot.time_zone, now, limit)
+                keys += context_keys(entry, req.spec, now, self.policy)
         reserved, ratings, past = await asyncio.gather(
             self.store.reserved_hours(keys),
             self.store.rating_stats(provider_ids),

@@ -19,12 +19,14 @@ from fastapi import FastAPI
 
 from .helpers import (
     auth,
+    body,
     draft,
     env,
     matching_settings,
     offer,
     provider,
     publish,
+    request_events,
     running,
     wait_indexed,
 )
@@ -70,12 +72,12 @@ async def test_the_toronto_fall_back_night_is_booked_beyond_its_wall_clock_hours
         await wait_indexed(app, "off_tor")
         # Saturday 31 October 2026, noon in Toronto; clocks go back Sunday 02:00 → 01:00
         pin_clock(app, local("America/Toronto", 2026, 10, 31, 12))
-        body = draft(
+        req_body = draft(
             effort_hours="4.5",
             client_zone="America/Toronto",
             deadline=iso(local("America/Toronto", 2026, 11, 2, 9)),
         )
-        r = await http.post("/requests", json=body, headers=auth(settings, "cli_tor", "client"))
+        r = await http.post("/requests", json=req_body, headers=auth(settings, "cli_tor", "client"))
         assert r.status_code == 201, r.text
         req = r.json()
         assert req["status"] == "proposed", req["unmatched_summary"]
@@ -102,8 +104,8 @@ async def test_a_proposal_made_at_night_is_answered_in_the_morning(settings_for)
         await wait_indexed(app, "off_blr")
         # Tuesday 1 December 2026, 18:30 in Paris = 23:00 in Bangalore
         pin_clock(app, local("Europe/Paris", 2026, 12, 1, 18, 30))
-        body = draft(deadline={"kind": "next_working_day", "start": "09:00"})
-        r = await http.post("/requests", json=body, headers=client_h)
+        req_body = draft(deadline={"kind": "next_working_day", "start": "09:00"})
+        r = await http.post("/requests", json=req_body, headers=client_h)
         assert r.status_code == 201, r.text
         req = r.json()
         rid, p = req["request_id"], req["proposal"]
@@ -128,3 +130,38 @@ async def test_a_proposal_made_at_night_is_answered_in_the_morning(settings_for)
         accepted = r.json()
         assert accepted["status"] == "accepted"
         assert accepted["promised_local"] == "2026-12-02T06:45:00+01:00"
+
+
+async def test_not_before_delays_the_work_the_reservation_and_the_promise(settings_for):
+    settings = matching_settings(settings_for)
+    await publish_custom(settings, "prv_nb", "off_nb")  # works around the clock
+    client_h = auth(settings, "cli_nb", "client")
+    async with running(settings) as (app, http):
+        await wait_indexed(app, "off_nb")
+        pin_clock(app, local("Europe/Paris", 2026, 12, 1, 18, 30))  # Tuesday
+        monday_8 = local("Europe/Paris", 2026, 12, 7, 8)
+        req_body = draft(
+            not_before=iso(monday_8),
+            deadline=iso(local("Europe/Paris", 2026, 12, 9, 18)),
+            client_zone="Europe/Paris",
+        )
+        r = await http.post("/requests", json=req_body, headers=client_h)
+        assert r.status_code == 201, r.text
+        req = r.json()
+        assert req["status"] == "proposed", req["unmatched_summary"]
+        assert req["not_before_local"] == "2026-12-07T08:00:00+01:00"
+        # not "tonight": Monday 08:00 + 2 h, shown in the client's zone
+        assert req["promised_local"] == "2026-12-07T10:00:00+01:00"
+        key = "prv_nb:2026-W50"  # the week of Monday 7 December in Bangalore
+        reserved = await app.state.store.reserved_hours([key, "prv_nb:2026-W49"])
+        assert reserved == {key: Decimal("2")}
+
+        records = await request_events(settings, expect=2)
+        [submitted] = [body(x) for x in records if "RequestSubmitted" in x.headers["ce_type"]]
+        assert submitted["not_before"].startswith("2026-12-07T07:00")
+
+        # a deadline before the start is a clear 422
+        bad = draft(not_before=iso(monday_8), deadline=iso(local("Europe/Paris", 2026, 12, 6)))
+        r = await http.post("/requests", json=bad, headers=client_h)
+        assert r.status_code == 422
+        assert "not_before" in r.text

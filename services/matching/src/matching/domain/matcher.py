@@ -18,7 +18,14 @@ from delego_shared.events.common import AgreedTerms, pricing_currency
 from delego_shared.events.matching import FilterReason, ScoreBreakdown
 from delego_shared.types import Money
 
-from .capacity import capacity_key, reservation_keys, week_capacities, week_capacity, week_key
+from .capacity import (
+    capacity_key,
+    planning_keys,
+    reservation_keys,
+    week_capacities,
+    week_capacity,
+    week_key,
+)
 from .explain import ReasonKey, explain, skill_detail
 from .filters import (
     Filter,
@@ -138,8 +145,8 @@ class MatchOutcome:
 
 
 def earliest_start(spec: RequestSpec, now: datetime) -> datetime:
-    """When work may start at the earliest, whoever does it."""
-    return now
+    """When work may start at the earliest, whoever does it (`not_before` or now)."""
+    return now if spec.not_before is None else max(now, spec.not_before)
 
 
 def provider_response(
@@ -162,6 +169,25 @@ def planning_limit(
     the capacity keys from `now` to here)."""
     start = max(earliest_start(spec, now), provider_response(provider, now, policy).answer_by)
     return min(spec.deadline, start + policy.horizon)
+
+
+def context_keys(
+    provider: ProviderEntry,
+    spec: RequestSpec,
+    now: datetime,
+    policy: MatchingPolicy = DEFAULT_POLICY,
+) -> list[str]:
+    """Capacity keys the edge reads by `_id` for this provider: the weeks a plan can
+    touch (from the earliest start to `planning_limit`) and the current week (load)."""
+    zone = provider.snapshot.time_zone
+    keys = planning_keys(
+        provider.provider_id,
+        zone,
+        earliest_start(spec, now),
+        planning_limit(provider, spec, now, policy),
+    )
+    current = week_key(provider.provider_id, now, zone)
+    return keys if current in keys else [current, *keys]
 
 
 def evaluate(
@@ -422,6 +448,7 @@ __all__ = [
     "Qualified",
     "Rejection",
     "capacity_key",
+    "context_keys",
     "context_providers",
     "evaluate",
     "find_matches",

@@ -195,6 +195,7 @@ class ClientRequest(BaseModel):
                 live_window=spec.live_window,
                 delegation_level=spec.delegation_level,
                 submitted_at=now,
+                not_before=spec.not_before,
             )
         ]
 
