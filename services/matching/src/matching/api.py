@@ -141,6 +141,7 @@ class RequestView(BaseModel):
     unmatched_summary: str | None
     unmatched_summary_fr: str | None = None
     actual_hours: Decimal | None
+    actual_minutes: int | None = None
     actual_units: int | None
     completed_at: datetime | None
     rating: int | None
@@ -157,12 +158,17 @@ class CompletionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     actual_hours: Decimal | None = Field(default=None, ge=0, le=1000)
+    actual_minutes: int | None = Field(
+        default=None, ge=0, le=60_000, description="exact alternative to actual_hours"
+    )
     units: int | None = Field(default=None, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _one(self) -> CompletionBody:
-        if self.actual_hours is None and self.units is None:
-            raise ValueError("give the actual hours or the units delivered")
+        if self.actual_hours is not None and self.actual_minutes is not None:
+            raise ValueError("give the time in actual_hours or in actual_minutes, not both")
+        if self.actual_hours is None and self.actual_minutes is None and self.units is None:
+            raise ValueError("give the actual hours or minutes, or the units delivered")
         return self
 
 
@@ -257,6 +263,7 @@ def view(req: ClientRequest, who: Principal) -> RequestView:
         unmatched_summary=req.unmatched_summary,
         unmatched_summary_fr=req.unmatched_summary_fr,
         actual_hours=req.actual_hours,
+        actual_minutes=req.actual_minutes,
         actual_units=req.actual_units,
         completed_at=req.completed_at,
         rating=req.rating,
@@ -368,7 +375,11 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
     async def complete(request_id: str, body: CompletionBody, who: ProviderCaller) -> RequestView:
         with domain_errors():
             req = await handlers.complete(
-                who.subject, request_id, actual_hours=body.actual_hours, units=body.units
+                who.subject,
+                request_id,
+                actual_hours=body.actual_hours,
+                units=body.units,
+                actual_minutes=body.actual_minutes,
             )
         return view(req, who)
 

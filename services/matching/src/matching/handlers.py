@@ -419,10 +419,17 @@ class RequestHandlers:
         *,
         actual_hours: Decimal | None,
         units: int | None,
+        actual_minutes: int | None = None,
     ) -> ClientRequest:
         return await self._transition(
             request_id,
-            lambda r, now, _: r.complete(provider_id, now, actual_hours=actual_hours, units=units),
+            lambda r, now, _: r.complete(
+                provider_id,
+                now,
+                actual_hours=actual_hours,
+                units=units,
+                actual_minutes=actual_minutes,
+            ),
             check=self._provider_party(provider_id),
         )
 

@@ -165,3 +165,39 @@ async def test_not_before_delays_the_work_the_reservation_and_the_promise(settin
         r = await http.post("/requests", json=bad, headers=client_h)
         assert r.status_code == 422
         assert "not_before" in r.text
+
+
+async def test_work_is_reported_in_exact_minutes(settings_for):
+    settings = matching_settings(settings_for)
+    await publish_custom(settings, "prv_min", "off_min")
+    client_h = auth(settings, "cli_min", "client")
+    prov_h = auth(settings, "prv_min", "provider")
+    async with running(settings) as (app, http):
+        await wait_indexed(app, "off_min")
+        r = await http.post("/requests", json=draft(), headers=client_h)
+        assert r.status_code == 201, r.text
+        rid = r.json()["request_id"]
+        assert (await http.post(f"/requests/{rid}/accept", headers=prov_h)).status_code == 200
+
+        for bad, why in (
+            ({"actual_hours": "1.5", "actual_minutes": 90}, "not both"),
+            ({"actual_minutes": -5}, "greater than or equal to 0"),
+            ({"actual_minutes": "1h10"}, "integer"),
+            ({}, "minutes"),
+        ):
+            r = await http.post(f"/requests/{rid}/complete", json=bad, headers=prov_h)
+            assert r.status_code == 422, (bad, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert why in r.text, (bad, r.text)
+
+        r = await http.post(
+            f"/requests/{rid}/complete", json={"actual_minutes": 70}, headers=prov_h
+        )
+        assert r.status_code == 200, r.text
+        done = r.json()
+        assert (done["status"], done["actual_minutes"]) == ("completed", 70)
+        assert Decimal(done["actual_hours"]) == Decimal("1.1667")
+
+        records = await request_events(settings, expect=4)
+        [completed] = [body(x) for x in records if "WorkCompleted" in x.headers["ce_type"]]
+        assert completed["actual_minutes"] == 70

@@ -292,3 +292,25 @@ def test_completion_and_rating_validate_their_input():
     req.complete(p.provider_id, NOW, actual_hours=Decimal(2))
     with pytest.raises(ValueError, match="1 to 5"):
         req.rate(0, NOW)
+
+
+def test_work_reported_in_exact_minutes():
+    req, (prop,) = proposed(world())
+    assert isinstance(prop, MatchProposed)
+    req.accept(prop.provider_id, NOW + timedelta(minutes=5))
+    (done,) = req.complete(prop.provider_id, NOW + timedelta(hours=12), actual_minutes=70)
+    assert isinstance(done, WorkCompleted)
+    assert done.actual_minutes == 70
+    assert done.actual_hours == Decimal("1.1667")  # for consumers that read only hours
+    assert (req.actual_minutes, req.actual_hours) == (70, Decimal("1.1667"))
+
+
+def test_hours_and_minutes_together_are_refused():
+    req, (prop,) = proposed(world())
+    assert isinstance(prop, MatchProposed)
+    req.accept(prop.provider_id, NOW + timedelta(minutes=5))
+    with pytest.raises(ValueError, match="not both"):
+        req.complete(prop.provider_id, NOW, actual_hours=Decimal(1), actual_minutes=60)
+    with pytest.raises(ValueError, match="negative"):
+        req.complete(prop.provider_id, NOW, actual_minutes=-1)
+    assert req.status is RequestStatus.ACCEPTED

@@ -151,6 +151,8 @@ class ClientRequest(BaseModel):
     unmatched_summary: str | None = None
     unmatched_summary_fr: str | None = None
     actual_hours: Decimal | None = None
+    actual_minutes: int | None = None
+    """The work reported in whole minutes (exact); `actual_hours` is then derived."""
     actual_units: int | None = None
     completed_at: UtcInstant | None = None
     rating: int | None = None
@@ -291,20 +293,31 @@ class ClientRequest(BaseModel):
         *,
         actual_hours: Decimal | None = None,
         units: int | None = None,
+        actual_minutes: int | None = None,
     ) -> list[Event]:
-        """The assigned provider delivered → WorkCompleted (billing prices from it)."""
+        """The assigned provider delivered → WorkCompleted (billing prices from it).
+
+        The time is reported as decimal `actual_hours` or exact `actual_minutes`,
+        never both; with minutes, the event also carries the hours (rounded to
+        1/10 000 h) for consumers that read only those.
+        """
         self._require("complete", RequestStatus.ACCEPTED)
         p = self._proposal()
         if provider_id != p.provider_id:
             raise NotTheProposedProvider(
                 self.request_id, self.status, "complete", f"assigned to {p.provider_id}"
             )
-        if actual_hours is None and units is None:
-            raise ValueError("completion needs the actual hours or the units delivered")
-        if (actual_hours is not None and actual_hours < 0) or (units is not None and units < 0):
-            raise ValueError("actual hours and units cannot be negative")
+        if actual_hours is not None and actual_minutes is not None:
+            raise ValueError("report the time in actual_hours or in actual_minutes, not both")
+        if actual_hours is None and actual_minutes is None and units is None:
+            raise ValueError("completion needs the actual hours or minutes, or the units delivered")
+        if any(v is not None and v < 0 for v in (actual_hours, actual_minutes, units)):
+            raise ValueError("actual hours, minutes and units cannot be negative")
+        if actual_minutes is not None:
+            actual_hours = (Decimal(actual_minutes) / 60).quantize(Decimal("0.0001"))
         self.status = RequestStatus.COMPLETED
         self.actual_hours, self.actual_units, self.completed_at = actual_hours, units, now
+        self.actual_minutes = actual_minutes
         return self._bump(
             WorkCompleted(
                 request_id=self.request_id,
@@ -312,6 +325,7 @@ class ClientRequest(BaseModel):
                 provider_id=p.provider_id,
                 terms=p.terms,
                 actual_hours=actual_hours,
+                actual_minutes=actual_minutes,
                 units=units,
                 completed_at=now,
             )
