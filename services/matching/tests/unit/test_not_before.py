@@ -54,6 +54,8 @@ def test_the_promise_is_shown_in_the_clients_zone():
     req.propose(NOW, lambda tried: find_matches(paris_office(), req.spec, NOW))
     assert req.proposal is not None
     assert req.proposal.promised_local == "2026-02-16T11:00:00+01:00"
+    assert "no earlier than 08:00 Mon 16 Feb (Europe/Paris)" in req.proposal.explanation
+    assert "ne commence pas avant 08:00 16/02 (Europe/Paris)" in req.proposal.explanation_fr
     # the provider still answers in their working time from now, not from Monday
     assert req.proposal.expires_at == at("Europe/Paris", 2026, 2, 11, 9, 15)
 

@@ -177,6 +177,11 @@ def proposal_explanation(
         f"{provider_name} promet {_when(finish, cz, True)}, échéance "
         f"{_when(spec.deadline, cz, True)}."
     ]
+    if spec.not_before is not None and spec.not_before > response.asked_at:
+        en.append(f"Work starts no earlier than {_when(spec.not_before, cz)}, as asked.")
+        fr.append(
+            f"Le travail ne commence pas avant {_when(spec.not_before, cz, True)}, comme demandé."
+        )
     asked_en, asked_fr = _when(response.asked_at, pz), _when(response.asked_at, pz, True)
     by_en, by_fr = _when(response.answer_by, pz), _when(response.answer_by, pz, True)
     if response.awake:

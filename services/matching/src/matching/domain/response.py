@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from .schedule import WeeklySchedule, plan_work
+from .schedule import WeeklySchedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,29 +32,30 @@ class ResponseWindow:
         return self.answer_from <= self.asked_at
 
 
-def next_working_instant(
-    schedule: WeeklySchedule, at: datetime, horizon: timedelta
-) -> datetime | None:
-    """`at` itself when inside a working span, else the start of the next one."""
-    if schedule.is_empty:
-        return None
-    first = schedule.local_date(at) - timedelta(days=1)
-    last = schedule.local_date(at + horizon) + timedelta(days=1)
-    for _, a, b in schedule.intervals(first, last):
-        if b > at:
-            return max(a, at)
-    return None
-
-
 @lru_cache(maxsize=16_384)
 def response_window(
     schedule: WeeklySchedule, asked_at: datetime, window: timedelta, horizon: timedelta
 ) -> ResponseWindow:
-    """The window of one provider for a proposal made at `asked_at` (cached: one
-    provider has several offers and is evaluated again on every re-proposal)."""
-    start = next_working_instant(schedule, asked_at, horizon)
-    if start is None:
-        return ResponseWindow(asked_at, asked_at, asked_at + window)
-    plan = plan_work(schedule, asked_at, window, horizon=horizon)
-    end = plan.finish if plan.finish is not None else asked_at + window
-    return ResponseWindow(asked_at, start, end)
+    """The window of one provider for a proposal made at `asked_at`: one walk of their
+    spans, as `plan_work` would consume `window` (cached: one provider has several
+    offers and is evaluated again on every re-proposal)."""
+    limit = asked_at + horizon
+    first = schedule.local_date(asked_at) - timedelta(days=1)
+    last = schedule.local_date(limit) + timedelta(days=1)
+    answer_from: datetime | None = None
+    remaining, cursor = window, asked_at
+    for _, a, b in schedule.intervals(first, last) if not schedule.is_empty else ():
+        if b <= cursor:
+            continue
+        a = max(a, cursor)
+        if a >= limit:
+            break
+        if answer_from is None:
+            answer_from = a
+        take = min(b - a, remaining)
+        remaining -= take
+        cursor = a + take
+        if remaining <= timedelta(0):
+            return ResponseWindow(asked_at, answer_from, cursor)
+    # no working time at all, or not enough of it within the horizon: wall-clock window
+    return ResponseWindow(asked_at, answer_from or asked_at, asked_at + window)
