@@ -2,8 +2,9 @@
 
 from datetime import UTC, datetime, time
 
+from delego_shared.events.matching import FilterReason
 from delego_shared.events.notifications import Channel
-from notifications.domain import QuietHours, Recipient, plan_deliveries
+from notifications.domain import QuietHours, Recipient, Renderer, plan_deliveries
 from notifications.domain.urgency import quiet_wait
 
 NIGHT = QuietHours(start=time(22), end=time(7))
@@ -71,3 +72,14 @@ def test_routing_holds_the_providers_email_unless_marked_urgent(events):
     urgent = provider.model_copy(update={"urgent_kinds": frozenset({"match_proposed"})})
     [now] = plan_deliveries("ev_1", ev, {urgent.recipient_id: urgent}, [], now=at_23)
     assert now.hold_until is None
+
+
+def test_the_french_unmatched_mail_names_a_late_response(events):
+    ev = events.request_unmatched().model_copy(
+        update={"reasons": [FilterReason(filter="response", count=1, message="1 could finish")]}
+    )
+    r = Renderer().render(
+        "request_unmatched", locale="fr", zone="Europe/Paris", context={"event": ev}
+    )
+    assert "- réponse du prestataire trop tardive" in r.text
+    assert "réponse du prestataire trop tardive" in r.html
