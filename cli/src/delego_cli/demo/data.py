@@ -254,7 +254,7 @@ REQUESTS: list[dict[str, Any]] = [
             "delegation_level": "autonomous",
             "description": "Contract annex for my landlord — private",
         },
-        "work": {"actual_hours": "1.75"},
+        "work": {"actual_minutes": 105},  # 1 h 45, reported exactly
         "rating": 5,
     },
     {

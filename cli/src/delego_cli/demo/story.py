@@ -285,10 +285,16 @@ def render(report: StoryReport) -> str:
         if score:
             parts = ", ".join(
                 f"{k} {score[k]:.2f}"
-                for k in ("slack", "rating", "price", "load", "trust_bonus")
-                if k in score
+                for k in ("slack", "rating", "price", "load", "trust_bonus", "awake")
+                if score.get(k) is not None
             )
             w(f"  why: score {score.get('total', 0):.3f} = weighted({parts})")
+        for a in r.get("attempts", []):
+            zone = a.get("provider_zone") or "?"
+            w(
+                f"  asked {a.get('provider_id')} at {_local(a.get('proposed_local'))}, "
+                f"answer by {_local(a.get('expires_local'))} in {zone}: {a.get('outcome')}"
+            )
         w(
             f"  deadline {_local(r.get('deadline_local'))}  →  promised "
             f"{_local(r.get('promised_local'))} in {r['client_zone']}"

@@ -106,6 +106,8 @@ class BillingHandlers:
         )
 
     async def on_work_completed(self, e: WorkCompleted, cause: Envelope) -> None:
+        if e.actual_minutes is not None:  # exact minutes: pricing rounds them, not hours
+            e = e.model_copy(update={"actual_hours": Decimal(e.actual_minutes) / 60})
         terms = e.terms
         at = e.completed_at
         work_key = f"{e.request_id}|work|{at.isoformat()}"

@@ -276,3 +276,24 @@ def test_rehydrate_from_stored_snapshot(make_provider, now):
     assert again.profile == provider.profile
     assert again.suspension_reason == "unpaid_fees"
     assert again.reinstate(now).provider.version == 3
+
+
+def test_response_window_is_published_changed_and_reset(make_provider, now):
+    provider = make_provider(response_window_minutes=30)
+    assert provider.snapshot().response_window_minutes == 30
+    provider.update(parse(ProviderChanges, {"response_window_minutes": 60}), now + LATER)
+    assert provider.snapshot().response_window_minutes == 60
+    provider.update(parse(ProviderChanges, {"response_window_minutes": None}), now + 2 * LATER)
+    assert provider.snapshot().response_window_minutes is None  # the platform's default
+
+
+def test_response_window_must_be_reasonable(provider_data):
+    with pytest.raises(ValidationFailed) as exc:
+        parse(ProviderProfile, provider_data(response_window_minutes=2))
+    assert exc.value.fields == {"response_window_minutes"}
+
+
+def test_capacity_may_cover_the_fall_back_night(make_provider):
+    night = [{"day": "sun", "start": "00:00", "end": "04:00"}]
+    p = make_provider(time_zone="America/Toronto", schedule=night, weekly_capacity_hours="5")
+    assert p.snapshot().weekly_capacity_hours == Decimal(5)

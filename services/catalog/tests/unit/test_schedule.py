@@ -1,11 +1,12 @@
 """Working schedule and weekly capacity rules (on the weekly circle)."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
 from catalog.domain import ValidationFailed, weekly_hours
 from catalog.domain.errors import Issues
-from catalog.domain.schedule import check_capacity, check_schedule
+from catalog.domain.schedule import check_capacity, check_schedule, longest_real_week_hours
 from delego_shared.events.common import WorkingSpan
 
 
@@ -151,3 +152,51 @@ def test_nan_capacity_is_rejected():
     assert [i.field for i in issues] == ["weekly_capacity_hours"]
     with pytest.raises(ValidationFailed):
         issues.raise_if_any()
+
+
+# -- capacity against the real week (DST) ------------------------------------------
+
+
+def real_capacity_issues(capacity: str, zone: str, today: date, *spans: WorkingSpan):
+    issues = Issues()
+    check_capacity(Decimal(capacity), list(spans), True, issues, zone=zone, today=today)
+    return [(i.field, i.message) for i in issues]
+
+
+@pytest.mark.parametrize(
+    ("zone", "longest"),
+    [
+        ("America/Toronto", "5"),  # clocks back Sunday 1 Nov 2026 02:00 → 01:00
+        ("Europe/Paris", "5"),  # Sunday 25 Oct 2026 03:00 → 02:00
+        ("Australia/Sydney", "5"),  # Sunday 5 Apr 2026 03:00 → 02:00
+        ("Australia/Lord_Howe", "4.5"),  # Sunday 5 Apr 2026 02:00 → 01:30
+        ("Asia/Kolkata", "4"),  # no DST
+    ],
+)
+def test_longest_real_week_counts_the_fall_back_hour(zone, longest):
+    night = [span("sun", "00:00", "04:00")]
+    assert longest_real_week_hours(night, zone, date(2026, 1, 1)) == Decimal(longest)
+
+
+def test_capacity_up_to_the_fall_back_week_is_accepted_beyond_it_refused():
+    night = span("sun", "00:00", "04:00")
+    today = date(2026, 6, 1)
+    assert real_capacity_issues("5", "America/Toronto", today, night) == []
+    assert real_capacity_issues("5.5", "America/Toronto", today, night) == [
+        (
+            "weekly_capacity_hours",
+            "5.5 h exceeds the 5 h of the weekly schedule; add working spans or lower the capacity",
+        )
+    ]
+    # a zone without DST keeps the wall-clock limit
+    assert real_capacity_issues("5", "Asia/Kolkata", today, night) == [
+        (
+            "weekly_capacity_hours",
+            "5 h exceeds the 4 h of the weekly schedule; add working spans or lower the capacity",
+        )
+    ]
+
+
+def test_a_span_away_from_the_transition_gains_nothing():
+    day = span("sun", "09:00", "13:00")
+    assert real_capacity_issues("4.5", "America/Toronto", date(2026, 6, 1), day) != []

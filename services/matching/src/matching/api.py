@@ -45,7 +45,7 @@ from .domain import (
     RequestStatus,
 )
 from .domain.capacity import weeks_between
-from .domain.request import AttemptOutcome
+from .domain.request import Attempt, AttemptOutcome
 from .domain.schedule import in_zone
 from .handlers import RequestHandlers, RequestNotFound, TooMuchContention
 from .store import MatchingStore
@@ -77,7 +77,15 @@ class ProposalView(BaseModel):
     promised_local: str = Field(description="promised instant in the client's zone")
     score: ScoreBreakdown
     proposed_at: datetime
-    expires_at: datetime
+    expires_at: datetime = Field(
+        description="answer before this: the response window, in the provider's working time"
+    )
+    provider_zone: str | None = None
+    answer_from: datetime | None = Field(
+        default=None, description="when the provider can first answer (in their working time)"
+    )
+    explanation: str = Field(default="", description="why this provider, in English")
+    explanation_fr: str = Field(default="", description="the same in French")
 
 
 class AttemptView(BaseModel):
@@ -88,6 +96,22 @@ class AttemptView(BaseModel):
     expires_at: datetime
     outcome: AttemptOutcome
     decided_at: datetime | None
+    provider_zone: str | None = None
+    proposed_local: str | None = Field(
+        default=None, description="when the provider was asked, in their zone"
+    )
+    expires_local: str | None = Field(
+        default=None, description="by when they must answer, in their zone"
+    )
+
+    @classmethod
+    def of(cls, a: Attempt) -> AttemptView:
+        z = a.provider_zone
+        return cls(
+            **a.model_dump(),
+            proposed_local=in_zone(a.proposed_at, z).isoformat() if z else None,
+            expires_local=in_zone(a.expires_at, z).isoformat() if z else None,
+        )
 
 
 class RequestView(BaseModel):
@@ -101,6 +125,8 @@ class RequestView(BaseModel):
     units: int | None
     deadline: datetime
     deadline_local: str
+    not_before: datetime | None = None
+    not_before_local: str | None = Field(default=None, description="in the client's zone")
     client_zone: str
     budget: Money | None
     live_window: LiveWindow | None
@@ -113,7 +139,9 @@ class RequestView(BaseModel):
     offers_considered: int
     unmatched_reasons: list[FilterReason]
     unmatched_summary: str | None
+    unmatched_summary_fr: str | None = None
     actual_hours: Decimal | None
+    actual_minutes: int | None = None
     actual_units: int | None
     completed_at: datetime | None
     rating: int | None
@@ -130,12 +158,17 @@ class CompletionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     actual_hours: Decimal | None = Field(default=None, ge=0, le=1000)
+    actual_minutes: int | None = Field(
+        default=None, ge=0, le=60_000, description="exact alternative to actual_hours"
+    )
     units: int | None = Field(default=None, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _one(self) -> CompletionBody:
-        if self.actual_hours is None and self.units is None:
-            raise ValueError("give the actual hours or the units delivered")
+        if self.actual_hours is not None and self.actual_minutes is not None:
+            raise ValueError("give the time in actual_hours or in actual_minutes, not both")
+        if self.actual_hours is None and self.actual_minutes is None and self.units is None:
+            raise ValueError("give the actual hours or minutes, or the units delivered")
         return self
 
 
@@ -194,6 +227,8 @@ def view(req: ClientRequest, who: Principal) -> RequestView:
         units=s.units,
         deadline=s.deadline,
         deadline_local=in_zone(s.deadline, s.client_zone).isoformat(),
+        not_before=s.not_before,
+        not_before_local=in_zone(s.not_before, s.client_zone).isoformat() if s.not_before else None,
         client_zone=s.client_zone,
         budget=s.budget,
         live_window=s.live_window,
@@ -214,15 +249,21 @@ def view(req: ClientRequest, who: Principal) -> RequestView:
                 score=p.score,
                 proposed_at=p.proposed_at,
                 expires_at=p.expires_at,
+                provider_zone=p.provider_zone,
+                answer_from=p.answer_from,
+                explanation=p.explanation,
+                explanation_fr=p.explanation_fr,
             )
             if p is not None
             else None
         ),
-        attempts=[AttemptView.model_validate(a.model_dump()) for a in attempts],
+        attempts=[AttemptView.of(a) for a in attempts],
         offers_considered=req.offers_considered if who.role is not Role.PROVIDER else 0,
         unmatched_reasons=req.unmatched_reasons,
         unmatched_summary=req.unmatched_summary,
+        unmatched_summary_fr=req.unmatched_summary_fr,
         actual_hours=req.actual_hours,
+        actual_minutes=req.actual_minutes,
         actual_units=req.actual_units,
         completed_at=req.completed_at,
         rating=req.rating,
@@ -334,7 +375,11 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
     async def complete(request_id: str, body: CompletionBody, who: ProviderCaller) -> RequestView:
         with domain_errors():
             req = await handlers.complete(
-                who.subject, request_id, actual_hours=body.actual_hours, units=body.units
+                who.subject,
+                request_id,
+                actual_hours=body.actual_hours,
+                units=body.units,
+                actual_minutes=body.actual_minutes,
             )
         return view(req, who)
 

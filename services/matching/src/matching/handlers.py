@@ -53,8 +53,8 @@ from .domain import (
     RequestStatus,
     context_providers,
     find_matches,
-    planning_keys,
 )
+from .domain.matcher import context_keys
 from .domain.request import Proposal
 from .domain.schedule import iso_week
 from .domain.scoring import trusted_providers
@@ -213,12 +213,11 @@ class RequestHandlers:
         Point reads by `_id` only: the capacity keys of the weeks a plan can
         touch, one rating counter per provider, one document for the client.
         """
-        limit = min(req.spec.deadline, now + self.policy.horizon)
         keys: list[str] = []
         for pid in provider_ids:
             entry = self.index.provider(pid)
             if entry is not None:
-                keys += planning_keys(pid, entry.snapshot.time_zone, now, limit)
+                keys += context_keys(entry, req.spec, now, self.policy)
         reserved, ratings, past = await asyncio.gather(
             self.store.reserved_hours(keys),
             self.store.rating_stats(provider_ids),
@@ -258,9 +257,7 @@ class RequestHandlers:
                 return outcome
             for c in outcome.candidates:
                 snap = c.provider.snapshot
-                if await self.store.reserve(
-                    snap.provider_id, snap.weekly_capacity_hours, c.reservation, hold, now
-                ):
+                if await self.store.reserve(snap.provider_id, c.capacity, c.reservation, hold, now):
                     return replace(outcome, candidates=(c,))
             log.info("match.capacity_race", request_id=req.request_id, retry=True)
         assert outcome is not None
@@ -423,10 +420,17 @@ class RequestHandlers:
         *,
         actual_hours: Decimal | None,
         units: int | None,
+        actual_minutes: int | None = None,
     ) -> ClientRequest:
         return await self._transition(
             request_id,
-            lambda r, now, _: r.complete(provider_id, now, actual_hours=actual_hours, units=units),
+            lambda r, now, _: r.complete(
+                provider_id,
+                now,
+                actual_hours=actual_hours,
+                units=units,
+                actual_minutes=actual_minutes,
+            ),
             check=self._provider_party(provider_id),
         )
 

@@ -15,7 +15,10 @@ class MatchingSettings(Settings):
     http_port: int = 8002
 
     acceptance_window_s: int = Field(
-        default=15 * 60, gt=0, description="how long a provider has to accept a proposal"
+        default=15 * 60,
+        gt=0,
+        description="how long a provider has to accept a proposal, counted in their working "
+        "time (a provider's response_window_minutes overrides it)",
     )
     max_attempts: int = Field(
         default=3, ge=1, description="proposals per request before it is unmatched"

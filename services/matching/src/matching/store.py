@@ -459,15 +459,16 @@ class MatchingStore:
     async def reserve(
         self,
         provider_id: str,
-        weekly_capacity: Decimal,
+        capacity: Mapping[str, Decimal],
         need: Mapping[str, Decimal],
         hold: Hold,
         now: datetime,
     ) -> bool:
-        """Reserve every week of `need` or none (compensated), never beyond capacity."""
-        capacity_e4 = to_e4(weekly_capacity)
+        """Reserve every week of `need` or none (compensated), never beyond that week's
+        capacity (`capacity` per key, as the domain computed it)."""
         done: dict[str, Decimal] = {}
         for key, hours in need.items():
+            capacity_e4 = to_e4(capacity.get(key, Decimal(0)))
             if not await self._reserve_one(provider_id, key, capacity_e4, hours, hold, now):
                 await self.release(done, hold)
                 return False

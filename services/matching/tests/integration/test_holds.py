@@ -33,7 +33,9 @@ async def test_orphan_holds_are_reconciled_live_ones_kept(settings_for):
         # a reservation whose request was never stored, made long ago
         long_ago = utcnow() - timedelta(hours=1)
         orphan = Hold("req_never_stored", 1)
-        assert await store.reserve("prv_h", Decimal("40"), {key: Decimal("3")}, orphan, long_ago)
+        assert await store.reserve(
+            "prv_h", {key: Decimal("40")}, {key: Decimal("3")}, orphan, long_ago
+        )
         assert (await store.reserved_hours([key]))[key] == Decimal("5")
 
         assert await handlers.reconcile_holds() == 1

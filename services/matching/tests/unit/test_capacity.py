@@ -41,6 +41,8 @@ def test_remaining_capacity_and_fit():
     assert remaining_capacity(Decimal(40), reserved, "p:2026-W07") == Decimal(2)
     assert remaining_capacity(Decimal(40), reserved, "p:2026-W08") == Decimal(40)
     assert remaining_capacity(Decimal(30), reserved, "p:2026-W07") == Decimal(0)
-    assert fits(Decimal(40), reserved, {"p:2026-W07": Decimal(2)})
-    assert not fits(Decimal(40), reserved, {"p:2026-W07": Decimal("2.5")})
-    assert fits(Decimal(40), reserved, {"p:2026-W07": Decimal(1), "p:2026-W08": Decimal(30)})
+    cap = {"p:2026-W07": Decimal(40), "p:2026-W08": Decimal(40)}
+    assert fits(cap, reserved, {"p:2026-W07": Decimal(2)})
+    assert not fits(cap, reserved, {"p:2026-W07": Decimal("2.5")})
+    assert fits(cap, reserved, {"p:2026-W07": Decimal(1), "p:2026-W08": Decimal(30)})
+    assert not fits(cap, reserved, {"p:2026-W09": Decimal(1)})  # a week with no ceiling

@@ -32,7 +32,9 @@ def test_a_fitting_offer_qualifies_with_price_plan_and_reservation():
     r = run()
     assert isinstance(r, Qualified)
     assert r.price == Money.of("60.00", "EUR")
-    assert r.finish == at("Europe/Paris", 2026, 2, 10, 12)
+    # at work: answers within 15 min (10:15), then 2 h of work
+    assert r.finish == at("Europe/Paris", 2026, 2, 10, 12, 15)
+    assert r.response.awake and r.response.answer_by == at("Europe/Paris", 2026, 2, 10, 10, 15)
     assert r.reservation == {"prv_1:2026-W07": Decimal("2.0000")}
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from matching.domain.capacity import capacity_key, planning_keys, week_key, weeks_between
 from matching.domain.index import CandidateIndex
-from matching.domain.matcher import MatchContext, context_providers, find_matches
+from matching.domain.matcher import MatchContext, context_keys, context_providers, find_matches
 from matching.domain.rating import RatingStats
 
 from .builders import at, skills, spec, utc
@@ -63,12 +63,13 @@ def test_context_of_the_providers_that_can_qualify_gives_the_same_outcome():
     read = 0
     for _ in range(40):
         now = NOW + timedelta(hours=rng.randint(0, 24 * 14))
+        start = now + timedelta(hours=rng.choice([0, 0, 30, 24 * 20]))  # not_before
         s = spec(
-            deadline=now + timedelta(hours=rng.choice([8, 16, 48, 120, 24 * 40])),
+            deadline=start + timedelta(hours=rng.choice([8, 16, 48, 120, 24 * 40])),
             required=skills(("translation.en-fr", rng.randint(1, 5)))[: rng.randint(0, 1)],
             languages=rng.sample(["fr", "en", "de"], k=rng.randint(1, 2)),
             effort=rng.choice(["1", "2.5", "6", "12"]),
-        )
+        ).model_copy(update={"not_before": start if start > now else None})
         tried = frozenset(f"p{rng.randrange(300)}" for _ in range(3))
         full = _full_context(rng, idx, now)
         wanted = context_providers(idx, s, now, exclude_providers=tried)
@@ -76,7 +77,7 @@ def test_context_of_the_providers_that_can_qualify_gives_the_same_outcome():
         for pid in wanted:
             entry = idx.provider(pid)
             assert entry is not None
-            keys |= set(planning_keys(pid, entry.snapshot.time_zone, now, s.deadline))
+            keys |= set(context_keys(entry, s, now))  # what the edge reads
         # what the edge reads by `_id`: only these providers' counters and weeks
         partial = MatchContext(
             {k: v for k, v in full.reserved_hours.items() if k in keys},
@@ -98,11 +99,10 @@ def test_planning_keys_cover_every_week_a_plan_reserves():
     seen = 0
     for _ in range(30):
         now = at("Europe/Paris", 2026, 12, 24, 12) + timedelta(hours=rng.randint(0, 24 * 10))
-        s = spec(deadline=now + timedelta(days=rng.choice([1, 3, 20])), effort="12")
+        start = now + timedelta(days=rng.choice([0, 0, 2, 40]))
+        s = spec(deadline=start + timedelta(days=rng.choice([1, 3, 20])), effort="12")
+        s = s.model_copy(update={"not_before": start if start > now else None})
         for c in find_matches(idx, s, now, limit=10_000).candidates:
-            p = c.provider.snapshot
-            assert set(c.reservation) <= set(
-                planning_keys(p.provider_id, p.time_zone, now, s.deadline)
-            )
+            assert set(c.reservation) <= set(context_keys(c.provider, s, now))
             seen += 1
     assert seen

@@ -121,9 +121,10 @@ def test_propose_carries_the_agreed_terms_and_the_promise():
     assert ev.terms.pricing.model == "hourly"
     assert str(ev.estimated_price) == "60.00 EUR"
     assert ev.reserved_hours == Decimal(2)
-    assert ev.expires_at == NOW + timedelta(minutes=15)
+    # 23:00 in Bangalore: the window is the first 15 minutes of the next working day
+    assert ev.expires_at == at("Asia/Kolkata", 2026, 2, 11, 9, 15)
     assert ev.promised_at <= req.spec.deadline
-    assert ev.promised_local == "2026-02-11T06:30:00+01:00"  # 11:00 IST = 06:30 Paris
+    assert ev.promised_local == "2026-02-11T06:45:00+01:00"  # 09:15 + 2 h IST = 06:45 Paris
     assert ev.client_zone == "Europe/Paris"
     assert ev.score.total > 0
     assert req.proposal is not None
@@ -165,7 +166,7 @@ def test_decline_proposes_the_next_provider_excluding_those_tried():
     assert isinstance(second, MatchProposed)
     assert second.attempt == 2
     assert second.provider_id != first.provider_id
-    assert second.expires_at == later + timedelta(minutes=15)
+    assert second.expires_at == at("Asia/Kolkata", 2026, 2, 11, 9, 15)  # still asleep
     assert [a.outcome.value for a in req.attempts] == ["declined", "pending"]
 
 
@@ -291,3 +292,25 @@ def test_completion_and_rating_validate_their_input():
     req.complete(p.provider_id, NOW, actual_hours=Decimal(2))
     with pytest.raises(ValueError, match="1 to 5"):
         req.rate(0, NOW)
+
+
+def test_work_reported_in_exact_minutes():
+    req, (prop,) = proposed(world())
+    assert isinstance(prop, MatchProposed)
+    req.accept(prop.provider_id, NOW + timedelta(minutes=5))
+    (done,) = req.complete(prop.provider_id, NOW + timedelta(hours=12), actual_minutes=70)
+    assert isinstance(done, WorkCompleted)
+    assert done.actual_minutes == 70
+    assert done.actual_hours == Decimal("1.1667")  # for consumers that read only hours
+    assert (req.actual_minutes, req.actual_hours) == (70, Decimal("1.1667"))
+
+
+def test_hours_and_minutes_together_are_refused():
+    req, (prop,) = proposed(world())
+    assert isinstance(prop, MatchProposed)
+    req.accept(prop.provider_id, NOW + timedelta(minutes=5))
+    with pytest.raises(ValueError, match="not both"):
+        req.complete(prop.provider_id, NOW, actual_hours=Decimal(1), actual_minutes=60)
+    with pytest.raises(ValueError, match="negative"):
+        req.complete(prop.provider_id, NOW, actual_minutes=-1)
+    assert req.status is RequestStatus.ACCEPTED

@@ -70,7 +70,14 @@ def test_load_prefers_providers_with_free_capacity():
 
 
 def test_total_is_the_weighted_sum_and_reports_weights():
-    weights = {"slack": 0.5, "rating": 0.2, "price": 0.1, "load": 0.1, "trust_bonus": 0.1}
+    weights = {
+        "slack": 0.5,
+        "rating": 0.2,
+        "price": 0.1,
+        "load": 0.1,
+        "trust_bonus": 0.1,
+        "awake": 0.0,
+    }
     comps = {"slack": 0.8, "rating": 0.5, "price": 1.0, "load": 0.0, "trust_bonus": 1.0}
     b = breakdown(comps, weights)
     assert b.total == pytest.approx(0.5 * 0.8 + 0.2 * 0.5 + 0.1 * 1.0 + 0.0 + 0.1 * 1.0)

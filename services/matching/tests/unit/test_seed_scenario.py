@@ -21,8 +21,9 @@ from .builders import WEEKDAYS, at, offer, provider, skills, spans
 @pytest.mark.parametrize(
     ("day", "expected_local"),
     [
-        ((2026, 2, 10), "2026-02-11T06:30:00+01:00"),  # winter: 09:00 IST = 04:30 Paris
-        ((2026, 6, 16), "2026-06-17T07:30:00+02:00"),  # summer: 09:00 IST = 05:30 Paris
+        # asked at 23:00 IST, answers by 09:15 IST, then 2 h of work
+        ((2026, 2, 10), "2026-02-11T06:45:00+01:00"),  # winter: 09:00 IST = 04:30 Paris
+        ((2026, 6, 16), "2026-06-17T07:45:00+02:00"),  # summer: 09:00 IST = 05:30 Paris
     ],
 )
 def test_bangalore_provider_delivers_before_paris_wakes_up(day, expected_local):

@@ -66,6 +66,12 @@ class ContactData(BaseModel):
         default_factory=lambda: [Channel.EMAIL, Channel.INAPP],
         description="failover order: the first usable channel is used, then the next",
     )
+    urgent_kinds: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="kinds delivered even during quiet hours (e.g. match_proposed)",
+        examples=[["match_proposed"]],
+    )
 
 
 class ContactView(ContactData):
@@ -171,6 +177,7 @@ def _contact_view(r: Recipient, registered: bool) -> ContactView:
         zone=r.zone,
         quiet_hours=r.quiet_hours,
         channels=list(r.channels),
+        urgent_kinds=sorted(r.urgent_kinds),
     )
 
 
@@ -236,6 +243,12 @@ def api_router(store: NotificationsStore, rules: RoutingRules, clock: Clock) -> 
     async def put_contact(caller: Caller, body: ContactData) -> ContactView:
         """Replace your contact data (e-mail, locale, zone, quiet hours, channel order)."""
         current = await store.recipient(caller.subject)
+        unknown = sorted(set(body.urgent_kinds) - set(rules.kinds))
+        if unknown:
+            raise Unprocessable(
+                f"unknown notification kind(s) {', '.join(unknown)}",
+                errors=[{"field": "urgent_kinds", "message": f"known: {', '.join(rules.kinds)}"}],
+            )
         try:
             rec = Recipient(
                 recipient_id=caller.subject,
@@ -245,6 +258,7 @@ def api_router(store: NotificationsStore, rules: RoutingRules, clock: Clock) -> 
                 quiet_hours=body.quiet_hours,
                 channels=tuple(body.channels),
                 preferences=current.preferences if current else Preferences(),
+                urgent_kinds=frozenset(body.urgent_kinds),
             )
         except ValidationError as exc:
             raise _invalid(exc) from None

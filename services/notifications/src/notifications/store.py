@@ -117,6 +117,7 @@ def recipient_of(doc: Document) -> Recipient:
         quiet_hours=QuietHours(start=quiet["start"], end=quiet["end"]) if quiet else None,
         channels=tuple(Channel(c) for c in doc.get("channels") or ("email", "inapp")),
         preferences=_preferences(doc.get("preferences_off") or ()),
+        urgent_kinds=frozenset(doc.get("urgent_kinds") or ()),
     )
 
 
@@ -241,6 +242,7 @@ class NotificationsStore:
                         else None
                     ),
                     "channels": [c.value for c in recipient.channels],
+                    "urgent_kinds": sorted(recipient.urgent_kinds),
                     "updated_at": now,
                 }
             },

@@ -37,6 +37,13 @@ class ProviderSnapshot(Contract):
     sap_declaration: SapDeclaration | None = None
     status: ProviderStatus
     updated_at: UtcInstant
+    response_window_minutes: int | None = Field(
+        default=None,
+        ge=5,
+        le=24 * 60,
+        description="working minutes the provider takes to answer a proposal "
+        "(none: the platform's default)",
+    )
 
 
 class OfferStatus(StrEnum):

@@ -40,6 +40,11 @@ class ScoreBreakdown(Contract):
     load: float
     trust_bonus: float
     weights: dict[str, float]
+    awake: float | None = Field(
+        default=None,
+        description="1 when the provider can answer at once; lower the longer they sleep "
+        "before answering, relative to the time until the deadline (added in v1.1)",
+    )
 
 
 class FilterReason(Contract):
@@ -48,6 +53,9 @@ class FilterReason(Contract):
     filter: str = Field(examples=["skill"])
     count: int = Field(ge=0)
     message: str = Field(examples=["5 lack skill translation.en-fr ≥ 4"])
+    message_fr: str | None = Field(
+        default=None, examples=["5 n'ont pas la compétence translation.en-fr ≥ 4"]
+    )
 
 
 class _RequestEvent(Event):
@@ -71,6 +79,9 @@ class RequestSubmitted(_RequestEvent):
     live_window: LiveWindow | None = None
     delegation_level: DelegationLevel
     submitted_at: UtcInstant
+    not_before: UtcInstant | None = Field(
+        default=None, description="the work starts no earlier than this instant"
+    )
 
 
 @event("delego.matching.MatchProposed.v1", REQUESTS)
@@ -125,6 +136,7 @@ class RequestUnmatched(_RequestEvent):
     attempts: int = Field(ge=0)
     reasons: list[FilterReason]
     summary: str
+    summary_fr: str | None = None
 
 
 @event("delego.matching.RequestCancelled.v1", REQUESTS)
@@ -140,6 +152,12 @@ class WorkCompleted(_RequestEvent):
     actual_hours: Decimal | None = Field(default=None, ge=0)
     units: int | None = Field(default=None, ge=0)
     completed_at: UtcInstant
+    actual_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        description="the work reported in whole minutes (exact); when present, "
+        "`actual_hours` is the same duration rounded to 1/10 000 h",
+    )
 
 
 @event("delego.matching.WorkRated.v1", REQUESTS)

@@ -58,6 +58,7 @@ def billable_minutes(actual_minutes: Decimal, minimum_minutes: int, increment_mi
         raise PricingError("actual duration cannot be negative")
     if increment_minutes < 1:
         raise PricingError("increment must be at least one minute")
+    actual_minutes = actual_minutes.quantize(Decimal("0.000001"))  # minutes/60*60 residue
     steps = (actual_minutes / increment_minutes).to_integral_value(rounding=ROUND_CEILING)
     return max(minimum_minutes, int(steps) * increment_minutes)
 

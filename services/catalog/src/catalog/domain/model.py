@@ -64,6 +64,12 @@ class ProviderProfile(_Input):
     weekly_capacity_hours: Decimal
     skills: list[SkillClaim] = Field(default_factory=list)
     sap_declaration: SapDeclaration | None = None
+    response_window_minutes: int | None = Field(
+        default=None,
+        ge=5,
+        le=24 * 60,
+        description="working minutes to answer a proposal (none: the platform's default)",
+    )
 
 
 class ProviderChanges(_Input):
@@ -81,8 +87,9 @@ class ProviderChanges(_Input):
     weekly_capacity_hours: Decimal | None = None
     skills: list[SkillClaim] | None = None
     sap_declaration: SapDeclaration | None = None
+    response_window_minutes: int | None = Field(default=None, ge=5, le=24 * 60)
 
-    _NULLABLE: ClassVar[frozenset[str]] = frozenset({"sap_declaration"})
+    _NULLABLE: ClassVar[frozenset[str]] = frozenset({"sap_declaration", "response_window_minutes"})
 
     def apply_to(self, current: ProviderProfile, issues: Issues) -> ProviderProfile:
         return current.model_copy(update=_present(self, self._NULLABLE, issues))

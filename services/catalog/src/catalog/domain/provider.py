@@ -43,7 +43,14 @@ def check_profile(
     check_languages(profile.languages, "languages", issues)
     check_zone(profile.time_zone, "time_zone", issues)
     schedule_ok = check_schedule(profile.schedule, issues)
-    check_capacity(profile.weekly_capacity_hours, profile.schedule, schedule_ok, issues)
+    check_capacity(
+        profile.weekly_capacity_hours,
+        profile.schedule,
+        schedule_ok,
+        issues,
+        zone=profile.time_zone,
+        today=today,
+    )
     check_skills(profile.skills, taxonomy, issues)
     if profile.sap_declaration is not None:
         _check_sap(profile.sap_declaration, today, issues)
@@ -73,6 +80,7 @@ def profile_of(snapshot: ProviderSnapshot) -> ProviderProfile:
         weekly_capacity_hours=snapshot.weekly_capacity_hours,
         skills=[SkillClaim(code=s.code, level=s.level) for s in snapshot.skills],
         sap_declaration=snapshot.sap_declaration,
+        response_window_minutes=snapshot.response_window_minutes,
     )
 
 
@@ -96,6 +104,7 @@ def _snapshot(
         sap_declaration=profile.sap_declaration,
         status=status,
         updated_at=now,
+        response_window_minutes=profile.response_window_minutes,
     )
 
 

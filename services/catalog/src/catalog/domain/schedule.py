@@ -9,7 +9,9 @@ so it can collide with a Monday span. Overlaps are checked on that circle.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from delego_shared.events.common import WorkingSpan
 
@@ -54,6 +56,48 @@ def weekly_minutes(schedule: Sequence[WorkingSpan]) -> int:
 
 def weekly_hours(schedule: Sequence[WorkingSpan]) -> Decimal:
     return Decimal(weekly_minutes(schedule)) / 60
+
+
+def _local_midnight(zone: ZoneInfo, d: date) -> datetime:
+    """UTC instant of local 00:00 on `d` (first reading; a gap at midnight ends it)."""
+    wall = datetime.combine(d, time(0))
+    inst = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if inst.astimezone(zone).replace(tzinfo=None) != wall:  # in a gap
+        inst = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    return inst
+
+
+def longest_real_week_hours(
+    schedule: Sequence[WorkingSpan], zone_name: str, today: date, weeks: int = 53
+) -> Decimal:
+    """Most real (UTC) hours the schedule gives in one local week, over the next `weeks`.
+
+    The wall-clock sum, except in a week where the clocks go back over a
+    working span: the repeated wall time is worked twice (a Toronto Sunday
+    00:00-04:00 lasts 5 h that night). Only weeks whose offset changes are
+    walked, minute by minute on the UTC axis (offsets and spans are whole
+    minutes); weeks run from local Monday 00:00.
+    """
+    covered = bytearray(MINUTES_PER_WEEK)
+    for span in schedule:
+        for s, e in week_intervals(span):
+            covered[s:e] = b"\x01" * (e - s)
+    best = sum(covered)
+    zone = ZoneInfo(zone_name)
+    monday = today - timedelta(days=today.weekday())
+    one_minute = timedelta(minutes=1)
+    for i in range(weeks):
+        start = _local_midnight(zone, monday + timedelta(weeks=i))
+        end = _local_midnight(zone, monday + timedelta(weeks=i + 1))
+        if start.astimezone(zone).utcoffset() == end.astimezone(zone).utcoffset():
+            continue  # no transition inside (they are months apart)
+        total, t = 0, start
+        while t < end:
+            local = t.astimezone(zone)
+            total += covered[local.weekday() * MINUTES_PER_DAY + local.hour * 60 + local.minute]
+            t += one_minute
+        best = max(best, total)
+    return Decimal(best) / 60
 
 
 def check_schedule(
@@ -102,11 +146,18 @@ def check_capacity(
     schedule_ok: bool,
     issues: Issues,
     field: str = "weekly_capacity_hours",
+    *,
+    zone: str | None = None,
+    today: date | None = None,
 ) -> None:
     """Capacity is in (0, 168] and no more than the hours the schedule offers.
 
     Capacity above the scheduled hours is an error rather than a silent cap:
-    it would let matching book work outside the declared working hours.
+    it would let matching book work outside the declared working hours. With
+    the provider's `zone` (and `today`), "the hours the schedule offers" are
+    those of its longest real week in the coming year, so a capacity that
+    covers a fall-back night's extra hour is accepted (matching checks each
+    week against its own real hours).
     """
     if not capacity.is_finite():
         issues.add(field, "must be a finite number of hours")
@@ -119,6 +170,11 @@ def check_capacity(
         return
     if schedule_ok:
         scheduled = weekly_hours(schedule)
+        if capacity > scheduled and zone is not None and today is not None:
+            try:
+                scheduled = longest_real_week_hours(schedule, zone, today)
+            except (ZoneInfoNotFoundError, ValueError):
+                pass  # an unknown zone is reported by `check_zone`
         if capacity > scheduled:
             issues.add(
                 field,

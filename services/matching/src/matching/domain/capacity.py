@@ -12,12 +12,13 @@ overbooking a provider.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from .schedule import WorkPlan, iso_week
+from .schedule import WeeklySchedule, WorkPlan, iso_week
 
 
 def capacity_key(provider_id: str, week: str) -> str:
@@ -75,15 +76,67 @@ def reservation_keys(provider_id: str, plan: WorkPlan) -> dict[str, Decimal]:
     return {capacity_key(provider_id, w): h for w, h in hours.items()}
 
 
-def remaining_capacity(
-    weekly_capacity: Decimal, reserved: Mapping[str, Decimal], key: str
-) -> Decimal:
+_E4 = Decimal("0.0001")
+
+
+def nominal_weekly_hours(schedule: WeeklySchedule) -> Decimal:
+    """Wall-clock hours of the schedule: what the catalog's weekly circle counts."""
+    minutes = sum(length for day in schedule.by_weekday for _, length in day)
+    return Decimal(minutes) / 60
+
+
+@lru_cache(maxsize=65_536)
+def real_week_hours(schedule: WeeklySchedule, week: str) -> Decimal:
+    """Real (UTC) hours the schedule gives in one ISO week of the provider's zone.
+
+    Spans belong to the week of the local day they start on, as in
+    `plan_work`, so a week with a fall-back night is longer and a week with a
+    spring-forward night shorter than the wall-clock sum.
+    """
+    year, w = week.split("-W")
+    monday = date.fromisocalendar(int(year), int(w), 1)
+    seconds = sum(
+        (b - a).total_seconds()
+        for _, a, b in schedule.intervals(monday, monday + timedelta(days=6))
+    )
+    return (Decimal(int(seconds)) / 3600).quantize(_E4)
+
+
+def week_capacity(declared: Decimal, schedule: WeeklySchedule, week: str) -> Decimal:
+    """Hours bookable in one ISO week: the declared capacity, measured in real hours.
+
+    A declared capacity below the schedule's wall-clock hours is a deliberate
+    limit and stays as declared. One that covers the whole schedule means
+    "as much as I work", so it never forbids what the schedule allows that
+    week: in a fall-back week it grows to the week's real hours (a Toronto
+    Sunday 00:00-04:00 is 5 real hours on that night).
+    """
+    if declared < nominal_weekly_hours(schedule):
+        return declared
+    return max(declared, real_week_hours(schedule, week))
+
+
+def week_capacities(
+    provider_id: str, declared: Decimal, schedule: WeeklySchedule, keys: Iterable[str]
+) -> dict[str, Decimal]:
+    """`week_capacity` per capacity key of this provider (what a reservation checks)."""
+    prefix = f"{provider_id}:"
+    return {
+        k: week_capacity(declared, schedule, k.removeprefix(prefix))
+        for k in keys
+        if k.startswith(prefix)
+    }
+
+
+def remaining_capacity(capacity: Decimal, reserved: Mapping[str, Decimal], key: str) -> Decimal:
     """Hours still bookable in one week (never below zero)."""
-    return max(Decimal(0), weekly_capacity - reserved.get(key, Decimal(0)))
+    return max(Decimal(0), capacity - reserved.get(key, Decimal(0)))
 
 
 def fits(
-    weekly_capacity: Decimal, reserved: Mapping[str, Decimal], need: Mapping[str, Decimal]
+    capacity: Mapping[str, Decimal], reserved: Mapping[str, Decimal], need: Mapping[str, Decimal]
 ) -> bool:
-    """True when every week of the reservation has room for its share."""
-    return all(remaining_capacity(weekly_capacity, reserved, k) >= h for k, h in need.items())
+    """True when every week of the reservation has room for its share (capacity per key)."""
+    return all(
+        remaining_capacity(capacity.get(k, Decimal(0)), reserved, k) >= h for k, h in need.items()
+    )

@@ -8,10 +8,12 @@ Times are rendered in the client's zone; the summary reads like
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
-from delego_shared.events.matching import FilterReason
+from delego_shared.events.matching import FilterReason, ScoreBreakdown
 
 from .filters import FILTER_ORDER, Filter
+from .response import ResponseWindow
 from .schedule import in_zone
 from .spec import RequestSpec
 
@@ -51,9 +53,57 @@ def reason_message(f: Filter, count: int, detail: str, spec: RequestSpec) -> str
         case Filter.CAPACITY:
             need = f" for {spec.effort_hours} h" if spec.effort_hours is not None else ""
             return f"{n} lack weekly capacity{need}"
+        case Filter.RESPONSE:
+            return (
+                f"{n} could finish in time only by answering at once, but their response "
+                "window (counted in their working hours) ends too late"
+            )
         case Filter.DEADLINE:
             d = in_zone(spec.deadline, spec.client_zone)
             return f"{n} cannot finish before {d:%H:%M} {spec.client_zone} ({d:%a %Y-%m-%d})"
+
+
+def reason_message_fr(f: Filter, count: int, detail: str, spec: RequestSpec) -> str:
+    """The same reason in French (what a French-speaking client reads)."""
+    n = str(count)
+    match f:
+        case Filter.AVAILABLE:
+            return f"{n} non publiées ou dont le prestataire n'est pas actif"
+        case Filter.CATEGORY:
+            return f"{n} hors de la catégorie {spec.category}"
+        case Filter.SKILL:
+            return f"{n} sans la compétence {detail}"
+        case Filter.LANGUAGE:
+            return f"{n} sans langue commune avec {', '.join(spec.languages)}"
+        case Filter.ALREADY_TRIED:
+            return f"{n} de prestataires déjà sollicités pour cette demande"
+        case Filter.PRICING:
+            return f"{n} ne savent pas tarifer cette quantité de travail"
+        case Filter.CURRENCY:
+            cur = spec.budget.currency if spec.budget else "?"
+            return f"{n} facturées dans une autre devise que {cur}"
+        case Filter.BUDGET:
+            return f"{n} au-dessus du budget ({spec.budget})" if spec.budget else f"{n} trop chères"
+        case Filter.LIVE_WINDOW:
+            w = spec.live_window
+            if w is None:  # pragma: no cover - filter only fires with a window
+                return f"{n} indisponibles pour des séances en direct"
+            s, e = in_zone(w.start, spec.client_zone), in_zone(w.end, spec.client_zone)
+            return (
+                f"{n} ne travaillent pas pendant votre créneau en direct "
+                f"({s:%d/%m %H:%M}-{e:%d/%m %H:%M} {spec.client_zone})"
+            )
+        case Filter.CAPACITY:
+            need = f" pour {spec.effort_hours} h" if spec.effort_hours is not None else ""
+            return f"{n} sans capacité hebdomadaire suffisante{need}"
+        case Filter.RESPONSE:
+            return (
+                f"{n} ne finiraient à temps qu'en répondant tout de suite, mais leur délai de "
+                "réponse (compté dans leurs heures de travail) se termine trop tard"
+            )
+        case Filter.DEADLINE:
+            d = in_zone(spec.deadline, spec.client_zone)
+            return f"{n} ne peuvent pas finir avant {d:%H:%M} {spec.client_zone} ({d:%d/%m/%Y})"
 
 
 def skill_detail(code: str, level: int) -> str:
@@ -62,8 +112,8 @@ def skill_detail(code: str, level: int) -> str:
 
 def explain(
     spec: RequestSpec, considered: int, counts: Mapping[ReasonKey, int], qualified: int
-) -> tuple[list[FilterReason], str]:
-    """Reasons sorted by count (then filter order) and a one-line summary."""
+) -> tuple[list[FilterReason], str, str]:
+    """Reasons sorted by count (then filter order) and a one-line summary (English, French)."""
     order = {f: i for i, f in enumerate(FILTER_ORDER)}
     keys = sorted(
         (k for k, c in counts.items() if c > 0),
@@ -71,15 +121,108 @@ def explain(
     )
     reasons = [
         FilterReason(
-            filter=f.value, count=counts[(f, d)], message=reason_message(f, counts[(f, d)], d, spec)
+            filter=f.value,
+            count=counts[(f, d)],
+            message=reason_message(f, counts[(f, d)], d, spec),
+            message_fr=reason_message_fr(f, counts[(f, d)], d, spec),
         )
         for f, d in keys
     ]
     if considered == 0:
-        return reasons, f"no published offer in category {spec.category}"
-    head = f"{considered} offer{'s' if considered != 1 else ''} in category {spec.category}"
-    parts = [head]
+        return (
+            reasons,
+            f"no published offer in category {spec.category}",
+            f"aucune offre publiée dans la catégorie {spec.category}",
+        )
+    plural = "s" if considered != 1 else ""
+    en = [f"{considered} offer{plural} in category {spec.category}"]
+    fr = [f"{considered} offre{plural} dans la catégorie {spec.category}"]
     if qualified:
-        parts.append(f"{qualified} qualify")
-    parts.extend(r.message for r in reasons)
-    return reasons, "; ".join(parts)
+        en.append(f"{qualified} qualify")
+        fr.append(f"{qualified} conviennent" if qualified != 1 else "1 convient")
+    en.extend(r.message for r in reasons)
+    fr.extend(r.message_fr or r.message for r in reasons)
+    return reasons, "; ".join(en), " ; ".join(fr)
+
+
+TIGHT_AWAKE = 0.5
+"""Below this awake score the provider sleeps through more than half of the time
+until the deadline: the explanation says the deadline is tight for a sleeper."""
+
+
+def _when(instant: datetime, zone: str, fr: bool = False) -> str:
+    t = in_zone(instant, zone)
+    return f"{t:%H:%M} {t:%d/%m} ({zone})" if fr else f"{t:%H:%M} {t:%a %d %b} ({zone})"
+
+
+def proposal_explanation(
+    *,
+    spec: RequestSpec,
+    provider_name: str,
+    provider_zone: str,
+    response: ResponseWindow,
+    finish: datetime,
+    score: ScoreBreakdown,
+) -> tuple[str, str]:
+    """Why this provider, and when they answer, in English and French.
+
+    Names every score component, the response window in the provider's zone
+    and the promise in the client's; says so when the awake component weighed
+    (a sleeping provider against a tight deadline).
+    """
+    cz, pz = spec.client_zone, provider_zone
+    awake = score.awake if score.awake is not None else 1.0
+    en = [f"{provider_name} promises {_when(finish, cz)}, deadline {_when(spec.deadline, cz)}."]
+    fr = [
+        f"{provider_name} promet {_when(finish, cz, True)}, échéance "
+        f"{_when(spec.deadline, cz, True)}."
+    ]
+    if spec.not_before is not None and spec.not_before > response.asked_at:
+        en.append(f"Work starts no earlier than {_when(spec.not_before, cz)}, as asked.")
+        fr.append(
+            f"Le travail ne commence pas avant {_when(spec.not_before, cz, True)}, comme demandé."
+        )
+    asked_en, asked_fr = _when(response.asked_at, pz), _when(response.asked_at, pz, True)
+    by_en, by_fr = _when(response.answer_by, pz), _when(response.answer_by, pz, True)
+    if response.awake:
+        en.append(f"Asked at {asked_en}, during their working hours: answer by {by_en}.")
+        fr.append(f"Sollicité à {asked_fr}, pendant ses heures de travail : réponse avant {by_fr}.")
+    else:
+        from_en = _when(response.answer_from, pz)
+        from_fr = _when(response.answer_from, pz, True)
+        en.append(
+            f"Asked at {asked_en}, outside their working hours: they can answer from "
+            f"{from_en} and must answer by {by_en}; the promise counts that wait."
+        )
+        fr.append(
+            f"Sollicité à {asked_fr}, hors de ses heures de travail : réponse possible dès "
+            f"{from_fr}, au plus tard {by_fr} ; la promesse tient compte de cette attente."
+        )
+        if awake < TIGHT_AWAKE:
+            en.append(
+                f"The deadline is tight for someone asleep, so providers who are awake "
+                f"are preferred (awake {awake:.2f})."
+            )
+            fr.append(
+                f"L'échéance est serrée pour quelqu'un qui dort : les prestataires éveillés "
+                f"passent devant (éveil {awake:.2f})."
+            )
+    parts = (
+        ("slack", "marge", score.slack),
+        ("rating", "note", score.rating),
+        ("price", "prix", score.price),
+        ("load", "charge", score.load),
+        ("trust", "confiance", score.trust_bonus),
+        ("awake", "éveil", awake),
+    )
+    en.append(
+        f"Score {score.total:.3f} = weighted("
+        + ", ".join(f"{e} {v:.2f}" for e, _, v in parts)
+        + ")."
+    )
+    fr.append(
+        f"Score {score.total:.3f} = pondération("
+        + ", ".join(f"{f} {v:.2f}" for _, f, v in parts)
+        + ")."
+    )
+    return " ".join(en), " ".join(fr)

@@ -34,6 +34,8 @@ class Filter(StrEnum):
     BUDGET = "budget"
     LIVE_WINDOW = "live_window"
     CAPACITY = "capacity"
+    RESPONSE = "response"
+    """Could finish in time if asked while at work, but sleeps too long before answering."""
     DEADLINE = "deadline"
 
 
@@ -96,10 +98,10 @@ def live_window_ok(provider: ProviderEntry, window: LiveWindow | None, minimum: 
 
 
 def capacity_ok(
-    weekly_capacity: Decimal, reserved: Mapping[str, Decimal], need: Mapping[str, Decimal]
+    capacity: Mapping[str, Decimal], reserved: Mapping[str, Decimal], need: Mapping[str, Decimal]
 ) -> bool:
-    """Every ISO week the work falls in keeps enough unreserved capacity."""
-    return fits(weekly_capacity, reserved, need)
+    """Every ISO week the work falls in keeps enough unreserved capacity (real hours)."""
+    return fits(capacity, reserved, need)
 
 
 def finishes_by(plan: WorkPlan, deadline: datetime) -> bool:

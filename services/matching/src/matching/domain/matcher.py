@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from delego_shared.events.catalog import OfferSnapshot, OfferStatus
@@ -18,7 +18,14 @@ from delego_shared.events.common import AgreedTerms, pricing_currency
 from delego_shared.events.matching import FilterReason, ScoreBreakdown
 from delego_shared.types import Money
 
-from .capacity import capacity_key, reservation_keys, week_key
+from .capacity import (
+    capacity_key,
+    planning_keys,
+    reservation_keys,
+    week_capacities,
+    week_capacity,
+    week_key,
+)
 from .explain import ReasonKey, explain, skill_detail
 from .filters import (
     Filter,
@@ -37,8 +44,10 @@ from .policy import DEFAULT_POLICY, MatchingPolicy
 from .pricing_estimate import estimate_price, work_hours, work_units
 from .rating import RatingStats, rating_component
 from .readmodel import ProviderEntry
+from .response import ResponseWindow, response_window
 from .schedule import WorkPlan, hours_to_timedelta, plan_work
 from .scoring import (
+    awake_component,
     breakdown,
     load_component,
     price_component,
@@ -78,6 +87,9 @@ class Qualified:
     price: Money
     plan: WorkPlan
     reservation: dict[str, Decimal]
+    capacity: dict[str, Decimal]
+    """Bookable hours per capacity key of the reservation (real hours of each week)."""
+    response: ResponseWindow
 
     @property
     def finish(self) -> datetime:
@@ -97,7 +109,11 @@ class Candidate:
     finish: datetime
     reservation: dict[str, Decimal]
     """Hours to reserve per capacity key."""
+    capacity: dict[str, Decimal]
+    """Bookable hours per capacity key (the reservation's ceiling, real hours)."""
     score: ScoreBreakdown
+    response: ResponseWindow
+    """When the provider can answer and by when they must (the proposal's expiry)."""
 
     def terms(self) -> AgreedTerms:
         p = self.provider.snapshot
@@ -121,10 +137,57 @@ class MatchOutcome:
     offers_considered: int
     reasons: tuple[FilterReason, ...]
     summary: str
+    summary_fr: str = ""
 
     @property
     def best(self) -> Candidate | None:
         return self.candidates[0] if self.candidates else None
+
+
+def earliest_start(spec: RequestSpec, now: datetime) -> datetime:
+    """When work may start at the earliest, whoever does it (`not_before` or now)."""
+    return now if spec.not_before is None else max(now, spec.not_before)
+
+
+def provider_response(
+    provider: ProviderEntry, now: datetime, policy: MatchingPolicy = DEFAULT_POLICY
+) -> ResponseWindow:
+    """The provider's own window (`response_window_minutes`) or the policy's default,
+    counted in their working time."""
+    minutes = provider.snapshot.response_window_minutes
+    window = timedelta(minutes=minutes) if minutes else policy.acceptance_window
+    return response_window(provider.schedule, now, window, policy.horizon)
+
+
+def planning_limit(
+    provider: ProviderEntry,
+    spec: RequestSpec,
+    now: datetime,
+    policy: MatchingPolicy = DEFAULT_POLICY,
+) -> datetime:
+    """The last instant `evaluate` can plan this provider's work up to (the edge reads
+    the capacity keys from `now` to here)."""
+    start = max(earliest_start(spec, now), provider_response(provider, now, policy).answer_by)
+    return min(spec.deadline, start + policy.horizon)
+
+
+def context_keys(
+    provider: ProviderEntry,
+    spec: RequestSpec,
+    now: datetime,
+    policy: MatchingPolicy = DEFAULT_POLICY,
+) -> list[str]:
+    """Capacity keys the edge reads by `_id` for this provider: the weeks a plan can
+    touch (from the earliest start to `planning_limit`) and the current week (load)."""
+    zone = provider.snapshot.time_zone
+    keys = planning_keys(
+        provider.provider_id,
+        zone,
+        earliest_start(spec, now),
+        planning_limit(provider, spec, now, policy),
+    )
+    current = week_key(provider.provider_id, now, zone)
+    return keys if current in keys else [current, *keys]
 
 
 def evaluate(
@@ -162,19 +225,30 @@ def evaluate(
         return Rejection(verdict)
     if not live_window_ok(provider, spec.live_window, policy.min_live_overlap):
         return Rejection(Filter.LIVE_WINDOW)
+    response = provider_response(provider, now, policy)
+    effort = hours_to_timedelta(hours)
+    earliest = earliest_start(spec, now)
     plan = plan_work(
         provider.schedule,
-        now,
-        hours_to_timedelta(hours),
+        max(earliest, response.answer_by),  # no work before they have answered
+        effort,
         not_after=spec.deadline,
         horizon=policy.horizon,
     )
     need = reservation_keys(provider.provider_id, plan)
-    if not capacity_ok(provider.snapshot.weekly_capacity_hours, context.reserved_hours, need):
+    ceiling = week_capacities(
+        provider.provider_id, provider.snapshot.weekly_capacity_hours, provider.schedule, need
+    )
+    if not capacity_ok(ceiling, context.reserved_hours, need):
         return Rejection(Filter.CAPACITY)
     if not finishes_by(plan, spec.deadline):
+        awake_plan = plan_work(
+            provider.schedule, earliest, effort, not_after=spec.deadline, horizon=policy.horizon
+        )
+        if response.answer_by > earliest and finishes_by(awake_plan, spec.deadline):
+            return Rejection(Filter.RESPONSE)
         return Rejection(Filter.DEADLINE)
-    return Qualified(offer, provider, hours, units, estimate.price, plan, need)
+    return Qualified(offer, provider, hours, units, estimate.price, plan, need, ceiling, response)
 
 
 class _Tally:
@@ -208,14 +282,17 @@ def _rank(
     for q in qualified:
         p = q.provider.snapshot
         current_week = week_key(p.provider_id, now, p.time_zone)
+        this_week = week_capacity(
+            p.weekly_capacity_hours, q.provider.schedule, current_week.rsplit(":", 1)[1]
+        )
+        earliest = earliest_start(spec, now)
         components = {
-            "slack": slack_component(now, q.finish, spec.deadline),
+            "slack": slack_component(earliest, q.finish, spec.deadline),
             "rating": rating_component(context.ratings.get(p.provider_id), policy.rating_prior),
             "price": price_component(q.price, spec.budget, cheapest.get(q.price.currency)),
-            "load": load_component(
-                context.reserved_hours.get(current_week, Decimal(0)), p.weekly_capacity_hours
-            ),
+            "load": load_component(context.reserved_hours.get(current_week, Decimal(0)), this_week),
             "trust_bonus": 1.0 if p.provider_id in context.trusted_providers else 0.0,
+            "awake": awake_component(earliest, q.response.answer_from, spec.deadline),
         }
         total = weighted_total(components, policy.weights)
         scored.append((-total, q.finish, q.offer.offer_id, q, components))
@@ -229,7 +306,9 @@ def _rank(
             q.price,
             q.finish,
             q.reservation,
+            q.capacity,
             breakdown(components, policy.weights),
+            q.response,
         )
         for _, _, _, q, components in scored[:limit]
     ]
@@ -246,8 +325,8 @@ def _outcome(
 ) -> MatchOutcome:
     n = policy.candidates_limit if limit is None else limit
     ranked = _rank(tally.qualified, spec, now, context, policy, n)
-    reasons, summary = explain(spec, considered, tally.counts, len(tally.qualified))
-    return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary)
+    reasons, summary, summary_fr = explain(spec, considered, tally.counts, len(tally.qualified))
+    return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
 
 
 def find_matches(
@@ -286,8 +365,9 @@ def find_matches(
     )
 
 
-LIVE_FILTERS = frozenset({Filter.CAPACITY, Filter.DEADLINE})
-"""Filters whose verdict can depend on the live context (capacity comes before deadline)."""
+LIVE_FILTERS = frozenset({Filter.CAPACITY, Filter.RESPONSE, Filter.DEADLINE})
+"""Filters whose verdict can depend on the live context (capacity comes before
+response and deadline, so an offer they reject might have failed capacity)."""
 
 
 def context_providers(
@@ -368,8 +448,10 @@ __all__ = [
     "Qualified",
     "Rejection",
     "capacity_key",
+    "context_keys",
     "context_providers",
     "evaluate",
     "find_matches",
     "find_matches_bruteforce",
+    "planning_limit",
 ]

@@ -9,10 +9,17 @@ from types import MappingProxyType
 
 from .rating import RatingPrior
 
-SCORE_COMPONENTS = ("slack", "rating", "price", "load", "trust_bonus")
+SCORE_COMPONENTS = ("slack", "rating", "price", "load", "trust_bonus", "awake")
 
 DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
-    {"slack": 0.30, "rating": 0.30, "price": 0.20, "load": 0.10, "trust_bonus": 0.10}
+    {
+        "slack": 0.25,
+        "rating": 0.25,
+        "price": 0.20,
+        "load": 0.10,
+        "trust_bonus": 0.10,
+        "awake": 0.10,
+    }
 )
 
 
@@ -21,6 +28,8 @@ class MatchingPolicy:
     weights: Mapping[str, float] = field(default_factory=lambda: DEFAULT_WEIGHTS)
     rating_prior: RatingPrior = field(default_factory=RatingPrior)
     acceptance_window: timedelta = timedelta(minutes=15)
+    """Default response window, in the provider's working time (a provider's
+    `response_window_minutes` overrides it)."""
     max_attempts: int = 3
     min_live_overlap: timedelta = timedelta(minutes=30)
     """A live-session window must share at least this much with the provider's spans."""

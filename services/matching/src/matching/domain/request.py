@@ -16,7 +16,7 @@ illegal transition raises `IllegalTransition` (HTTP 409 at the edge).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Self
@@ -36,9 +36,10 @@ from delego_shared.events.matching import (
     WorkCompleted,
     WorkRated,
 )
-from delego_shared.types import Identifier, Money, UtcInstant
+from delego_shared.types import IanaZone, Identifier, Money, UtcInstant
 from pydantic import BaseModel, ConfigDict, Field
 
+from .explain import proposal_explanation
 from .matcher import MatchOutcome
 from .policy import DEFAULT_POLICY, MatchingPolicy
 from .schedule import in_zone
@@ -111,6 +112,12 @@ class Proposal(BaseModel):
     score: ScoreBreakdown
     proposed_at: UtcInstant
     expires_at: UtcInstant
+    """The end of the provider's response window, counted in their working time."""
+    provider_zone: IanaZone | None = None
+    answer_from: UtcInstant | None = None
+    """When the provider could first answer (the proposal time when at work)."""
+    explanation: str = ""
+    explanation_fr: str = ""
 
 
 class Attempt(BaseModel):
@@ -119,6 +126,7 @@ class Attempt(BaseModel):
     offer_id: Identifier
     proposed_at: UtcInstant
     expires_at: UtcInstant
+    provider_zone: IanaZone | None = None
     outcome: AttemptOutcome = AttemptOutcome.PENDING
     decided_at: UtcInstant | None = None
 
@@ -141,7 +149,10 @@ class ClientRequest(BaseModel):
     offers_considered: int = 0
     unmatched_reasons: list[FilterReason] = Field(default_factory=list)
     unmatched_summary: str | None = None
+    unmatched_summary_fr: str | None = None
     actual_hours: Decimal | None = None
+    actual_minutes: int | None = None
+    """The work reported in whole minutes (exact); `actual_hours` is then derived."""
     actual_units: int | None = None
     completed_at: UtcInstant | None = None
     rating: int | None = None
@@ -186,6 +197,7 @@ class ClientRequest(BaseModel):
                 live_window=spec.live_window,
                 delegation_level=spec.delegation_level,
                 submitted_at=now,
+                not_before=spec.not_before,
             )
         ]
 
@@ -281,20 +293,31 @@ class ClientRequest(BaseModel):
         *,
         actual_hours: Decimal | None = None,
         units: int | None = None,
+        actual_minutes: int | None = None,
     ) -> list[Event]:
-        """The assigned provider delivered → WorkCompleted (billing prices from it)."""
+        """The assigned provider delivered → WorkCompleted (billing prices from it).
+
+        The time is reported as decimal `actual_hours` or exact `actual_minutes`,
+        never both; with minutes, the event also carries the hours (rounded to
+        1/10 000 h) for consumers that read only those.
+        """
         self._require("complete", RequestStatus.ACCEPTED)
         p = self._proposal()
         if provider_id != p.provider_id:
             raise NotTheProposedProvider(
                 self.request_id, self.status, "complete", f"assigned to {p.provider_id}"
             )
-        if actual_hours is None and units is None:
-            raise ValueError("completion needs the actual hours or the units delivered")
-        if (actual_hours is not None and actual_hours < 0) or (units is not None and units < 0):
-            raise ValueError("actual hours and units cannot be negative")
+        if actual_hours is not None and actual_minutes is not None:
+            raise ValueError("report the time in actual_hours or in actual_minutes, not both")
+        if actual_hours is None and actual_minutes is None and units is None:
+            raise ValueError("completion needs the actual hours or minutes, or the units delivered")
+        if any(v is not None and v < 0 for v in (actual_hours, actual_minutes, units)):
+            raise ValueError("actual hours, minutes and units cannot be negative")
+        if actual_minutes is not None:
+            actual_hours = (Decimal(actual_minutes) / 60).quantize(Decimal("0.0001"))
         self.status = RequestStatus.COMPLETED
         self.actual_hours, self.actual_units, self.completed_at = actual_hours, units, now
+        self.actual_minutes = actual_minutes
         return self._bump(
             WorkCompleted(
                 request_id=self.request_id,
@@ -302,6 +325,7 @@ class ClientRequest(BaseModel):
                 provider_id=p.provider_id,
                 terms=p.terms,
                 actual_hours=actual_hours,
+                actual_minutes=actual_minutes,
                 units=units,
                 completed_at=now,
             )
@@ -375,24 +399,40 @@ class ClientRequest(BaseModel):
         n = len(self.attempts)
         if n >= self.max_attempts:
             who = f"{n} provider{'s' if n != 1 else ''}"
+            qui = f"{n} prestataire{'s' if n != 1 else ''}"
             reasons = [
                 FilterReason(
                     filter="attempts",
                     count=n,
                     message=f"{who} declined or let the proposal expire",
+                    message_fr=f"{qui} ont refusé ou laissé expirer la proposition"
+                    if n != 1
+                    else f"{qui} a refusé ou laissé expirer la proposition",
                 )
             ]
+            pl = "s" if n != 1 else ""
             return self._unmatched(
-                reasons, f"no provider accepted after {n} proposal{'s' if n != 1 else ''}"
+                reasons,
+                f"no provider accepted after {n} proposal{pl}",
+                f"aucun prestataire n'a accepté après {n} proposition{pl}",
             )
         outcome = find(self.tried_providers)
         self.offers_considered = outcome.offers_considered
         best = outcome.best
         if best is None:
-            return self._unmatched(list(outcome.reasons), outcome.summary)
-        expires = now + timedelta(seconds=self.acceptance_window_seconds)
+            return self._unmatched(list(outcome.reasons), outcome.summary, outcome.summary_fr)
+        expires = best.response.answer_by
         promised_local = in_zone(best.finish, self.spec.client_zone).isoformat()
         terms = best.terms()
+        zone = best.provider.snapshot.time_zone
+        why, why_fr = proposal_explanation(
+            spec=self.spec,
+            provider_name=terms.provider_display_name,
+            provider_zone=zone,
+            response=best.response,
+            finish=best.finish,
+            score=best.score,
+        )
         self.proposal = Proposal(
             attempt=n + 1,
             provider_id=best.provider.provider_id,
@@ -406,6 +446,10 @@ class ClientRequest(BaseModel):
             score=best.score,
             proposed_at=now,
             expires_at=expires,
+            provider_zone=zone,
+            answer_from=best.response.answer_from,
+            explanation=why,
+            explanation_fr=why_fr,
         )
         self.attempts.append(
             Attempt(
@@ -414,6 +458,7 @@ class ClientRequest(BaseModel):
                 offer_id=best.offer.offer_id,
                 proposed_at=now,
                 expires_at=expires,
+                provider_zone=zone,
             )
         )
         self.status = RequestStatus.PROPOSED
@@ -434,10 +479,13 @@ class ClientRequest(BaseModel):
             )
         )
 
-    def _unmatched(self, reasons: list[FilterReason], summary: str) -> list[Event]:
+    def _unmatched(
+        self, reasons: list[FilterReason], summary: str, summary_fr: str = ""
+    ) -> list[Event]:
         self.status = RequestStatus.UNMATCHED
         self.unmatched_reasons = reasons
         self.unmatched_summary = summary
+        self.unmatched_summary_fr = summary_fr or None
         return self._bump(
             RequestUnmatched(
                 request_id=self.request_id,
@@ -446,5 +494,6 @@ class ClientRequest(BaseModel):
                 attempts=len(self.attempts),
                 reasons=reasons,
                 summary=summary,
+                summary_fr=summary_fr or None,
             )
         )

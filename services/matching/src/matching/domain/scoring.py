@@ -6,7 +6,10 @@
 - price: 1 - price/budget with a budget; cheapest/price among the qualified
   offers in the same currency without one;
 - load: 1 - reserved/capacity for the provider's current week (spreads work);
-- trust_bonus: 1 when this client already rated the provider ≥ 4.
+- trust_bonus: 1 when this client already rated the provider ≥ 4;
+- awake: 1 when the provider can answer at once; minus the share of the time
+  until the deadline they sleep before they can (a sleeper barely loses
+  against a week-long deadline, a lot against an overnight one).
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ def slack_component(now: datetime, finish: datetime, deadline: datetime) -> floa
     if window <= 0:
         return 0.0
     return _clamp((deadline - finish).total_seconds() / window)
+
+
+def awake_component(earliest: datetime, answer_from: datetime, deadline: datetime) -> float:
+    """1 - (time until the provider can answer) / (time from the earliest start to the deadline)."""
+    window = (deadline - earliest).total_seconds()
+    wait = (answer_from - earliest).total_seconds()
+    if wait <= 0:
+        return 1.0
+    if window <= 0:
+        return 0.0
+    return _clamp(1 - wait / window)
 
 
 def _score(fraction: Decimal) -> float:
@@ -75,6 +89,7 @@ def breakdown(components: Mapping[str, float], weights: Mapping[str, float]) -> 
         load=round(values["load"], 6),
         trust_bonus=values["trust_bonus"],
         weights=w,
+        awake=round(values["awake"], 6),
     )
 
 

@@ -58,6 +58,9 @@ class _RequestFields(BaseModel):
     delegation_level: DelegationLevel = DelegationLevel.ACT_WITH_REVIEW
     description: str = Field(default="", max_length=4000, repr=False)
     """Private: for the accepted provider only; never in events or logs."""
+    not_before: UtcInstant | None = None
+    """Start-after: no work before this instant (earliest finish, reservations,
+    a relative deadline and the score all count from it)."""
 
     @model_validator(mode="after")
     def _coherent(self) -> _RequestFields:
@@ -76,14 +79,18 @@ class RequestDraft(_RequestFields):
     deadline: UtcInstant | NextWorkingDay
 
     def resolve(self, now: datetime) -> RequestSpec:
-        """Fix the deadline as an instant; a deadline not after `now` is refused."""
+        """Fix the deadline as an instant (a relative one from `not_before` when later
+        than `now`); a deadline not after `now` or `not_before` is refused."""
+        start = max(now, self.not_before) if self.not_before is not None else now
         deadline = (
-            self.deadline.resolve(now, self.client_zone)
+            self.deadline.resolve(start, self.client_zone)
             if isinstance(self.deadline, NextWorkingDay)
             else self.deadline
         )
         if deadline <= now:
             raise ValueError("the deadline is already past")
+        if deadline <= start:
+            raise ValueError("the deadline must come after not_before")
         data = self.model_dump(exclude={"deadline"})
         return RequestSpec.model_validate({**data, "deadline": deadline})
 

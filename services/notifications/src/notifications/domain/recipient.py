@@ -41,6 +41,8 @@ class Recipient(BaseModel):
     quiet_hours: QuietHours | None = None
     channels: tuple[Channel, ...] = (Channel.EMAIL, Channel.INAPP)
     preferences: Preferences = Field(default_factory=Preferences)
+    urgent_kinds: frozenset[str] = frozenset()
+    """Kinds delivered even during quiet hours (`urgency.quiet_wait`)."""
 
     @field_validator("email")
     @classmethod

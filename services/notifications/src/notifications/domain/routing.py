@@ -22,8 +22,8 @@ from delego_shared.events.notifications import Channel
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .delivery_key import delivery_key
-from .quiet_hours import quiet_until
 from .recipient import Recipient, WebhookEndpoint
+from .urgency import quiet_wait
 
 KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 QUIET_CHANNELS = frozenset({Channel.EMAIL})
@@ -177,12 +177,24 @@ def usable_channels(
 
 
 def hold_until(
-    recipient: Recipient, channel: Channel, *, critical: bool, now: datetime
+    recipient: Recipient,
+    channel: Channel,
+    *,
+    critical: bool,
+    now: datetime,
+    kind: str | None = None,
 ) -> datetime | None:
-    """When quiet hours end, if this delivery must wait for them; critical ones never wait."""
-    if critical or channel not in QUIET_CHANNELS or recipient.quiet_hours is None:
-        return None
-    return quiet_until(recipient.quiet_hours, recipient.zone, now)
+    """When quiet hours end, if this delivery must wait for them (`urgency.quiet_wait`:
+    critical kinds and kinds the recipient marked urgent never wait)."""
+    return quiet_wait(
+        kind=kind,
+        critical=critical,
+        interrupts=channel in QUIET_CHANNELS,
+        quiet=recipient.quiet_hours,
+        zone=recipient.zone,
+        urgent_kinds=recipient.urgent_kinds,
+        now=now,
+    )
 
 
 def person_delivery(
@@ -204,7 +216,7 @@ def person_delivery(
         recipient_id=recipient.recipient_id,
         channel=channel,
         critical=critical,
-        hold_until=hold_until(recipient, channel, critical=critical, now=now),
+        hold_until=hold_until(recipient, channel, critical=critical, now=now, kind=kind),
         endpoint_id=endpoint_id,
     )
 
