@@ -185,7 +185,7 @@ async def test_credit_note_restores_the_cap_and_reverses_the_ledger(
 ):
     settings = billing_settings()
     app = app_factory(settings)
-    terms = make_terms(sap_activity="petit_bricolage", category="household")  # 500 EUR sub-cap
+    terms = make_terms(sap_activity="petit_bricolage", category="home_services")  # 500 EUR sub-cap
     async with running(app) as http:
         client = auth(settings, "cli_cap", "client")
         r = await http.put(

@@ -45,7 +45,14 @@ ACTIVITIES = [
     "teleassistance_visioassistance",
     "entretien_maison",
 ]
-CATEGORIES = ["tutoring", "translation", "household", "concierge", "dating_assistant", "other"]
+CATEGORIES = [
+    "tutoring",
+    "translation",
+    "home_services",
+    "concierge",
+    "dating_assistance",
+    "gaming",
+]
 COUNTRIES = ["FR", "FR", "FR", "BE", "DE", "US"]
 
 

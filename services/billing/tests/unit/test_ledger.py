@@ -116,7 +116,7 @@ _ACTIVITIES = [
     "livraison_courses_domicile",
     "not_a_sap_activity",
 ]
-_CATEGORIES = ["tutoring", "tutoring.math", "translation", "household", "concierge", "other"]
+_CATEGORIES = ["tutoring", "tutoring.maths", "translation", "home_services", "concierge", "other"]
 _COUNTRIES = ["FR", "FR", "FR", "BE", "DE", "US", "FI"]
 
 
