@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from .domain.errors import BillingError
+from .domain.money import amount_text
 from .domain.numbering import document_year
 from .domain.tax_credit import ClientTaxProfile
 from .store import CERTIFICATES, INVOICES, BillingStore, ConflictError, NotFoundError, public
@@ -39,7 +40,9 @@ _env = Environment(
 
 
 def _fmt_money(m: Mapping[str, Any]) -> str:
-    return f"{Decimal(str(m['amount'])):,.2f} {m['currency']}".replace(",", "\u202f")
+    """Printed with the currency's minor units (grouped thousands, narrow spaces)."""
+    units = Money.zero(str(m["currency"])).minor_units
+    return f"{Decimal(str(m['amount'])):,.{units}f} {m['currency']}".replace(",", "\u202f")
 
 
 def _fmt_pct(rate: str) -> str:
@@ -317,8 +320,8 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
 
 
 def _money(m: Money) -> dict[str, str]:
-    return {"amount": str(m.amount), "currency": m.currency}
+    return {"amount": amount_text(m), "currency": m.currency}
 
 
 def _negate(m: Mapping[str, Any]) -> dict[str, str]:
-    return {"amount": str(-Decimal(str(m["amount"]))), "currency": str(m["currency"])}
+    return _money(-Money(amount=Decimal(str(m["amount"])), currency=str(m["currency"])))

@@ -64,6 +64,7 @@ from .domain.invoice import (
     build_invoice,
 )
 from .domain.ledger import Account, JournalEntry, journal_for_credit_note, journal_for_invoice
+from .domain.money import amount_text, with_minor_units
 from .domain.numbering import (
     DocumentKind,
     counter_id,
@@ -150,7 +151,7 @@ def to_millis(at: datetime) -> datetime:
 
 
 def _money(m: Money) -> dict[str, str]:
-    return {"amount": str(m.amount), "currency": m.currency}
+    return {"amount": amount_text(m), "currency": m.currency}
 
 
 def _m(d: Mapping[str, Any]) -> Money:
@@ -351,7 +352,7 @@ def journal_to_doc(entry: JournalEntry, *, client_id: str, provider_id: str) -> 
             {
                 "account": p.account.value,
                 "currency": p.amount.currency,
-                "amount": str(p.amount.amount),
+                "amount": amount_text(p.amount),
                 "minor": _minor(p.amount),
             }
             for p in entry.postings
@@ -445,6 +446,7 @@ class BillingStore:
         self.instance = instance
 
     def _envelope(self, data: Event, cause: Envelope | None) -> Envelope:
+        data = with_minor_units(data)  # "0.00", never "0", on the topic
         if cause is not None:
             return cause.caused(data, self.source)
         return Envelope(data=data, source=self.source)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 MATCHING_SOURCE = "/delego/matching"
 
 
-async def test_dating_assistance_pays_20_and_home_services_10_percent(
+async def test_dating_assistance_pays_20_and_home_services_10_percent_in_minor_units(
     billing_settings, app_factory, running, auth, make_terms, publish, billing_events
 ):
     settings = billing_settings()
@@ -68,3 +68,8 @@ async def test_dating_assistance_pays_20_and_home_services_10_percent(
     assert events["req_home"]["commission"] == {"amount": "8.00", "currency": "EUR"}
     assert pages["req_home"]["totals"]["commission"]["amount"] == "8.00"
     assert pages["req_home"]["totals"]["provider_payout"]["amount"] == "72.00"
+    # money keeps its minor units on the topic and on the API (no "0", no "650")
+    assert events["req_dating"]["tax_credit"] == {"amount": "0.00", "currency": "EUR"}
+    assert events["req_dating"]["lines"][0]["unit_price"]["amount"] == "650.00"
+    assert pages["req_dating"]["totals"]["eligible_amount"]["amount"] == "0.00"
+    assert pages["req_dating"]["lines"][0]["decision"]["credit"]["amount"] == "0.00"

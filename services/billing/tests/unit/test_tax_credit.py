@@ -39,10 +39,10 @@ def test_eligible_at_home_tutoring(make_terms, profile_fr, tc2026):
     d, amount = decide(make_terms(), profile_fr, eur("60.00"), tc2026)
     assert d.code is DecisionCode.ELIGIBLE
     assert (d.eligible_amount, d.credit, amount) == (eur("60.00"), eur("30.00"), D("60.00"))
-    assert (
-        d.reason_fr == "éligible : soutien scolaire à domicile, plafond annuel restant 11 940 EUR"
+    assert d.reason_fr == (
+        "éligible : soutien scolaire à domicile, plafond annuel restant 11 940,00 EUR"
     )
-    assert d.reason_en == "eligible: home tutoring, remaining annual cap 11,940 EUR"
+    assert d.reason_en == "eligible: home tutoring, remaining annual cap 11,940.00 EUR"
 
 
 def test_remote_tutoring_not_eligible(make_terms, profile_fr, tc2026):
@@ -105,7 +105,7 @@ def test_non_eur_amount_not_eligible(make_terms, profile_fr, tc2026):
 
 
 def test_small_diy_intervention_over_two_hours(make_terms, profile_fr, tc2026):
-    t = make_terms(sap_activity="petit_bricolage", category="household")
+    t = make_terms(sap_activity="petit_bricolage", category="home_services")
     assert decide(t, profile_fr, eur(50), tc2026, intervention_minutes=120)[
         0
     ].eligible_amount == eur(50)
@@ -143,7 +143,7 @@ def test_exactly_at_the_cap_is_fully_eligible(make_terms, profile_fr, tc2026):
     d, amount = decide(make_terms(), profile_fr, eur("100.00"), tc2026, used)
     assert d.code is DecisionCode.ELIGIBLE
     assert amount == D("100.00")
-    assert d.reason_en == "eligible: home tutoring, remaining annual cap 0 EUR"
+    assert d.reason_en == "eligible: home tutoring, remaining annual cap 0.00 EUR"
 
 
 def test_one_cent_over_the_cap_is_partially_capped(make_terms, profile_fr, tc2026):
@@ -153,7 +153,7 @@ def test_one_cent_over_the_cap_is_partially_capped(make_terms, profile_fr, tc202
     assert amount == D("100.00")
     assert d.credit == eur("50.00")
     assert d.reason_fr == (
-        "éligible en partie : soutien scolaire à domicile, 100 EUR retenus sur 100,01 EUR, "
+        "éligible en partie : soutien scolaire à domicile, 100,00 EUR retenus sur 100,01 EUR, "
         "plafond annuel atteint"
     )
 
@@ -163,8 +163,8 @@ def test_cap_already_reached(make_terms, profile_fr, tc2026):
     d, amount = decide(make_terms(), profile_fr, eur("0.01"), tc2026, used)
     assert d.code is DecisionCode.NOT_ELIGIBLE_CAP_REACHED
     assert amount == 0
-    assert d.reason_fr == "non éligible : plafond annuel de 12 000 EUR atteint"
-    assert d.reason_en == "not eligible: annual cap of 12,000 EUR reached"
+    assert d.reason_fr == "non éligible : plafond annuel de 12 000,00 EUR atteint"
+    assert d.reason_en == "not eligible: annual cap of 12,000.00 EUR reached"
 
 
 def test_fifteen_thousand_max_and_disabled_twenty_thousand(make_terms, tc2026):
@@ -190,7 +190,7 @@ def test_fifteen_thousand_max_and_disabled_twenty_thousand(make_terms, tc2026):
     ],
 )
 def test_sub_caps_at_the_edges(make_terms, profile_fr, tc2026, activity, sub_cap, limit):
-    t = make_terms(sap_activity=activity, category="household")
+    t = make_terms(sap_activity=activity, category="home_services")
     lim = D(limit)
     at = CapConsumption(year=2026, total=lim - 100, sub_caps={sub_cap: lim - 100})
     d, amount = decide(t, profile_fr, eur("100.00"), tc2026, at)
@@ -211,7 +211,7 @@ def test_sub_cap_does_not_limit_other_activities(make_terms, profile_fr, tc2026)
 
 
 def test_annual_cap_binds_before_sub_cap(make_terms, profile_fr, tc2026):
-    t = make_terms(sap_activity="jardinage", category="household")
+    t = make_terms(sap_activity="jardinage", category="home_services")
     used = CapConsumption(year=2026, total=D("11950"), sub_caps={"gardening": D(0)})
     d, amount = decide(t, profile_fr, eur(100), tc2026, used)
     assert amount == D(50)
@@ -221,8 +221,8 @@ def test_annual_cap_binds_before_sub_cap(make_terms, profile_fr, tc2026):
 def test_eligible_reason_mentions_remaining_cap_example(make_terms, profile_fr, tc2026):
     used = CapConsumption(year=2026, total=D("8690.00"))
     d, _ = decide(make_terms(), profile_fr, eur("60.00"), tc2026, used)
-    assert d.reason_fr.endswith("plafond annuel restant 3 250 EUR")
-    assert d.reason_en.endswith("remaining annual cap 3,250 EUR")
+    assert d.reason_fr.endswith("plafond annuel restant 3 250,00 EUR")
+    assert d.reason_en.endswith("remaining annual cap 3,250.00 EUR")
 
 
 def test_amount_formatting():

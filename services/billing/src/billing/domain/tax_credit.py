@@ -365,16 +365,19 @@ class LineDecision:
         )
 
 
+def _grouped(amount: Decimal, currency: str) -> str:
+    units = Money.zero(currency).minor_units
+    return f"{amount:,.{units}f}"
+
+
 def fmt_fr(amount: Decimal, currency: str) -> str:
-    """3250 -> '3 250 EUR'; 3250.5 -> '3 250,50 EUR'."""
-    s = f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
-    return s.replace(",", " ").replace(".", ",") + f" {currency}"
+    """3250 -> '3 250,00 EUR' (always the currency's minor units)."""
+    return _grouped(amount, currency).replace(",", " ").replace(".", ",") + f" {currency}"
 
 
 def fmt_en(amount: Decimal, currency: str) -> str:
-    """3250 -> '3,250 EUR'; 3250.5 -> '3,250.50 EUR'."""
-    s = f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
-    return f"{s} {currency}"
+    """3250 -> '3,250.00 EUR' (always the currency's minor units)."""
+    return f"{_grouped(amount, currency)} {currency}"
 
 
 def _no(
