@@ -11,12 +11,13 @@ Collections (database `delego_billing` by default):
   `credit_*`, `cap_restored`) record the follow-up steps; they never change
   what was issued.
 - `number_counters`: one per (entity, kind, year), `_id` `DLG:invoice:2026`:
-  `last` number handed out, `version`, and `pending` reservations (document id
-  -> number + the whole document). Numbers are gapless: see `_insert_numbered`.
+  `last` number handed out and its instant `last_at`, `version`, and `pending`
+  reservations (document id -> number, issue instant, and what finishes the
+  document). Numbers are gapless and chronological: see `_insert_numbered`.
   The unique index on (entity, kind, year, seq) stays as a safety net.
 - `cap_consumption`: one document per client-year, changed only by the
-  domain's `cap_update` (compare-and-set on `version`, idempotent per
-  document id).
+  domain's `cap_update` / `cap_release` (compare-and-set on `version`,
+  idempotent per document id); each allocation keeps the state it was decided on.
 - `tax_profiles`: the clients' declared tax profiles (kept only here).
 - `subscriptions`: accepted subscriptions (acceptance, cancellation, zone,
   billed period keys, completed work for overage).
@@ -71,7 +72,9 @@ from .domain.numbering import (
     credit_note_number,
     document_year,
     invoice_number,
+    issue_instant,
     plan_number,
+    years_to_look_in,
 )
 from .domain.pricing import PricedLine
 from .domain.rules import BillingRules
@@ -82,6 +85,7 @@ from .domain.tax_credit import (
     DecisionCode,
     LineDecision,
     cap_document_id,
+    cap_release,
     cap_update,
 )
 
@@ -246,10 +250,7 @@ def invoice_to_doc(inv: Invoice, *, entity: str, seq: int, source: str, instance
             "payable_now": _money(inv.payable_now),
         },
         "cap_allocation": inv.cap_allocation.to_document(),
-        "interventions": [
-            {"on": iv.on.isoformat(), "minutes": iv.minutes, "label_code": iv.label_code}
-            for iv in inv.interventions
-        ],
+        "interventions": [_intervention_doc(iv) for iv in inv.interventions],
         "issued_by": instance,
         "ledger_posted": False,
         "credited_lines": [],
@@ -275,10 +276,7 @@ def invoice_from_doc(doc: Mapping[str, Any]) -> Invoice:
         tax_year=year,
         avance_immediate=bool(doc["avance_immediate"]),
         cap_allocation=CapAllocation.from_document(year, doc["cap_allocation"]),
-        interventions=tuple(
-            Intervention(date.fromisoformat(iv["on"]), iv.get("minutes"), str(iv["label_code"]))
-            for iv in doc.get("interventions", [])
-        ),
+        interventions=tuple(_intervention(iv) for iv in doc.get("interventions", [])),
     )
 
 
@@ -330,6 +328,43 @@ def credit_note_from_doc(doc: Mapping[str, Any]) -> CreditNote:
         reason_code=str(doc["reason_code"]),
         cap_reversal=CapAllocation.from_document(year, doc["cap_reversal"]),
     )
+
+
+def _priced_doc(p: PricedLine) -> Document:
+    return {
+        "kind": p.kind,
+        "label_code": p.label_code,
+        "quantity": str(p.quantity),
+        "unit_price": _money(p.unit_price),
+        "net": _money(p.net),
+        "intervention_minutes": p.intervention_minutes,
+        "period_key": p.period_key,
+    }
+
+
+def _priced(doc: Mapping[str, Any]) -> PricedLine:
+    return PricedLine(
+        kind=str(doc["kind"]),
+        label_code=str(doc["label_code"]),
+        quantity=Decimal(doc["quantity"]),
+        unit_price=_m(doc["unit_price"]),
+        net=_m(doc["net"]),
+        intervention_minutes=doc.get("intervention_minutes"),
+        period_key=doc.get("period_key"),
+    )
+
+
+def _intervention_doc(iv: Intervention) -> Document:
+    return {"on": iv.on.isoformat(), "minutes": iv.minutes, "label_code": iv.label_code}
+
+
+def _intervention(doc: Mapping[str, Any]) -> Intervention:
+    return Intervention(date.fromisoformat(doc["on"]), doc.get("minutes"), str(doc["label_code"]))
+
+
+def _carries(stored: Mapping[str, Any], year: int, seq: int) -> bool:
+    """Whether a stored document holds number `seq` of `year`'s sequence."""
+    return int(stored["seq"]) == seq and int(stored.get("year", year)) == year
 
 
 def _minor(m: Money) -> int:
@@ -492,14 +527,15 @@ class BillingStore:
         allocation_for: Callable[[CapConsumption], CapAllocation],
     ) -> tuple[CapConsumption, CapAllocation]:
         """Compare-and-set the client-year's caps with the allocation decided on the state
-        read. Returns (state before, allocation) — the stored allocation on a replay."""
+        read. Returns (state decided on, allocation) — on a replay, the stored allocation
+        and the state it was decided on (so amounts and reason texts come out the same)."""
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             doc = await self.db[CAPS].find_one({"_id": cap_document_id(client_id, year)})
             current = CapConsumption.from_document(doc, year)
             for raw in (doc or {}).get("allocations", []):
                 if raw.get("document_id") == document:  # applied before: a replay
                     stored = CapAllocation.from_document(year, raw)
-                    return current.without(stored), stored
+                    return stored.replay_basis(current), stored
             allocation = allocation_for(current)
             if not allocation.lines:
                 return current, allocation  # nothing counted: no write, nothing to contend on
@@ -515,68 +551,118 @@ class BillingStore:
             await self._backoff(attempt)
         raise ConflictError(f"cap consumption of {client_id}/{year}: too much contention")
 
+    async def _release_allocation(self, client_id: str, year: int, document: str) -> bool:
+        """Take back the allocation of a document that was never issued (conditional on
+        the caps' version, retried on contention). False if it was not there."""
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            doc = await self.db[CAPS].find_one({"_id": cap_document_id(client_id, year)})
+            raw = next(
+                (a for a in (doc or {}).get("allocations", []) if a["document_id"] == document),
+                None,
+            )
+            if doc is None or raw is None:
+                return False
+            current = CapConsumption.from_document(doc, year)
+            flt, update = cap_release(client_id, current, raw)
+            if (await self.db[CAPS].update_one(flt, update)).matched_count:
+                log.warning("cap.orphan_released", document_id=document, year=year)
+                return True
+            await self._backoff(attempt)
+        raise ConflictError(f"cap consumption of {client_id}/{year}: too much contention")
+
     # --- numbering: one counter document per (entity, kind, year), by `_id` ----------
 
     async def _insert_numbered(
         self,
         collection: str,
         kind: DocumentKind,
-        year: int,
         doc_id: str,
-        make: Callable[[int], Document],
+        candidate: datetime,
+        payload: Callable[[int, datetime], Document],
     ) -> tuple[Document, bool]:
-        """Store `make(seq)` under the next gapless number of (entity, kind, year):
-        (stored document, created).
+        """Store document `doc_id` under the next gapless number of (entity, kind, year),
+        issued at the instant decided with that number: (stored document, created).
 
-        The number is reserved in the counter together with the whole document (a
-        compare-and-set on the counter's version, read BEFORE checking the document
-        does not exist, so one document never holds two reservations), the document
-        is inserted under its deterministic id, then the reservation is released. A
-        reservation a crash left behind is finished by whoever meets it: a retry of
-        the same document, the next numbering once it is stale, or `repair`.
+        ONE compare-and-set on the counter's version reserves the number, the issue
+        instant (`issue_instant`: `candidate`, never before the previous number's) and
+        `payload(seq, at)`, what finishes the document: the whole document
+        (`{"doc": ...}`) or the inputs of an invoice (`{"invoice": ...}`, see
+        `_finish_invoice`). The counter is read BEFORE checking that the document does
+        not exist, so one document never holds two reservations; a retry finds its
+        reservation (in the previous year's counter too, early in a year) and reuses
+        its number, instant and so tax year. Then the document is finished (inserted)
+        and the reservation released. A reservation a crash left behind is finished by
+        whoever meets it: a retry, the next numbering once it is stale, or `repair`.
         """
-        cid = counter_id(self.entity, kind, year)
         coll, counters = self.db[collection], self.db[COUNTERS]
+        candidate = to_millis(candidate)
+        year = document_year(candidate)
+        cid = counter_id(self.entity, kind, year)
         for attempt in range(1, _MAX_ATTEMPTS + 1):
-            counter = await counters.find_one({"_id": cid})
+            counter: Document | None = None
+            mine: Mapping[str, Any] | None = None
+            for earlier in years_to_look_in(candidate)[:-1]:  # early January only
+                prev = await counters.find_one({"_id": counter_id(self.entity, kind, earlier)})
+                if prev is not None and doc_id in (prev.get("pending") or {}):
+                    counter, mine = prev, prev["pending"][doc_id]
             if counter is None:
-                await self._create_counter(collection, kind, year)
-                continue
-            pending: dict[str, Any] = dict(counter.get("pending") or {})
-            mine = pending.get(doc_id)
+                counter = await counters.find_one({"_id": cid})
+                if counter is None:
+                    await self._create_counter(collection, kind, year)
+                    continue
+                mine = (counter.get("pending") or {}).get(doc_id)
             if mine is None:
                 existing = await coll.find_one({"_id": doc_id})
                 if existing is not None:
                     return existing, False
-                used, unused = await self._settle(coll, pending)
+                pending: dict[str, Any] = dict(counter.get("pending") or {})
+                used, unused = await self._settle(coll, counter)
                 plan = plan_number(
                     int(counter["last"]),
                     [(d, int(r["seq"])) for d, r in pending.items()],
                     used=used,
                     unused=unused,
                 )
-                doc, seq = make(plan.seq), plan.seq
-                reservation = {"seq": seq, "at": datetime.now(UTC), "doc": doc}
-                update: dict[str, Any] = {
-                    "$set": {"last": plan.last, f"pending.{doc_id}": reservation},
-                    "$inc": {"version": 1},
+                if plan.taken is not None:  # a freed number keeps its place in time
+                    at = pending[plan.taken]["at"].astimezone(UTC)
+                else:
+                    last_at = counter.get("last_at")
+                    at = issue_instant(candidate, last_at.astimezone(UTC) if last_at else None)
+                reservation = {
+                    "seq": plan.seq,
+                    "at": at,
+                    "reserved_at": datetime.now(UTC),  # wall clock: staleness only
+                    **payload(plan.seq, at),
                 }
+                changes: dict[str, Any] = {"last": plan.last, f"pending.{doc_id}": reservation}
+                if plan.taken is None:
+                    changes["last_at"] = at
+                update: dict[str, Any] = {"$set": changes, "$inc": {"version": 1}}
                 if plan.forget:
                     update["$unset"] = {f"pending.{d}": "" for d in plan.forget}
                 res = await counters.update_one({"_id": cid, "version": counter["version"]}, update)
                 if res.matched_count == 0:  # another numbering came first: read again
                     await self._backoff(attempt)
                     continue
-            else:  # reserved before (a retry, or a replica numbering the same document)
-                doc, seq = dict(mine["doc"]), int(mine["seq"])
-            stored, created = await self._insert_reserved(coll, doc)
-            if stored is None or int(stored["seq"]) == seq:
+                mine = reservation
+            seq = int(mine["seq"])
+            stored, created = await self._finish(coll, mine)
+            if stored is None or _carries(stored, int(counter["year"]), seq):
                 # stored, or the number is carried by a document numbered outside this
                 # counter (before counters existed): either way the number is used
-                await self._release(cid, doc_id, seq)
+                await self._release(str(counter["_id"]), doc_id, seq)
             if stored is not None:
                 return stored, created
         raise ConflictError(f"no {kind} number could be allocated for {doc_id}")
+
+    async def _finish(
+        self, coll: Any, reservation: Mapping[str, Any]
+    ) -> tuple[Document | None, bool]:
+        """Store the document of a reservation: (stored, created); (None, False) if its
+        number is carried by another document."""
+        if "invoice" in reservation:
+            return await self._finish_invoice(reservation)
+        return await self._insert_reserved(coll, reservation["doc"])
 
     async def _insert_reserved(
         self, coll: Any, doc: Mapping[str, Any]
@@ -589,23 +675,25 @@ class BillingStore:
         except DuplicateKeyError:
             return await coll.find_one({"_id": doc["_id"]}), False
 
-    async def _settle(self, coll: Any, pending: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    async def _settle(self, coll: Any, counter: Mapping[str, Any]) -> tuple[set[str], set[str]]:
         """Sort a counter's reservations: (used, unused) numbers. A stale reservation
-        whose document is missing is finished here (its document is inserted)."""
+        whose document is missing is finished here (its document is stored)."""
         used: set[str] = set()
         unused: set[str] = set()
         now = datetime.now(UTC)
-        for other, r in pending.items():
-            stored = await coll.find_one({"_id": other}, {"seq": 1})
+        year = int(counter["year"])
+        for other, r in dict(counter.get("pending") or {}).items():
+            stored = await coll.find_one({"_id": other}, {"seq": 1, "year": 1})
             if stored is None:
-                if now - r["at"].astimezone(UTC) < _RESERVATION_STALE:
+                reserved_at = r.get("reserved_at", r["at"]).astimezone(UTC)
+                if now - reserved_at < _RESERVATION_STALE:
                     continue  # in flight
-                stored, _ = await self._insert_reserved(coll, r["doc"])
+                stored, _ = await self._finish(coll, r)
                 log.info("numbering.reservation_finished", document_id=other, seq=r["seq"])
                 if stored is None:
                     used.add(other)
                     continue
-            if int(stored["seq"]) == int(r["seq"]):
+            if _carries(stored, year, int(r["seq"])):
                 used.add(other)
             else:  # cannot happen with the version check; never leave the hole
                 log.error("numbering.reservation_unused", document_id=other, seq=r["seq"])
@@ -619,11 +707,11 @@ class BillingStore:
 
     async def _create_counter(self, collection: str, kind: DocumentKind, year: int) -> None:
         """First number of a sequence: the counter starts after any document numbered
-        before counters existed (one query per counter and year, on the unique
-        number index)."""
+        before counters existed, and not before its instant (one query per counter and
+        year, on the unique number index)."""
         last = (
             await self.db[collection]
-            .find({"entity": self.entity, "kind": kind, "year": year}, {"seq": 1})
+            .find({"entity": self.entity, "kind": kind, "year": year}, {"seq": 1, "issued_at": 1})
             .sort("seq", -1)
             .limit(1)
             .to_list()
@@ -636,6 +724,7 @@ class BillingStore:
                     "kind": kind,
                     "year": year,
                     "last": int(last[0]["seq"]) if last else 0,
+                    "last_at": last[0]["issued_at"] if last else None,
                     "version": 0,
                     "pending": {},
                 }
@@ -648,16 +737,43 @@ class BillingStore:
         document per entity, kind and year) and forget the finished ones."""
         fixed = 0
         colls = {"invoice": INVOICES, "credit_note": CREDIT_NOTES}
-        async for counter in self.db[COUNTERS].find({}, {"_id": 1, "kind": 1, "pending": 1}):
+        async for counter in self.db[COUNTERS].find(
+            {}, {"_id": 1, "kind": 1, "year": 1, "pending": 1}
+        ):
             pending = dict(counter.get("pending") or {})
             if not pending:
                 continue
             coll = self.db[colls[str(counter["kind"])]]
-            used, _ = await self._settle(coll, pending)
+            used, _ = await self._settle(coll, counter)
             for doc_id in used:
                 await self._release(str(counter["_id"]), doc_id, int(pending[doc_id]["seq"]))
                 fixed += 1
         return fixed
+
+    async def repair_allocations(self) -> int:
+        """Reconcile the caps with the invoices: an invoice allocation whose invoice was
+        not issued in that year, and is not reserved either (a reservation is finished
+        by `repair_numbering`, which runs first), is released. A sweep of the caps
+        collection (one document per client-year) for the slow timer."""
+        released = 0
+        async for cap in self.db[CAPS].find({}):
+            year, client_id = int(cap["year"]), str(cap["client_id"])
+            for raw in list(cap.get("allocations", [])):
+                doc_id = str(raw["document_id"])
+                if not doc_id.startswith("inv_"):
+                    continue  # credit notes' give-backs follow a stored credit note
+                # the reservation before the document: a reservation is released only
+                # after its document is stored, so one of the two reads sees it
+                cid = counter_id(self.entity, "invoice", year)
+                counter = await self.db[COUNTERS].find_one({"_id": cid}, {"pending": 1})
+                if doc_id in ((counter or {}).get("pending") or {}):
+                    continue  # in flight
+                inv = await self.db[INVOICES].find_one({"_id": doc_id}, {"tax_year": 1})
+                if inv is not None and int(inv["tax_year"]) == year:
+                    continue
+                if await self._release_allocation(client_id, year, doc_id):
+                    released += 1
+        return released
 
     # --- invoices --------------------------------------------------------------------
 
@@ -674,26 +790,56 @@ class BillingStore:
         cause: Envelope | None = None,
     ) -> tuple[Invoice, bool]:
         """Issue the invoice of `source` once: (invoice, created). A replay returns the
-        stored invoice (and finishes its ledger posting if a crash interrupted it)."""
-        invoice_id = document_id("inv", source)
-        existing = await self.db[INVOICES].find_one({"_id": invoice_id})
-        if existing is not None:
-            await self._post_invoice(existing)
-            return invoice_from_doc(existing), False
-        issued_at = to_millis(issued_at)
-        year = document_year(issued_at)
-        profile = await self.effective_profile(client_id)
+        stored invoice (and finishes its ledger posting if a crash interrupted it).
 
-        def build(number: str, before: CapConsumption, replay: CapAllocation | None) -> Invoice:
+        `issued_at` is the candidate instant (now): the numbering decides the issue
+        instant with the number, and with it the tax year, once; every retry reuses
+        that reservation. Then the caps are allocated for that year (by document id,
+        so a retry finds its allocation), the invoice inserted and the number released.
+        """
+        invoice_id = document_id("inv", source)
+        profile = await self.effective_profile(client_id)
+        inputs = {
+            "invoice_id": invoice_id,
+            "source": source,
+            "client_id": client_id,
+            "request_id": request_id,
+            "terms": terms.model_dump(mode="json"),
+            "priced": [_priced_doc(p) for p in priced],
+            "profile": profile.model_dump(mode="json"),
+            "interventions": [_intervention_doc(iv) for iv in interventions],
+            "cause": ({"id": cause.id, "correlation_id": cause.correlation_id} if cause else None),
+        }
+        doc, created = await self._insert_numbered(
+            INVOICES, "invoice", invoice_id, issued_at, lambda _seq, _at: {"invoice": inputs}
+        )
+        if created:
+            log.info("invoice.issued", invoice_id=invoice_id, number=doc["number"])
+        await self._post_invoice(doc)
+        return invoice_from_doc(doc), created
+
+    async def _finish_invoice(self, reservation: Mapping[str, Any]) -> tuple[Document | None, bool]:
+        """Allocate the caps of the reservation's year, then insert the invoice."""
+        inp = reservation["invoice"]
+        invoice_id, client_id = str(inp["invoice_id"]), str(inp["client_id"])
+        issued_at = reservation["at"].astimezone(UTC)
+        year, seq = document_year(issued_at), int(reservation["seq"])
+        number = invoice_number(self.entity, year, seq)
+        terms = AgreedTerms.model_validate(inp["terms"])
+        priced = [_priced(p) for p in inp["priced"]]
+        profile = ClientTaxProfile.model_validate(inp["profile"])
+        interventions = [_intervention(iv) for iv in inp["interventions"]]
+
+        def build(state: CapConsumption, replay: CapAllocation | None) -> Invoice:
             inv, _ = build_invoice(
                 invoice_id=invoice_id,
                 number=number,
                 client_id=client_id,
-                request_id=request_id,
+                request_id=str(inp["request_id"]),
                 terms=terms,
                 priced=priced,
                 profile=profile,
-                consumption=before,
+                consumption=state,
                 rules=self.rules,
                 issued_at=issued_at,
                 interventions=interventions,
@@ -701,28 +847,29 @@ class BillingStore:
             )
             return inv
 
-        placeholder = invoice_number(self.entity, year, 1)
         before, allocation = await self._apply_allocation(
-            client_id,
-            year,
-            invoice_id,
-            lambda state: build(placeholder, state, None).cap_allocation,
+            client_id, year, invoice_id, lambda state: build(state, None).cap_allocation
         )
-
-        def make(seq: int) -> Document:
-            inv = build(invoice_number(self.entity, year, seq), before, allocation)
-            return Outbox.attach(
-                invoice_to_doc(
-                    inv, entity=self.entity, seq=seq, source=source, instance=self.instance
-                ),
-                [self._envelope(inv.to_event(), cause)],
+        inv = build(before, allocation)
+        cause = inp.get("cause")
+        event = with_minor_units(inv.to_event())
+        envelope = (
+            Envelope(
+                data=event,
+                source=self.source,
+                correlation_id=cause["correlation_id"],
+                causation_id=cause["id"],
             )
-
-        doc, created = await self._insert_numbered(INVOICES, "invoice", year, invoice_id, make)
-        if created:
-            log.info("invoice.issued", invoice_id=invoice_id, number=doc["number"])
-        await self._post_invoice(doc)
-        return invoice_from_doc(doc), created
+            if cause
+            else Envelope(data=event, source=self.source)
+        )
+        doc = Outbox.attach(
+            invoice_to_doc(
+                inv, entity=self.entity, seq=seq, source=str(inp["source"]), instance=self.instance
+            ),
+            [envelope],
+        )
+        return await self._insert_reserved(self.db[INVOICES], doc)
 
     async def _post_invoice(self, doc: Mapping[str, Any]) -> None:
         if doc.get("ledger_posted"):
@@ -825,22 +972,22 @@ class BillingStore:
         created = False
         stored = await self.db[CREDIT_NOTES].find_one({"_id": cn_id})
         if stored is None:
-            issued_at = claim["issued_at"].astimezone(UTC)
-            year = document_year(issued_at)
 
-            def make(seq: int) -> Document:
+            def make(seq: int, at: datetime) -> Document:
                 cn = build_credit_note(
                     invoice=invoice,
                     credit_note_id=cn_id,
-                    number=credit_note_number(self.entity, year, seq),
-                    issued_at=issued_at,
+                    number=credit_note_number(self.entity, document_year(at), seq),
+                    issued_at=at,
                     reason_code=str(claim["reason_code"]),
                     line_nos=[int(n) for n in claim["line_nos"]],
                 )
-                return credit_note_to_doc(cn, entity=self.entity, seq=seq, instance=self.instance)
+                doc = credit_note_to_doc(cn, entity=self.entity, seq=seq, instance=self.instance)
+                return {"doc": doc}
 
+            # the claim's instant is the candidate; the numbering decides the issue instant
             stored, created = await self._insert_numbered(
-                CREDIT_NOTES, "credit_note", year, cn_id, make
+                CREDIT_NOTES, "credit_note", cn_id, claim["issued_at"].astimezone(UTC), make
             )
             if created:
                 log.info("credit_note.issued", credit_note_id=cn_id, number=stored["number"])
@@ -885,6 +1032,7 @@ class BillingStore:
         for the slow timer: it finds candidates with `find` + projection, then works on
         each by `_id`."""
         fixed = await self.repair_numbering()
+        fixed += await self.repair_allocations()
         for inv_id in await self._ids(INVOICES, {"ledger_posted": False}):
             doc = await self.db[INVOICES].find_one({"_id": inv_id})
             if doc is not None and not doc.get("ledger_posted"):

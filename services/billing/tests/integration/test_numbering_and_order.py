@@ -124,7 +124,7 @@ async def age_reservations(store: BillingStore, kind: str = "invoice") -> None:
     old = datetime.now(UTC) - timedelta(minutes=5)
     for doc_id in doc["pending"]:
         await store.db[COUNTERS].update_one(
-            {"_id": doc["_id"]}, {"$set": {f"pending.{doc_id}.at": old}}
+            {"_id": doc["_id"]}, {"$set": {f"pending.{doc_id}.reserved_at": old}}
         )
 
 

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from billing.domain.errors import BillingError
 from billing.domain.tax_credit import (
+    AllocatedLine,
     CapAllocation,
     CapConsumption,
     ClientTaxProfile,
@@ -253,8 +254,10 @@ def test_lines_consume_caps_in_order(make_terms, tc2026):
     assert (after.total, after.version) == (D(12000), 5)
 
 
-def test_replay_reproduces_the_same_decisions(make_terms, profile_fr, tc2026):
-    before = CapConsumption(year=2026, total=D("11900"), version=1)
+def test_replay_reproduces_the_same_decisions_after_other_allocations(
+    make_terms, profile_fr, tc2026
+):
+    before = CapConsumption(year=2026, total=D("11800"), version=1)
     lines = [LineInput(1, eur(60)), LineInput(2, eur(60))]
     first, alloc, after = decide_invoice_lines(
         document_id="inv_1",
@@ -264,10 +267,24 @@ def test_replay_reproduces_the_same_decisions(make_terms, profile_fr, tc2026):
         consumption=before,
         rules=tc2026,
     )
-    # stored state already contains the allocation; other invoices may have followed
-    other = CapAllocation("inv_2", 2026, ())
+    assert first[1].reason_en.endswith("remaining annual cap 80.00 EUR")
+    # another invoice really allocates in between: 50 more counted
+    other = CapAllocation("inv_2", 2026, (AllocatedLine(1, None, D(50)),))
     current = after.apply(other)
+    stored = CapAllocation.from_document(2026, alloc.to_document())  # as the store keeps it
     again, alloc2, _ = decide_invoice_lines(
+        document_id="inv_1",
+        terms=make_terms(),
+        profile=profile_fr,
+        lines=lines,
+        consumption=stored.replay_basis(current),
+        rules=tc2026,
+        replay=stored,
+    )
+    assert again == first  # amounts AND reason texts
+    assert alloc2 == alloc
+    # what a replay decided on today's caps would have said instead (the old bug)
+    drifted, _, _ = decide_invoice_lines(
         document_id="inv_1",
         terms=make_terms(),
         profile=profile_fr,
@@ -276,8 +293,8 @@ def test_replay_reproduces_the_same_decisions(make_terms, profile_fr, tc2026):
         rules=tc2026,
         replay=alloc,
     )
-    assert again == first
-    assert alloc2 == alloc
+    assert [d.credit for d in drifted] == [d.credit for d in first]
+    assert drifted[1].reason_en != first[1].reason_en
 
 
 def test_consumption_document_round_trip_and_conditional_update():
@@ -325,3 +342,17 @@ def test_reversal_gives_the_caps_back_and_never_below_zero():
         back.apply(alloc.reversed("cn_2"))
     with pytest.raises(BillingError):
         CapConsumption(year=2025).apply(alloc)
+
+
+def test_an_orphan_allocation_is_released_by_value_and_version():
+    from billing.domain.tax_credit import cap_release
+
+    before = CapConsumption(year=2026, total=D("100.00"), sub_caps={"gardening": D("40.00")})
+    orphan = CapAllocation("inv_x", 2026, (AllocatedLine(1, "gardening", D("40.00")),), before)
+    current = before.apply(orphan)
+    stored = orphan.to_document()
+    flt, update = cap_release("cli_1", current, stored)
+    assert flt == {"_id": "cli_1:2026", "version": 1, "allocations.document_id": "inv_x"}
+    assert update["$set"] == {"total_cents": 10000, "sub_caps_cents.gardening": 4000}
+    assert update["$pull"] == {"allocations": stored}
+    assert update["$inc"] == {"version": 1}
