@@ -4,7 +4,8 @@ A generated run of many invoices and credit notes (random pricing models,
 categories, countries, activities, avance immédiate), issued concurrently by two
 stores on separate connections (as two replicas would): every journal entry and
 the whole ledger sum to zero, payout + commission equals the net price on every
-line, the ledger agrees with the documents, numbers are gapless, and each
+line, the ledger agrees with the documents (the client's receivable is what it pays
+now, URSSAF's the credit advanced under avance immédiate), numbers are gapless, and each
 client's cap consumption equals what its invoices and credit notes say.
 """
 
@@ -188,9 +189,13 @@ async def test_generated_run_keeps_the_money_invariants(settings_for):
         def total(docs, key):
             return sum((D(d["totals"][key]["amount"]) for d in docs), D(0))
 
-        assert balances[("client_receivable", "EUR")].amount == total(invoices, "total_gross") - (
-            total(notes, "total_gross")
-        )
+        # the client owes what its bills say is payable now; URSSAF the credit it advanced
+        payable = total(invoices, "payable_now") - total(notes, "refundable_now")
+        advanced = total(invoices, "credit_advanced") - total(notes, "credit_advanced_reversed")
+        assert advanced > 0
+        assert balances[("client_receivable", "EUR")].amount == payable
+        assert balances[("urssaf_receivable", "EUR")].amount == advanced
+        assert payable + advanced == total(invoices, "total_gross") - total(notes, "total_gross")
         assert -balances[("provider_payable", "EUR")].amount == total(
             invoices, "provider_payout"
         ) - total(notes, "provider_payout")
