@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from delego_shared.http.auth import Caller, Principal, Role, require_role
 from delego_shared.http.problems import Conflict, Forbidden, NotFound, Unprocessable
-from delego_shared.messaging import PublishNow
 from delego_shared.types import Identifier, Money
 from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import HTMLResponse
@@ -27,7 +26,8 @@ from .domain.errors import BillingError
 from .domain.money import amount_text
 from .domain.numbering import document_year
 from .domain.tax_credit import ClientTaxProfile
-from .store import CERTIFICATES, INVOICES, BillingStore, ConflictError, NotFoundError, public
+from .service import BillingService
+from .store import ConflictError, NotFoundError, public
 
 Clock = Callable[[], datetime]
 
@@ -101,9 +101,11 @@ def _may_see(who: Principal, doc: Mapping[str, Any]) -> bool:
     return True
 
 
-def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRouter:
-    """`publish` sends a document's stored events before the command answers."""
+def api_router(service: BillingService, clock: Clock) -> APIRouter:
+    """Commands go to the use cases (which publish a document's events before the
+    command answers); reads go to the store."""
     router = APIRouter()
+    store = service.store
 
     async def _invoice(who: Principal, invoice_id: str) -> dict[str, Any]:
         doc = await store.invoice_doc(invoice_id)
@@ -157,13 +159,12 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
         who: Operator, invoice_id: DocId, body: CreditNoteRequest
     ) -> dict[str, Any]:
         with _problems():
-            cn, _created = await store.issue_credit_note(
+            cn, _created = await service.issue_credit_note(
                 invoice_id,
                 reason_code=body.reason_code,
                 line_nos=body.line_nos,
                 issued_at=clock(),
             )
-        await publish(INVOICES, invoice_id)  # a credit note's event queues behind its invoice's
         return await _credit_note(who, cn.credit_note_id)
 
     @router.get("/credit-notes", tags=["credit notes"], summary="Credit notes the caller may see")
@@ -270,7 +271,7 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
     @router.get("/tax-profile", tags=["tax"], summary="The client's tax profile")
     async def get_tax_profile(who: ClientOnly) -> dict[str, Any]:
         found = await store.get_profile(who.subject)
-        profile = found or await store.effective_profile(who.subject)
+        profile = found or await service.effective_profile(who.subject)
         return {**profile.model_dump(mode="json"), "declared": found is not None}
 
     @router.put("/tax-profile", tags=["tax"], summary="Declare the client's tax profile")
@@ -295,9 +296,7 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
     )
     async def issue_certificates(who: ClientOnly, year: int) -> list[dict[str, Any]]:
         _check_year(year)
-        docs = await store.issue_certificates(who.subject, year, clock())
-        for d in docs:
-            await publish(CERTIFICATES, d["_id"])
+        docs = await service.issue_certificates(who.subject, year, clock())
         if not docs:
             raise NotFound(f"nothing to certify for {year}")
         return [d for d in map(public, docs) if d is not None]

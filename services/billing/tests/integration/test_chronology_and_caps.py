@@ -19,6 +19,7 @@ import pytest_asyncio
 from billing.domain.pricing import price_work_completed
 from billing.domain.rules import BillingRules
 from billing.domain.tax_credit import AllocatedLine, CapAllocation, CapConsumption, cap_update
+from billing.service import BillingService
 from billing.store import CAPS, COUNTERS, INVOICES, BillingStore, store_indexes
 from delego_shared.events.common import AgreedTerms
 from delego_shared.mongo import Mongo
@@ -49,7 +50,7 @@ class Crash(RuntimeError):
 
 
 @pytest_asyncio.fixture
-async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[BillingStore]]:
+async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[BillingService]]:
     """Two billing instances: one store client each."""
     settings = settings_for("billing")
     mongos = [Mongo(settings.mongodb_url, settings.database) for _ in range(2)]
@@ -57,9 +58,8 @@ async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[Billing
         await mongos[0].ensure_indexes([spec])
     rules = BillingRules.load()
     yield [
-        BillingStore(
-            m,
-            entity="DLG",
+        BillingService(
+            BillingStore(m, entity="DLG"),
             rules=rules,
             default_country="FR",
             source="/delego/billing",
@@ -71,7 +71,7 @@ async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[Billing
         await m.close()
 
 
-async def issue(store: BillingStore, i: int, at: datetime, client: str | None = None) -> Any:
+async def issue(store: BillingService, i: int, at: datetime, client: str | None = None) -> Any:
     inv, _ = await store.issue_invoice(
         source=f"req_{i}|work",
         client_id=client or f"cli_{i % 3}",
@@ -83,25 +83,25 @@ async def issue(store: BillingStore, i: int, at: datetime, client: str | None = 
     return inv
 
 
-def crash_invoice_insert_once(store: BillingStore) -> None:
-    real = store._insert_reserved
+def crash_invoice_insert_once(store: BillingService) -> None:
+    real = store.store.insert_numbered
     crashed: list[str] = []
 
-    async def insert(coll: Any, doc: Any) -> Any:
+    async def insert(kind: Any, doc: Any) -> Any:
         if str(doc["_id"]).startswith("inv_") and not crashed:
             crashed.append(str(doc["_id"]))
             raise Crash("died after allocating the caps, before storing the invoice")
-        return await real(coll, doc)
+        return await real(kind, doc)
 
-    store._insert_reserved = insert  # type: ignore[method-assign]
+    store.store.insert_numbered = insert  # type: ignore[method-assign]
 
 
-async def age_reservations(store: BillingStore, counter_id: str) -> None:
-    doc = await store.db[COUNTERS].find_one({"_id": counter_id})
+async def age_reservations(store: BillingService, counter_id: str) -> None:
+    doc = await store.store.db[COUNTERS].find_one({"_id": counter_id})
     assert doc is not None
     old = datetime.now(UTC) - timedelta(minutes=5)
     for doc_id in doc["pending"]:
-        await store.db[COUNTERS].update_one(
+        await store.store.db[COUNTERS].update_one(
             {"_id": counter_id}, {"$set": {f"pending.{doc_id}.reserved_at": old}}
         )
 
@@ -115,20 +115,20 @@ async def test_two_instances_issue_200_invoices_gapless_and_chronological(stores
     candidates = [AT + timedelta(milliseconds=rng.randrange(0, 3000)) for _ in range(n)]
     queue = list(range(n))
 
-    async def worker(store: BillingStore) -> None:
+    async def worker(store: BillingService) -> None:
         while queue:
             i = queue.pop()
             await issue(store, i, candidates[i])
 
     await asyncio.gather(*(worker(stores[w % 2]) for w in range(workers)))
 
-    docs = await stores[0].db[INVOICES].find({}, {"seq": 1, "issued_at": 1}).to_list()
+    docs = await stores[0].store.db[INVOICES].find({}, {"seq": 1, "issued_at": 1}).to_list()
     docs.sort(key=lambda d: d["seq"])
     assert [d["seq"] for d in docs] == list(range(1, n + 1))  # gapless, no duplicate
     instants = [d["issued_at"] for d in docs]
     assert instants == sorted(instants)  # number order is time order
     assert instants[0] >= min(candidates)
-    counter = await stores[0].db[COUNTERS].find_one({"_id": "DLG:invoice:2026"})
+    counter = await stores[0].store.db[COUNTERS].find_one({"_id": "DLG:invoice:2026"})
     assert counter["last"] == n and counter["pending"] == {}
     assert counter["last_at"] == instants[-1]
 
@@ -139,14 +139,14 @@ async def test_a_retry_in_january_keeps_the_number_year_and_allocation_of_decemb
     crash_invoice_insert_once(a)
     with pytest.raises(Crash):
         await issue(a, 1, december, client="cli_ny")
-    assert (await a.cap_state("cli_ny", 2026)).total == D("96.00")  # allocated, no invoice
+    assert (await a.store.cap_state("cli_ny", 2026)).total == D("96.00")  # allocated, no invoice
     # the event is replayed from the dead-letter topic on 2 January, on the other replica
     again = await issue(b, 1, datetime(2027, 1, 2, 10, tzinfo=UTC), client="cli_ny")
     assert again.number == "DLG-2026-000001"
     assert again.tax_year == 2026
     assert again.issued_at == december
-    assert (await a.cap_state("cli_ny", 2026)).total == D("96.00")
-    assert await a.db[CAPS].find_one({"_id": "cli_ny:2027"}) is None  # nothing moved
+    assert (await a.store.cap_state("cli_ny", 2026)).total == D("96.00")
+    assert await a.store.db[CAPS].find_one({"_id": "cli_ny:2027"}) is None  # nothing moved
     # and the next January invoice starts the 2027 sequence
     nxt = await issue(b, 2, datetime(2027, 1, 2, 10, 1, tzinfo=UTC), client="cli_ny")
     assert nxt.number == "DLG-2027-000001"
@@ -163,7 +163,7 @@ async def test_a_replay_after_a_crash_reproduces_the_decision_it_was_allocated_w
     # decided on the caps it was allocated against, not on today's
     assert first.lines[0].decision.reason_en.endswith("remaining annual cap 11,904.00 EUR")
     assert first.tax_credit.amount == D("48.00")
-    assert (await a.cap_state("cli_rp", 2026)).total == D("192.00")
+    assert (await a.store.cap_state("cli_rp", 2026)).total == D("192.00")
 
 
 async def test_repair_completes_an_allocation_left_by_a_crash_and_releases_an_orphan(stores):
@@ -174,16 +174,16 @@ async def test_repair_completes_an_allocation_left_by_a_crash_and_releases_an_or
     await age_reservations(a, "DLG:invoice:2026")
     # an allocation with neither invoice nor reservation (left by the former
     # allocate-first order): it must be released
-    state = await a.cap_state("cli_rep", 2026)
+    state = await a.store.cap_state("cli_rep", 2026)
     ghost = CapAllocation("inv_ghost", 2026, (AllocatedLine(1, None, D("500.00")),), state)
     flt, update, upsert = cap_update("cli_rep", state, ghost)
-    await a.db[CAPS].find_one_and_update(flt, update, upsert=upsert)
-    assert (await a.cap_state("cli_rep", 2026)).total == D("596.00")
+    await a.store.db[CAPS].find_one_and_update(flt, update, upsert=upsert)
+    assert (await a.store.cap_state("cli_rep", 2026)).total == D("596.00")
 
     assert await b.repair() >= 2  # invoice 1 finished (and posted), ghost released
-    inv = await a.db[INVOICES].find_one({"source": "req_1|work"})
+    inv = await a.store.db[INVOICES].find_one({"source": "req_1|work"})
     assert inv is not None and inv["number"] == "DLG-2026-000001"
-    caps = await a.db[CAPS].find_one({"_id": "cli_rep:2026"})
+    caps = await a.store.db[CAPS].find_one({"_id": "cli_rep:2026"})
     assert [x["document_id"] for x in caps["allocations"]] == [inv["_id"]]
     assert CapConsumption.from_document(caps, 2026).total == D("96.00")
     assert await b.repair() == 0  # reconciled: nothing left to do

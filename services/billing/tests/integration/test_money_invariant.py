@@ -22,6 +22,7 @@ from billing.domain.pricing import price_at_acceptance, price_work_completed
 from billing.domain.rules import BillingRules
 from billing.domain.subscription import period
 from billing.domain.tax_credit import ClientTaxProfile, annual_cap
+from billing.service import BillingService
 from billing.store import (
     CAPS,
     CREDIT_NOTES,
@@ -92,9 +93,8 @@ async def test_generated_run_keeps_the_money_invariants(settings_for):
         for spec in store_indexes():
             await mongos[0].ensure_indexes([spec])
         stores = [
-            BillingStore(
-                m,
-                entity="DLG",
+            BillingService(
+                BillingStore(m, entity="DLG"),
                 rules=rules,
                 default_country="FR",
                 source="/delego/billing",
@@ -112,7 +112,7 @@ async def test_generated_run_keeps_the_money_invariants(settings_for):
                 avance_immediate=rng.random() < 0.5,
             )
             profiles[f"cli_{c}"] = profile
-            await stores[0].put_profile(f"cli_{c}", profile, at)
+            await stores[0].store.put_profile(f"cli_{c}", profile, at)
 
         async def issue(i: int) -> None:
             terms = _terms(rng)
@@ -183,7 +183,7 @@ async def test_generated_run_keeps_the_money_invariants(settings_for):
         assert len(entries) == n + 30
         for e in entries:
             assert sum(D(p["amount"]) for p in e["postings"]) == 0
-        balances = await stores[1].balances()
+        balances = await stores[1].store.balances()
         assert sum(m.amount for m in balances.values()) == 0
 
         def total(docs, key):
