@@ -402,17 +402,6 @@ def certificate_to_doc(cert: TaxCertificate) -> Document:
     }
 
 
-def public(doc: Mapping[str, Any] | None) -> Document | None:
-    """A stored document as the API shows it: no outbox or internal bookkeeping."""
-    out = Outbox.strip(dict(doc) if doc is not None else None)
-    if out is None:
-        return None
-    for k in ("credit_claims", "credit_pending", "credit_pending_n", "issued_by", "source"):
-        out.pop(k, None)
-    out["id"] = out.pop("_id")
-    return out
-
-
 # --- the store ----------------------------------------------------------------------
 
 
