@@ -139,13 +139,13 @@ async def test_a_retry_in_january_keeps_the_number_year_and_allocation_of_decemb
     crash_invoice_insert_once(a)
     with pytest.raises(Crash):
         await issue(a, 1, december, client="cli_ny")
-    assert (await a.store.cap_state("cli_ny", 2026)).total == D("96.00")  # allocated, no invoice
+    assert (await a.store.cap_state("cli_ny", 2026)).total == D("88.00")  # allocated, no invoice
     # the event is replayed from the dead-letter topic on 2 January, on the other replica
     again = await issue(b, 1, datetime(2027, 1, 2, 10, tzinfo=UTC), client="cli_ny")
     assert again.number == "DLG-2026-000001"
     assert again.tax_year == 2026
     assert again.issued_at == december
-    assert (await a.store.cap_state("cli_ny", 2026)).total == D("96.00")
+    assert (await a.store.cap_state("cli_ny", 2026)).total == D("88.00")
     assert await a.store.db[CAPS].find_one({"_id": "cli_ny:2027"}) is None  # nothing moved
     # and the next January invoice starts the 2027 sequence
     nxt = await issue(b, 2, datetime(2027, 1, 2, 10, 1, tzinfo=UTC), client="cli_ny")
@@ -156,14 +156,14 @@ async def test_a_replay_after_a_crash_reproduces_the_decision_it_was_allocated_w
     [a, b] = stores
     crash_invoice_insert_once(a)
     with pytest.raises(Crash):
-        await issue(a, 1, AT, client="cli_rp")  # 96.00 allocated, invoice not stored
+        await issue(a, 1, AT, client="cli_rp")  # 88.00 allocated, invoice not stored
     second = await issue(b, 2, AT + timedelta(seconds=1), client="cli_rp")  # allocates after
-    assert second.lines[0].decision.reason_en.endswith("remaining annual cap 11,808.00 EUR")
+    assert second.lines[0].decision.reason_en.endswith("remaining annual cap 11,824.00 EUR")
     first = await issue(b, 1, AT + timedelta(seconds=2), client="cli_rp")  # the redelivery
     # decided on the caps it was allocated against, not on today's
-    assert first.lines[0].decision.reason_en.endswith("remaining annual cap 11,904.00 EUR")
-    assert first.tax_credit.amount == D("48.00")
-    assert (await a.store.cap_state("cli_rp", 2026)).total == D("192.00")
+    assert first.lines[0].decision.reason_en.endswith("remaining annual cap 11,912.00 EUR")
+    assert first.tax_credit.amount == D("44.00")
+    assert (await a.store.cap_state("cli_rp", 2026)).total == D("176.00")
 
 
 async def test_repair_completes_an_allocation_left_by_a_crash_and_releases_an_orphan(stores):
@@ -178,12 +178,12 @@ async def test_repair_completes_an_allocation_left_by_a_crash_and_releases_an_or
     ghost = CapAllocation("inv_ghost", 2026, (AllocatedLine(1, None, D("500.00")),), state)
     flt, update, upsert = cap_update("cli_rep", state, ghost)
     await a.store.db[CAPS].find_one_and_update(flt, update, upsert=upsert)
-    assert (await a.store.cap_state("cli_rep", 2026)).total == D("596.00")
+    assert (await a.store.cap_state("cli_rep", 2026)).total == D("588.00")
 
     assert await b.repair() >= 2  # invoice 1 finished (and posted), ghost released
     inv = await a.store.db[INVOICES].find_one({"source": "req_1|work"})
     assert inv is not None and inv["number"] == "DLG-2026-000001"
     caps = await a.store.db[CAPS].find_one({"_id": "cli_rep:2026"})
     assert [x["document_id"] for x in caps["allocations"]] == [inv["_id"]]
-    assert CapConsumption.from_document(caps, 2026).total == D("96.00")
+    assert CapConsumption.from_document(caps, 2026).total == D("88.00")
     assert await b.repair() == 0  # reconciled: nothing left to do

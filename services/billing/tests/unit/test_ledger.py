@@ -48,8 +48,8 @@ def test_invoice_journal_is_balanced_with_expected_postings(make_terms, rules, p
     entry = journal_for_invoice(inv)
     got = {p.account: p.amount for p in entry.postings}
     assert got == {
-        Account.CLIENT_RECEIVABLE: eur("72.00"),  # debit
-        Account.VAT_PAYABLE: eur("-12.00"),  # credits
+        Account.CLIENT_RECEIVABLE: eur("66.00"),  # debit
+        Account.VAT_PAYABLE: eur("-6.00"),  # credits (soutien scolaire: 10 %)
         Account.PLATFORM_COMMISSION_REVENUE: eur("-7.20"),
         Account.PROVIDER_PAYABLE: eur("-52.80"),
     }
@@ -81,13 +81,13 @@ def test_avance_immediate_books_the_advanced_credit_on_urssaf(make_terms, rules)
         rules=rules,
         issued_at=ISSUED,
     )
-    assert (inv.total_gross, inv.payable_now) == (eur("72.00"), eur("36.00"))
+    assert (inv.total_gross, inv.payable_now) == (eur("66.00"), eur("33.00"))
     entry = journal_for_invoice(inv)
     got = {p.account: p.amount for p in entry.postings}
     assert got == {
         Account.CLIENT_RECEIVABLE: inv.payable_now,  # what the bill says is payable now
-        Account.URSSAF_RECEIVABLE: eur("36.00"),  # the credit URSSAF advances
-        Account.VAT_PAYABLE: eur("-12.00"),  # unchanged
+        Account.URSSAF_RECEIVABLE: eur("33.00"),  # the credit URSSAF advances
+        Account.VAT_PAYABLE: eur("-6.00"),  # unchanged
         Account.PLATFORM_COMMISSION_REVENUE: eur("-7.20"),  # unchanged
         Account.PROVIDER_PAYABLE: eur("-52.80"),  # unchanged
     }

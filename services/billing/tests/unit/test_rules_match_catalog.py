@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 from billing.domain.commission import CommissionRules
-from billing.domain.rules import load_commission_rules, load_tax_credit_rules, tax_credit_years
+from billing.domain.rules import (
+    load_commission_rules,
+    load_tax_credit_rules,
+    load_vat_table,
+    tax_credit_years,
+)
 
 TAXONOMY = (
     Path(__file__).resolve().parents[3] / "catalog" / "src" / "catalog" / "domain" / "taxonomy.json"
@@ -100,3 +105,16 @@ def test_remote_eligibility_agrees_with_catalog(year):
     assert {c for c, a in rules.activities.items() if a.remote_eligible} == remote & set(
         rules.activities
     )
+
+
+def test_every_vat_activity_is_a_catalog_code_and_none_falls_back_silently():
+    vat = load_vat_table()
+    codes = _catalog_codes()
+    for country, table in vat.sap.items():
+        standard = vat.sap_standard.get(country, frozenset())
+        unknown = (set(table) | standard) - codes
+        assert not unknown, f"vat_rates.toml [sap.{country}] names unknown codes: {unknown}"
+        assert not set(table) & standard, "an activity both reduced and standard"
+        silent = codes - set(table) - standard
+        assert not silent, f"SAP activities at the standard rate unasked in {country}: {silent}"
+    assert "FR" in vat.sap

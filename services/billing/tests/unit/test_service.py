@@ -79,15 +79,15 @@ async def test_issue_invoice_numbers_posts_allocates_and_publishes_once(
     terms = make_terms()
     inv, created = await issue(service, terms, 1, AT)
     assert created and inv.number == "DLG-2026-000001"
-    assert inv.total_gross.amount == D("96.00") and inv.tax_credit.amount == D("48.00")
+    assert inv.total_gross.amount == D("88.00") and inv.tax_credit.amount == D("44.00")
     assert published == [(INVOICES, inv.invoice_id)]
     assert store.docs["invoice"][inv.invoice_id]["ledger_posted"] is True
     assert sum(store.balances().values()) == 0
-    assert (await store.cap_state("c1", 2026)).total == D("96.00")
+    assert (await store.cap_state("c1", 2026)).total == D("88.00")
     again, created = await issue(service, terms, 1, AT + timedelta(hours=1))  # a replay
     assert not created and again == inv
     assert published == [(INVOICES, inv.invoice_id)]  # nothing new to publish
-    assert (await store.cap_state("c1", 2026)).total == D("96.00")
+    assert (await store.cap_state("c1", 2026)).total == D("88.00")
 
 
 async def test_a_number_never_carries_an_earlier_instant_than_the_one_before(service, make_terms):
@@ -107,7 +107,7 @@ async def test_a_retry_in_january_keeps_december_number_year_and_caps(service, s
     inv, created = await issue(service, terms, 1, datetime(2027, 1, 3, tzinfo=UTC))
     assert created and inv.number == "DLG-2026-000001"
     assert (inv.tax_year, inv.issued_at) == (2026, december)
-    assert (await store.cap_state("c1", 2026)).total == D("96.00")
+    assert (await store.cap_state("c1", 2026)).total == D("88.00")
     assert "c1:2027" not in store.cap_docs
 
 
@@ -134,7 +134,7 @@ async def test_repair_finishes_a_stale_reservation_and_releases_an_orphan(
     [inv] = store.docs["invoice"].values()
     assert inv["number"] == "DLG-2026-000001" and inv["ledger_posted"]
     assert [a["document_id"] for a in store.cap_docs["c1:2026"]["allocations"]] == [inv["_id"]]
-    assert (await store.cap_state("c1", 2026)).total == D("96.00")
+    assert (await store.cap_state("c1", 2026)).total == D("88.00")
     assert store.counter_docs["DLG:invoice:2026"]["pending"] == {}
     assert await service.repair() == 0
 
@@ -163,10 +163,10 @@ async def test_avance_immediate_client_receivable_is_payable_now(service, store,
         "c1", ClientTaxProfile(residence_country="FR", avance_immediate=True), AT
     )
     inv, _ = await issue(service, make_terms(), 1, AT)
-    assert inv.payable_now.amount == D("48.00")
+    assert inv.payable_now.amount == D("44.00")
     balances = store.balances()
-    assert balances["client_receivable"] == D("48.00")
-    assert balances["urssaf_receivable"] == D("48.00")
+    assert balances["client_receivable"] == D("44.00")
+    assert balances["urssaf_receivable"] == D("44.00")
     assert sum(balances.values()) == 0
 
 
