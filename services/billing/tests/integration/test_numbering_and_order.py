@@ -292,3 +292,23 @@ async def test_a_credit_note_event_is_queued_behind_its_invoice_event(stores):
     note = await a.store.db[CREDIT_NOTES].find_one({"_id": crashed[0]})
     assert note["ledger_posted"] and note["cap_restored"]
     assert "_outbox" not in note  # the credit note's own document feeds no stream
+
+
+async def test_issuing_an_invoice_takes_ten_store_commands(settings_for, stores):
+    """Throughput is measured in store commands per flow: deciding the issue instant
+    with the number and allocating the caps after it added none (11 before)."""
+    [a, _] = stores
+    await issue(a, 1)  # the year's counter exists
+    settings = settings_for("billing")
+    recorder = _Recorder()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[recorder]
+    )
+    try:
+        a.store.db = client[settings.database]
+        for i in range(2, 7):
+            await issue(a, i)
+    finally:
+        await client.close()
+    commands = [name for name, _ in recorder.commands if name != "endSessions"]
+    assert len(commands) == 5 * 10, commands

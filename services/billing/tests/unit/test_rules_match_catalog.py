@@ -118,3 +118,17 @@ def test_every_vat_activity_is_a_catalog_code_and_none_falls_back_silently():
         silent = codes - set(table) - standard
         assert not silent, f"SAP activities at the standard rate unasked in {country}: {silent}"
     assert "FR" in vat.sap
+
+
+@pytest.mark.parametrize("year", tax_credit_years())
+def test_no_catalog_activity_is_left_out_of_the_tax_credit_silently(year):
+    import tomllib
+    from importlib import resources
+
+    name = f"tax_credit_{year}.toml"
+    data = tomllib.loads(resources.files("billing").joinpath("rules", name).read_text("utf-8"))
+    listed = set(data["activities"])
+    not_listed = set(data["not_listed"])
+    assert not listed & not_listed
+    assert not_listed <= _catalog_codes(), "not_listed names codes the catalog does not have"
+    assert _catalog_codes() - listed - not_listed == set(), "activities left out unasked"
