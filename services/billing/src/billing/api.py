@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from delego_shared.http.auth import Caller, Principal, Role, require_role
 from delego_shared.http.problems import Conflict, Forbidden, NotFound, Unprocessable
-from delego_shared.messaging import PublishNow
 from delego_shared.types import Identifier, Money
 from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import HTMLResponse
@@ -24,9 +23,27 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from .domain.errors import BillingError
+from .domain.money import fixed
 from .domain.numbering import document_year
 from .domain.tax_credit import ClientTaxProfile
-from .store import CERTIFICATES, INVOICES, BillingStore, ConflictError, NotFoundError, public
+from .service import BillingService
+from .store import ConflictError, NotFoundError
+from .views import (
+    BalancesView,
+    BalanceView,
+    CertificateView,
+    CreditNoteView,
+    InvoiceView,
+    LedgerEntryView,
+    PayoutsView,
+    PayoutView,
+    TaxProfileView,
+    certificate_view,
+    credit_note_view,
+    invoice_view,
+    ledger_entry_view,
+    money,
+)
 
 Clock = Callable[[], datetime]
 
@@ -39,7 +56,9 @@ _env = Environment(
 
 
 def _fmt_money(m: Mapping[str, Any]) -> str:
-    return f"{Decimal(str(m['amount'])):,.2f} {m['currency']}".replace(",", "\u202f")
+    """Printed with the currency's minor units (grouped thousands, narrow spaces)."""
+    units = Money.zero(str(m["currency"])).minor_units
+    return f"{Decimal(str(m['amount'])):,.{units}f} {m['currency']}".replace(",", "\u202f")
 
 
 def _fmt_pct(rate: str) -> str:
@@ -98,25 +117,23 @@ def _may_see(who: Principal, doc: Mapping[str, Any]) -> bool:
     return True
 
 
-def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRouter:
-    """`publish` sends a document's stored events before the command answers."""
+def api_router(service: BillingService, clock: Clock) -> APIRouter:
+    """Commands go to the use cases (which publish a document's events before the
+    command answers); reads go to the store."""
     router = APIRouter()
+    store = service.store
 
-    async def _invoice(who: Principal, invoice_id: str) -> dict[str, Any]:
+    async def _invoice(who: Principal, invoice_id: str) -> InvoiceView:
         doc = await store.invoice_doc(invoice_id)
         if doc is None or not _may_see(who, doc):  # no existence leak
             raise NotFound(f"no invoice {invoice_id}")
-        out = public(doc)
-        assert out is not None
-        return out
+        return invoice_view(doc)
 
-    async def _credit_note(who: Principal, credit_note_id: str) -> dict[str, Any]:
+    async def _credit_note(who: Principal, credit_note_id: str) -> CreditNoteView:
         doc = await store.credit_note_doc(credit_note_id)
         if doc is None or not _may_see(who, doc):
             raise NotFound(f"no credit note {credit_note_id}")
-        out = public(doc)
-        assert out is not None
-        return out
+        return credit_note_view(doc)
 
     # --- invoices and credit notes ------------------------------------------------------
 
@@ -126,12 +143,12 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
         client_id: Annotated[Identifier | None, Query()] = None,
         provider_id: Annotated[Identifier | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[InvoiceView]:
         docs = await store.list_invoices(_scope(who, client_id, provider_id), limit)
-        return [d for d in map(public, docs) if d is not None]
+        return [invoice_view(d) for d in docs]
 
     @router.get("/invoices/{invoice_id}", tags=["invoices"], summary="One invoice (JSON)")
-    async def get_invoice(who: Caller, invoice_id: DocId) -> dict[str, Any]:
+    async def get_invoice(who: Caller, invoice_id: DocId) -> InvoiceView:
         return await _invoice(who, invoice_id)
 
     @router.get(
@@ -139,10 +156,11 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
         tags=["invoices"],
         summary="One invoice as a printable page",
         response_class=HTMLResponse,
+        responses={200: {"description": "the invoice as an HTML page (text/html)"}},
     )
     async def invoice_html(who: Caller, invoice_id: DocId) -> HTMLResponse:
-        doc = await _invoice(who, invoice_id)
-        return HTMLResponse(_env.get_template("invoice.html").render(doc=doc))
+        view = await _invoice(who, invoice_id)
+        return HTMLResponse(_env.get_template("invoice.html").render(doc=view.model_dump()))
 
     @router.post(
         "/invoices/{invoice_id}/credit-notes",
@@ -152,15 +170,14 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
     )
     async def issue_credit_note(
         who: Operator, invoice_id: DocId, body: CreditNoteRequest
-    ) -> dict[str, Any]:
+    ) -> CreditNoteView:
         with _problems():
-            cn, _created = await store.issue_credit_note(
+            cn, _created = await service.issue_credit_note(
                 invoice_id,
                 reason_code=body.reason_code,
                 line_nos=body.line_nos,
                 issued_at=clock(),
             )
-        await publish(INVOICES, invoice_id)  # a credit note's event queues behind its invoice's
         return await _credit_note(who, cn.credit_note_id)
 
     @router.get("/credit-notes", tags=["credit notes"], summary="Credit notes the caller may see")
@@ -170,15 +187,15 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
         provider_id: Annotated[Identifier | None, Query()] = None,
         invoice_id: Annotated[Identifier | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[CreditNoteView]:
         flt = _scope(who, client_id, provider_id)
         if invoice_id:
             flt["invoice_id"] = invoice_id
         docs = await store.list_credit_notes(flt, limit)
-        return [d for d in map(public, docs) if d is not None]
+        return [credit_note_view(d) for d in docs]
 
     @router.get("/credit-notes/{credit_note_id}", tags=["credit notes"], summary="One credit note")
-    async def get_credit_note(who: Caller, credit_note_id: DocId) -> dict[str, Any]:
+    async def get_credit_note(who: Caller, credit_note_id: DocId) -> CreditNoteView:
         return await _credit_note(who, credit_note_id)
 
     @router.get(
@@ -186,44 +203,43 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
         tags=["credit notes"],
         summary="One credit note as a printable page",
         response_class=HTMLResponse,
+        responses={200: {"description": "the credit note as an HTML page (text/html)"}},
     )
     async def credit_note_html(who: Caller, credit_note_id: DocId) -> HTMLResponse:
-        doc = await _credit_note(who, credit_note_id)
-        return HTMLResponse(_env.get_template("credit_note.html").render(doc=doc))
+        view = await _credit_note(who, credit_note_id)
+        return HTMLResponse(_env.get_template("credit_note.html").render(doc=view.model_dump()))
 
     # --- provider payouts -----------------------------------------------------------
 
     @router.get("/payouts", tags=["payouts"], summary="The provider's payouts and balance")
-    async def payouts(who: ProviderOnly) -> dict[str, Any]:
+    async def payouts(who: ProviderOnly) -> PayoutsView:
         flt = {"provider_id": who.subject}
         invoices = await store.list_invoices(flt, 500)
         notes = await store.list_credit_notes(flt, 500)
         rows = [
-            {
-                "document_kind": "invoice",
-                "document_id": d["_id"],
-                "number": d["number"],
-                "issued_at": d["issued_at"],
-                "payout": d["totals"]["provider_payout"],
-            }
+            PayoutView(
+                document_kind="invoice",
+                document_id=str(d["_id"]),
+                number=str(d["number"]),
+                issued_at=d["issued_at"],
+                payout=money(d["totals"]["provider_payout"]),
+            )
             for d in invoices
         ] + [
-            {
-                "document_kind": "credit_note",
-                "document_id": d["_id"],
-                "number": d["number"],
-                "issued_at": d["issued_at"],
-                "payout": _negate(d["totals"]["provider_payout"]),
-            }
+            PayoutView(
+                document_kind="credit_note",
+                document_id=str(d["_id"]),
+                number=str(d["number"]),
+                issued_at=d["issued_at"],
+                payout=-money(d["totals"]["provider_payout"]),
+            )
             for d in notes
         ]
-        rows.sort(key=lambda r: r["issued_at"], reverse=True)
+        rows.sort(key=lambda r: r.issued_at, reverse=True)
         balance = await store.provider_payable(who.subject)
-        return {
-            "provider_id": who.subject,
-            "balance": [_money(m) for m in balance.values()],
-            "payouts": rows,
-        }
+        return PayoutsView(
+            provider_id=who.subject, balance=[fixed(m) for m in balance.values()], payouts=rows
+        )
 
     # --- ledger (operator) ------------------------------------------------------------
 
@@ -232,12 +248,15 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
         who: Operator,
         client_id: Annotated[Identifier | None, Query()] = None,
         provider_id: Annotated[Identifier | None, Query()] = None,
-    ) -> dict[str, Any]:
+    ) -> BalancesView:
         rows = await store.balances(_scope(who, client_id, provider_id))
-        return {
-            "convention": "debit positive, credit negative; every journal entry sums to zero",
-            "balances": [{"account": acc, **_money(m)} for (acc, _cur), m in sorted(rows.items())],
-        }
+        return BalancesView(
+            convention="debit positive, credit negative; every journal entry sums to zero",
+            balances=[
+                BalanceView(account=acc, amount=fixed(m).amount, currency=m.currency)
+                for (acc, _cur), m in sorted(rows.items())
+            ],
+        )
 
     @router.get("/ledger/entries", tags=["ledger"], summary="Journal entries")
     async def ledger_entries(
@@ -246,34 +265,24 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
         client_id: Annotated[Identifier | None, Query()] = None,
         provider_id: Annotated[Identifier | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 200,
-    ) -> list[dict[str, Any]]:
+    ) -> list[LedgerEntryView]:
         flt = _scope(who, client_id, provider_id)
         if document_id:
             flt["document_id"] = document_id
-        docs = await store.ledger_entries(flt, limit)
-        return [
-            {
-                "id": d["_id"],
-                **{k: v for k, v in d.items() if k != "_id"},
-                "postings": [
-                    {k: v for k, v in p.items() if k != "minor"} for p in d.get("postings", [])
-                ],
-            }
-            for d in docs
-        ]
+        return [ledger_entry_view(d) for d in await store.ledger_entries(flt, limit)]
 
     # --- tax profile (client) ---------------------------------------------------------
 
     @router.get("/tax-profile", tags=["tax"], summary="The client's tax profile")
-    async def get_tax_profile(who: ClientOnly) -> dict[str, Any]:
+    async def get_tax_profile(who: ClientOnly) -> TaxProfileView:
         found = await store.get_profile(who.subject)
-        profile = found or await store.effective_profile(who.subject)
-        return {**profile.model_dump(mode="json"), "declared": found is not None}
+        profile = found or await service.effective_profile(who.subject)
+        return TaxProfileView(**profile.model_dump(mode="json"), declared=found is not None)
 
     @router.put("/tax-profile", tags=["tax"], summary="Declare the client's tax profile")
-    async def put_tax_profile(who: ClientOnly, body: ClientTaxProfile) -> dict[str, Any]:
+    async def put_tax_profile(who: ClientOnly, body: ClientTaxProfile) -> TaxProfileView:
         await store.put_profile(who.subject, body, clock())
-        return {**body.model_dump(mode="json"), "declared": True}
+        return TaxProfileView(**body.model_dump(mode="json"), declared=True)
 
     # --- tax certificates -----------------------------------------------------------
 
@@ -290,35 +299,24 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
         tags=["tax"],
         summary="Issue (or fetch) the client's annual tax certificates for a year",
     )
-    async def issue_certificates(who: ClientOnly, year: int) -> list[dict[str, Any]]:
+    async def issue_certificates(who: ClientOnly, year: int) -> list[CertificateView]:
         _check_year(year)
-        docs = await store.issue_certificates(who.subject, year, clock())
-        for d in docs:
-            await publish(CERTIFICATES, d["_id"])
+        docs = await service.issue_certificates(who.subject, year, clock())
         if not docs:
             raise NotFound(f"nothing to certify for {year}")
-        return [d for d in map(public, docs) if d is not None]
+        return [certificate_view(d) for d in docs]
 
     @router.get("/tax-certificates/{year}", tags=["tax"], summary="The certificates of a year")
     async def get_certificates(
         who: Caller,
         year: int,
         client_id: Annotated[Identifier | None, Query()] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[CertificateView]:
         if who.role is Role.PROVIDER:
             raise Forbidden("certificates are the client's")
         subject = who.subject if who.role is Role.CLIENT else client_id
         if not subject:
             raise Unprocessable("client_id is required", errors=[{"field": "client_id"}])
-        docs = await store.certificates(subject, year)
-        return [d for d in map(public, docs) if d is not None]
+        return [certificate_view(d) for d in await store.certificates(subject, year)]
 
     return router
-
-
-def _money(m: Money) -> dict[str, str]:
-    return {"amount": str(m.amount), "currency": m.currency}
-
-
-def _negate(m: Mapping[str, Any]) -> dict[str, str]:
-    return {"amount": str(-Decimal(str(m["amount"]))), "currency": str(m["currency"])}

@@ -1,4 +1,4 @@
-"""Wiring: the one place where settings, runtime, store, handlers and HTTP meet."""
+"""Wiring: the one place where settings, runtime, store, service, handlers and HTTP meet."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from .api import api_router
 from .domain.rules import BillingRules
 from .handlers import BillingHandlers, Clock, system_clock
+from .service import BillingService
 from .settings import BillingSettings
 from .store import OUTBOX_COLLECTIONS, BillingStore, store_indexes
 
@@ -21,17 +22,16 @@ def create_app(settings: BillingSettings | None = None, *, clock: Clock | None =
     runtime = ServiceRuntime(
         settings, outbox_collections=OUTBOX_COLLECTIONS, indexes=store_indexes()
     )
-    store = BillingStore(
-        runtime.mongo,
-        entity=settings.billing_entity,
+    store = BillingStore(runtime.mongo, entity=settings.billing_entity)
+    service = BillingService(
+        store,
         rules=BillingRules.load(),
         default_country=settings.default_tax_country,
         source=settings.source,
         instance=uuid.uuid4().hex[:12],
+        publish=runtime.relay.publish_now,
     )
-    handlers = BillingHandlers(
-        store, clock=now, publish=runtime.relay.publish_now, sweep=runtime.relay.kick
-    )
+    handlers = BillingHandlers(service, clock=now, sweep=runtime.relay.kick)
     handlers.register(runtime)
 
     async def scheduler() -> None:
@@ -42,8 +42,9 @@ def create_app(settings: BillingSettings | None = None, *, clock: Clock | None =
         runtime,
         title="Delego billing",
         description="Invoices, credit notes, ledger, tax profile and annual tax certificates.",
-        routers=[api_router(store, now, runtime.relay.publish_now)],
+        routers=[api_router(service, now)],
     )
     app.state.store = store
+    app.state.service = service
     app.state.handlers = handlers
     return app

@@ -1,4 +1,6 @@
-"""Every MongoDB access of the billing service (and nothing else).
+"""Every MongoDB access of the billing service (and nothing else): documents mapped
+to and from domain objects, and the conditional writes. No business decision here:
+the use cases that combine domain, store and outbox are in `service.py`.
 
 Collections (database `delego_billing` by default):
 
@@ -11,12 +13,13 @@ Collections (database `delego_billing` by default):
   `credit_*`, `cap_restored`) record the follow-up steps; they never change
   what was issued.
 - `number_counters`: one per (entity, kind, year), `_id` `DLG:invoice:2026`:
-  `last` number handed out, `version`, and `pending` reservations (document id
-  -> number + the whole document). Numbers are gapless: see `_insert_numbered`.
+  `last` number handed out and its instant `last_at`, `version`, and `pending`
+  reservations (document id -> number, issue instant, and what finishes the
+  document). Numbers are gapless and chronological: see `BillingService._numbered`.
   The unique index on (entity, kind, year, seq) stays as a safety net.
 - `cap_consumption`: one document per client-year, changed only by the
-  domain's `cap_update` (compare-and-set on `version`, idempotent per
-  document id).
+  domain's `cap_update` / `cap_release` (compare-and-set on `version`,
+  idempotent per document id); each allocation keeps the state it was decided on.
 - `tax_profiles`: the clients' declared tax profiles (kept only here).
 - `subscriptions`: accepted subscriptions (acceptance, cancellation, zone,
   billed period keys, completed work for overage).
@@ -28,23 +31,20 @@ Collections (database `delego_billing` by default):
 Access rule: handling an event or an HTTP command reads and writes by `_id`
 (possibly with extra conditions for a compare-and-set). Queries on other fields
 serve the HTTP listings, the certificates of a year (once per client and year,
-on the (tax_year, client_id) index), the first number of a counter, and `repair`, a sweep run by
-the scheduler's slow timer (`find` + projection, then work by `_id`); the
+on the (tax_year, client_id) index), the first number of a counter, and the
+sweeps of `repair`, run by the scheduler's slow timer (`find` + projection, then work by `_id`); the
 indexes below are what they need on MongoDB.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from delego_shared.events.base import Event
 from delego_shared.events.common import AgreedTerms
 from delego_shared.events.envelope import Envelope
 from delego_shared.logging import get_logger
@@ -53,27 +53,22 @@ from delego_shared.mongo import Document, DuplicateKeyError, IndexSpec, Mongo
 from delego_shared.types import Money
 from pymongo import ReturnDocument
 
-from .domain.certificate import TaxCertificate, build_certificate, certificate_id_for
+from .domain.certificate import TaxCertificate
 from .domain.errors import BillingError
 from .domain.invoice import (
     BilledLine,
     CreditNote,
     Intervention,
     Invoice,
-    build_credit_note,
-    build_invoice,
 )
-from .domain.ledger import Account, JournalEntry, journal_for_credit_note, journal_for_invoice
+from .domain.ledger import Account, JournalEntry
+from .domain.money import amount_text
 from .domain.numbering import (
     DocumentKind,
     counter_id,
-    credit_note_number,
     document_year,
-    invoice_number,
-    plan_number,
 )
 from .domain.pricing import PricedLine
-from .domain.rules import BillingRules
 from .domain.tax_credit import (
     CapAllocation,
     CapConsumption,
@@ -81,6 +76,7 @@ from .domain.tax_credit import (
     DecisionCode,
     LineDecision,
     cap_document_id,
+    cap_release,
     cap_update,
 )
 
@@ -98,9 +94,6 @@ COUNTERS = "number_counters"
 # credit notes no longer carry events (they join their invoice's outbox); the relay
 # still drains the ones stored before that change
 OUTBOX_COLLECTIONS = [INVOICES, CREDIT_NOTES, CERTIFICATES]
-
-_MAX_ATTEMPTS = 500
-_RESERVATION_STALE = timedelta(seconds=10)
 
 
 def store_indexes() -> list[IndexSpec]:
@@ -150,7 +143,7 @@ def to_millis(at: datetime) -> datetime:
 
 
 def _money(m: Money) -> dict[str, str]:
-    return {"amount": str(m.amount), "currency": m.currency}
+    return {"amount": amount_text(m), "currency": m.currency}
 
 
 def _m(d: Mapping[str, Any]) -> Money:
@@ -245,10 +238,7 @@ def invoice_to_doc(inv: Invoice, *, entity: str, seq: int, source: str, instance
             "payable_now": _money(inv.payable_now),
         },
         "cap_allocation": inv.cap_allocation.to_document(),
-        "interventions": [
-            {"on": iv.on.isoformat(), "minutes": iv.minutes, "label_code": iv.label_code}
-            for iv in inv.interventions
-        ],
+        "interventions": [intervention_to_doc(iv) for iv in inv.interventions],
         "issued_by": instance,
         "ledger_posted": False,
         "credited_lines": [],
@@ -274,10 +264,7 @@ def invoice_from_doc(doc: Mapping[str, Any]) -> Invoice:
         tax_year=year,
         avance_immediate=bool(doc["avance_immediate"]),
         cap_allocation=CapAllocation.from_document(year, doc["cap_allocation"]),
-        interventions=tuple(
-            Intervention(date.fromisoformat(iv["on"]), iv.get("minutes"), str(iv["label_code"]))
-            for iv in doc.get("interventions", [])
-        ),
+        interventions=tuple(intervention_from_doc(iv) for iv in doc.get("interventions", [])),
     )
 
 
@@ -331,6 +318,38 @@ def credit_note_from_doc(doc: Mapping[str, Any]) -> CreditNote:
     )
 
 
+def priced_to_doc(p: PricedLine) -> Document:
+    return {
+        "kind": p.kind,
+        "label_code": p.label_code,
+        "quantity": str(p.quantity),
+        "unit_price": _money(p.unit_price),
+        "net": _money(p.net),
+        "intervention_minutes": p.intervention_minutes,
+        "period_key": p.period_key,
+    }
+
+
+def priced_from_doc(doc: Mapping[str, Any]) -> PricedLine:
+    return PricedLine(
+        kind=str(doc["kind"]),
+        label_code=str(doc["label_code"]),
+        quantity=Decimal(doc["quantity"]),
+        unit_price=_m(doc["unit_price"]),
+        net=_m(doc["net"]),
+        intervention_minutes=doc.get("intervention_minutes"),
+        period_key=doc.get("period_key"),
+    )
+
+
+def intervention_to_doc(iv: Intervention) -> Document:
+    return {"on": iv.on.isoformat(), "minutes": iv.minutes, "label_code": iv.label_code}
+
+
+def intervention_from_doc(doc: Mapping[str, Any]) -> Intervention:
+    return Intervention(date.fromisoformat(doc["on"]), doc.get("minutes"), str(doc["label_code"]))
+
+
 def _minor(m: Money) -> int:
     scaled = m.amount.scaleb(m.minor_units)
     if scaled != scaled.to_integral_value():
@@ -351,7 +370,7 @@ def journal_to_doc(entry: JournalEntry, *, client_id: str, provider_id: str) -> 
             {
                 "account": p.account.value,
                 "currency": p.amount.currency,
-                "amount": str(p.amount.amount),
+                "amount": amount_text(p.amount),
                 "minor": _minor(p.amount),
             }
             for p in entry.postings
@@ -383,17 +402,6 @@ def certificate_to_doc(cert: TaxCertificate) -> Document:
     }
 
 
-def public(doc: Mapping[str, Any] | None) -> Document | None:
-    """A stored document as the API shows it: no outbox or internal bookkeeping."""
-    out = Outbox.strip(dict(doc) if doc is not None else None)
-    if out is None:
-        return None
-    for k in ("credit_claims", "credit_pending", "credit_pending_n", "issued_by", "source"):
-        out.pop(k, None)
-    out["id"] = out.pop("_id")
-    return out
-
-
 # --- the store ----------------------------------------------------------------------
 
 
@@ -423,35 +431,44 @@ class Subscription:
         )
 
 
-EnvelopeFactory = Callable[[Event], Envelope]
+@dataclass(frozen=True)
+class Counter:
+    """One numbering sequence's counter document (see `domain.numbering`)."""
+
+    id: str
+    kind: DocumentKind
+    year: int
+    last: int
+    last_at: datetime | None
+    version: int
+    pending: Mapping[str, Mapping[str, Any]]  # document id -> reservation
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Counter:
+        last_at = doc.get("last_at")
+        kind: DocumentKind = "credit_note" if doc["kind"] == "credit_note" else "invoice"
+        return cls(
+            id=str(doc["_id"]),
+            kind=kind,
+            year=int(doc["year"]),
+            last=int(doc["last"]),
+            last_at=last_at.astimezone(UTC) if last_at is not None else None,
+            version=int(doc["version"]),
+            pending=dict(doc.get("pending") or {}),
+        )
+
+
+_COLLECTION: dict[DocumentKind, str] = {"invoice": INVOICES, "credit_note": CREDIT_NOTES}
 
 
 class BillingStore:
-    def __init__(
-        self,
-        mongo: Mongo,
-        *,
-        entity: str,
-        rules: BillingRules,
-        default_country: str,
-        source: str,
-        instance: str,
-    ) -> None:
+    """Documents in and out, and the conditional writes; no business decisions (those
+    are in `domain`, the orchestration in `service`). Every method used on a
+    per-event or per-request path reads and writes by `_id`."""
+
+    def __init__(self, mongo: Mongo, *, entity: str) -> None:
         self.db = mongo.db
         self.entity = entity
-        self.rules = rules
-        self.default_country = default_country
-        self.source = source
-        self.instance = instance
-
-    def _envelope(self, data: Event, cause: Envelope | None) -> Envelope:
-        if cause is not None:
-            return cause.caused(data, self.source)
-        return Envelope(data=data, source=self.source)
-
-    @staticmethod
-    async def _backoff(attempt: int) -> None:
-        await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))
 
     # --- tax profiles -------------------------------------------------------------
 
@@ -463,12 +480,6 @@ class BillingStore:
             {k: v for k, v in doc.items() if k not in ("_id", "updated_at")}
         )
 
-    async def effective_profile(self, client_id: str) -> ClientTaxProfile:
-        """The declared profile, or the default: resident of `default_country`, no household
-        increase, no avance immédiate."""
-        found = await self.get_profile(client_id)
-        return found or ClientTaxProfile(residence_country=self.default_country)
-
     async def put_profile(self, client_id: str, profile: ClientTaxProfile, at: datetime) -> None:
         await self.db[PROFILES].update_one(
             {"_id": client_id},
@@ -478,150 +489,58 @@ class BillingStore:
 
     # --- cap consumption --------------------------------------------------------------
 
-    async def cap_state(self, client_id: str, year: int) -> CapConsumption:
+    async def caps(self, client_id: str, year: int) -> tuple[CapConsumption, list[Document]]:
+        """A client-year's consumption and its allocations as stored."""
         doc = await self.db[CAPS].find_one({"_id": cap_document_id(client_id, year)})
-        return CapConsumption.from_document(doc, year)
+        return CapConsumption.from_document(doc, year), list((doc or {}).get("allocations", []))
 
-    async def _apply_allocation(
-        self,
-        client_id: str,
-        year: int,
-        document: str,
-        allocation_for: Callable[[CapConsumption], CapAllocation],
-    ) -> tuple[CapConsumption, CapAllocation]:
-        """Compare-and-set the client-year's caps with the allocation decided on the state
-        read. Returns (state before, allocation) — the stored allocation on a replay."""
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
-            doc = await self.db[CAPS].find_one({"_id": cap_document_id(client_id, year)})
-            current = CapConsumption.from_document(doc, year)
-            for raw in (doc or {}).get("allocations", []):
-                if raw.get("document_id") == document:  # applied before: a replay
-                    stored = CapAllocation.from_document(year, raw)
-                    return current.without(stored), stored
-            allocation = allocation_for(current)
-            if not allocation.lines:
-                return current, allocation  # nothing counted: no write, nothing to contend on
-            flt, update, upsert = cap_update(client_id, current, allocation)
-            try:
-                done = await self.db[CAPS].find_one_and_update(
-                    flt, update, upsert=upsert, return_document=ReturnDocument.AFTER
-                )
-            except DuplicateKeyError:
-                done = None
-            if done is not None:
-                return current, allocation
-            await self._backoff(attempt)
-        raise ConflictError(f"cap consumption of {client_id}/{year}: too much contention")
+    async def cap_state(self, client_id: str, year: int) -> CapConsumption:
+        return (await self.caps(client_id, year))[0]
 
-    # --- numbering: one counter document per (entity, kind, year), by `_id` ----------
-
-    async def _insert_numbered(
-        self,
-        collection: str,
-        kind: DocumentKind,
-        year: int,
-        doc_id: str,
-        make: Callable[[int], Document],
-    ) -> tuple[Document, bool]:
-        """Store `make(seq)` under the next gapless number of (entity, kind, year):
-        (stored document, created).
-
-        The number is reserved in the counter together with the whole document (a
-        compare-and-set on the counter's version, read BEFORE checking the document
-        does not exist, so one document never holds two reservations), the document
-        is inserted under its deterministic id, then the reservation is released. A
-        reservation a crash left behind is finished by whoever meets it: a retry of
-        the same document, the next numbering once it is stale, or `repair`.
-        """
-        cid = counter_id(self.entity, kind, year)
-        coll, counters = self.db[collection], self.db[COUNTERS]
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
-            counter = await counters.find_one({"_id": cid})
-            if counter is None:
-                await self._create_counter(collection, kind, year)
-                continue
-            pending: dict[str, Any] = dict(counter.get("pending") or {})
-            mine = pending.get(doc_id)
-            if mine is None:
-                existing = await coll.find_one({"_id": doc_id})
-                if existing is not None:
-                    return existing, False
-                used, unused = await self._settle(coll, pending)
-                plan = plan_number(
-                    int(counter["last"]),
-                    [(d, int(r["seq"])) for d, r in pending.items()],
-                    used=used,
-                    unused=unused,
-                )
-                doc, seq = make(plan.seq), plan.seq
-                reservation = {"seq": seq, "at": datetime.now(UTC), "doc": doc}
-                update: dict[str, Any] = {
-                    "$set": {"last": plan.last, f"pending.{doc_id}": reservation},
-                    "$inc": {"version": 1},
-                }
-                if plan.forget:
-                    update["$unset"] = {f"pending.{d}": "" for d in plan.forget}
-                res = await counters.update_one({"_id": cid, "version": counter["version"]}, update)
-                if res.matched_count == 0:  # another numbering came first: read again
-                    await self._backoff(attempt)
-                    continue
-            else:  # reserved before (a retry, or a replica numbering the same document)
-                doc, seq = dict(mine["doc"]), int(mine["seq"])
-            stored, created = await self._insert_reserved(coll, doc)
-            if stored is None or int(stored["seq"]) == seq:
-                # stored, or the number is carried by a document numbered outside this
-                # counter (before counters existed): either way the number is used
-                await self._release(cid, doc_id, seq)
-            if stored is not None:
-                return stored, created
-        raise ConflictError(f"no {kind} number could be allocated for {doc_id}")
-
-    async def _insert_reserved(
-        self, coll: Any, doc: Mapping[str, Any]
-    ) -> tuple[Document | None, bool]:
-        """Insert a reserved document: (stored, created); (None, False) if its number is
-        carried by another document."""
+    async def allocate(
+        self, client_id: str, before: CapConsumption, allocation: CapAllocation
+    ) -> bool:
+        """Apply `allocation` if the caps are still `before` (compare-and-set)."""
+        flt, update, upsert = cap_update(client_id, before, allocation)
         try:
-            await coll.insert_one(dict(doc))
-            return dict(doc), True
+            done = await self.db[CAPS].find_one_and_update(
+                flt, update, upsert=upsert, return_document=ReturnDocument.AFTER
+            )
         except DuplicateKeyError:
-            return await coll.find_one({"_id": doc["_id"]}), False
+            return False
+        return done is not None
 
-    async def _settle(self, coll: Any, pending: Mapping[str, Any]) -> tuple[set[str], set[str]]:
-        """Sort a counter's reservations: (used, unused) numbers. A stale reservation
-        whose document is missing is finished here (its document is inserted)."""
-        used: set[str] = set()
-        unused: set[str] = set()
-        now = datetime.now(UTC)
-        for other, r in pending.items():
-            stored = await coll.find_one({"_id": other}, {"seq": 1})
-            if stored is None:
-                if now - r["at"].astimezone(UTC) < _RESERVATION_STALE:
-                    continue  # in flight
-                stored, _ = await self._insert_reserved(coll, r["doc"])
-                log.info("numbering.reservation_finished", document_id=other, seq=r["seq"])
-                if stored is None:
-                    used.add(other)
-                    continue
-            if int(stored["seq"]) == int(r["seq"]):
-                used.add(other)
-            else:  # cannot happen with the version check; never leave the hole
-                log.error("numbering.reservation_unused", document_id=other, seq=r["seq"])
-                unused.add(other)
-        return used, unused
+    async def release_allocation(
+        self, client_id: str, current: CapConsumption, stored: Mapping[str, Any]
+    ) -> bool:
+        """Take back an allocation if the caps are still `current` (compare-and-set)."""
+        flt, update = cap_release(client_id, current, stored)
+        return bool((await self.db[CAPS].update_one(flt, update)).matched_count)
 
-    async def _release(self, cid: str, doc_id: str, seq: int) -> None:
-        await self.db[COUNTERS].update_one(
-            {"_id": cid, f"pending.{doc_id}.seq": seq}, {"$unset": {f"pending.{doc_id}": ""}}
-        )
+    async def all_caps(self) -> list[tuple[str, int, list[Document]]]:
+        """(client, year, allocations) of every client-year: for `repair` only."""
+        return [
+            (str(d["client_id"]), int(d["year"]), list(d.get("allocations", [])))
+            async for d in self.db[CAPS].find({})
+        ]
 
-    async def _create_counter(self, collection: str, kind: DocumentKind, year: int) -> None:
+    # --- numbering counters --------------------------------------------------------
+
+    async def counter(self, kind: DocumentKind, year: int) -> Counter | None:
+        doc = await self.db[COUNTERS].find_one({"_id": counter_id(self.entity, kind, year)})
+        return Counter.from_doc(doc) if doc is not None else None
+
+    async def counters(self) -> list[Counter]:
+        """Every counter (a small collection: one per entity, kind and year)."""
+        return [Counter.from_doc(d) async for d in self.db[COUNTERS].find({})]
+
+    async def create_counter(self, kind: DocumentKind, year: int) -> None:
         """First number of a sequence: the counter starts after any document numbered
-        before counters existed (one query per counter and year, on the unique
-        number index)."""
+        before counters existed, and not before its instant (one query per counter and
+        year, on the unique number index)."""
         last = (
-            await self.db[collection]
-            .find({"entity": self.entity, "kind": kind, "year": year}, {"seq": 1})
+            await self.db[_COLLECTION[kind]]
+            .find({"entity": self.entity, "kind": kind, "year": year}, {"seq": 1, "issued_at": 1})
             .sort("seq", -1)
             .limit(1)
             .to_list()
@@ -634,6 +553,7 @@ class BillingStore:
                     "kind": kind,
                     "year": year,
                     "last": int(last[0]["seq"]) if last else 0,
+                    "last_at": last[0]["issued_at"] if last else None,
                     "version": 0,
                     "pending": {},
                 }
@@ -641,280 +561,105 @@ class BillingStore:
         except DuplicateKeyError:
             pass  # another replica created it
 
-    async def repair_numbering(self) -> int:
-        """Finish the stale reservations of every counter (a small collection: one
-        document per entity, kind and year) and forget the finished ones."""
-        fixed = 0
-        colls = {"invoice": INVOICES, "credit_note": CREDIT_NOTES}
-        async for counter in self.db[COUNTERS].find({}, {"_id": 1, "kind": 1, "pending": 1}):
-            pending = dict(counter.get("pending") or {})
-            if not pending:
-                continue
-            coll = self.db[colls[str(counter["kind"])]]
-            used, _ = await self._settle(coll, pending)
-            for doc_id in used:
-                await self._release(str(counter["_id"]), doc_id, int(pending[doc_id]["seq"]))
-                fixed += 1
-        return fixed
-
-    # --- invoices --------------------------------------------------------------------
-
-    async def issue_invoice(
+    async def reserve(
         self,
+        counter: Counter,
+        doc_id: str,
+        reservation: Mapping[str, Any],
         *,
-        source: str,
-        client_id: str,
-        request_id: str,
-        terms: AgreedTerms,
-        priced: Sequence[PricedLine],
-        issued_at: datetime,
-        interventions: Sequence[Intervention] = (),
-        cause: Envelope | None = None,
-    ) -> tuple[Invoice, bool]:
-        """Issue the invoice of `source` once: (invoice, created). A replay returns the
-        stored invoice (and finishes its ledger posting if a crash interrupted it)."""
-        invoice_id = document_id("inv", source)
-        existing = await self.db[INVOICES].find_one({"_id": invoice_id})
-        if existing is not None:
-            await self._post_invoice(existing)
-            return invoice_from_doc(existing), False
-        issued_at = to_millis(issued_at)
-        year = document_year(issued_at)
-        profile = await self.effective_profile(client_id)
+        last: int,
+        last_at: datetime | None,
+        forget: Sequence[str],
+    ) -> bool:
+        """Record a reservation if nobody changed the counter since it was read."""
+        changes: dict[str, Any] = {"last": last, f"pending.{doc_id}": dict(reservation)}
+        if last_at is not None:
+            changes["last_at"] = last_at
+        update: dict[str, Any] = {"$set": changes, "$inc": {"version": 1}}
+        if forget:
+            update["$unset"] = {f"pending.{d}": "" for d in forget}
+        res = await self.db[COUNTERS].update_one(
+            {"_id": counter.id, "version": counter.version}, update
+        )
+        return res.matched_count == 1
 
-        def build(number: str, before: CapConsumption, replay: CapAllocation | None) -> Invoice:
-            inv, _ = build_invoice(
-                invoice_id=invoice_id,
-                number=number,
-                client_id=client_id,
-                request_id=request_id,
-                terms=terms,
-                priced=priced,
-                profile=profile,
-                consumption=before,
-                rules=self.rules,
-                issued_at=issued_at,
-                interventions=interventions,
-                replay=replay,
-            )
-            return inv
-
-        placeholder = invoice_number(self.entity, year, 1)
-        before, allocation = await self._apply_allocation(
-            client_id,
-            year,
-            invoice_id,
-            lambda state: build(placeholder, state, None).cap_allocation,
+    async def release(self, counter: Counter, doc_id: str, seq: int) -> None:
+        await self.db[COUNTERS].update_one(
+            {"_id": counter.id, f"pending.{doc_id}.seq": seq},
+            {"$unset": {f"pending.{doc_id}": ""}},
         )
 
-        def make(seq: int) -> Document:
-            inv = build(invoice_number(self.entity, year, seq), before, allocation)
-            return Outbox.attach(
-                invoice_to_doc(
-                    inv, entity=self.entity, seq=seq, source=source, instance=self.instance
-                ),
-                [self._envelope(inv.to_event(), cause)],
-            )
+    # --- numbered documents ---------------------------------------------------------
 
-        doc, created = await self._insert_numbered(INVOICES, "invoice", year, invoice_id, make)
-        if created:
-            log.info("invoice.issued", invoice_id=invoice_id, number=doc["number"])
-        await self._post_invoice(doc)
-        return invoice_from_doc(doc), created
+    async def document(self, kind: DocumentKind, doc_id: str) -> Document | None:
+        return await self.db[_COLLECTION[kind]].find_one({"_id": doc_id})
 
-    async def _post_invoice(self, doc: Mapping[str, Any]) -> None:
-        if doc.get("ledger_posted"):
-            return
-        inv = invoice_from_doc(doc)
-        await self._post(journal_for_invoice(inv), inv.client_id, inv.provider_id)
+    async def number_of(self, kind: DocumentKind, doc_id: str) -> tuple[int, int] | None:
+        """(year, seq) of a stored document, None if it is not stored."""
+        doc = await self.db[_COLLECTION[kind]].find_one({"_id": doc_id}, {"seq": 1, "year": 1})
+        return (int(doc["year"]), int(doc["seq"])) if doc is not None else None
+
+    async def insert_numbered(
+        self, kind: DocumentKind, doc: Mapping[str, Any]
+    ) -> tuple[Document | None, bool]:
+        """Insert a numbered document: (stored, created); (None, False) if its number is
+        carried by another document."""
+        coll = self.db[_COLLECTION[kind]]
+        try:
+            await coll.insert_one(dict(doc))
+            return dict(doc), True
+        except DuplicateKeyError:
+            return await coll.find_one({"_id": doc["_id"]}), False
+
+    async def mark_done(self, kind: DocumentKind, doc_id: str, step: str) -> None:
+        """Record a finished follow-up step (`ledger_posted`, `cap_restored`)."""
+        await self.db[_COLLECTION[kind]].update_one({"_id": doc_id}, {"$set": {step: True}})
+
+    async def unfinished(self, kind: DocumentKind, step: str) -> list[str]:
+        """Ids of documents whose follow-up `step` is not done: for `repair` only."""
+        return await self._ids(_COLLECTION[kind], {step: False})
+
+    # --- credit notes on their invoice ----------------------------------------------
+
+    async def claim_lines(
+        self, invoice_id: str, claim: Mapping[str, Any], line_nos: Sequence[int]
+    ) -> bool:
+        """Claim lines of an invoice for a credit note, unless one of them is claimed."""
+        res = await self.db[INVOICES].update_one(
+            {"_id": invoice_id, "credited_lines": {"$nin": list(line_nos)}},
+            {
+                "$push": {"credit_claims": dict(claim), "credit_pending": claim["credit_note_id"]},
+                "$addToSet": {"credited_lines": {"$each": list(line_nos)}},
+                "$inc": {"credit_pending_n": 1},
+            },
+        )
+        return res.matched_count == 1
+
+    async def queue_credit_note_event(
+        self, invoice_id: str, credit_note_id: str, envelope: Envelope
+    ) -> None:
+        """The last step of a credit note: its event joins the invoice's outbox, behind
+        the invoice's own event (one document feeds both, so they keep their order)."""
         await self.db[INVOICES].update_one(
-            {"_id": inv.invoice_id}, {"$set": {"ledger_posted": True}}
+            {"_id": invoice_id, "credit_pending": credit_note_id},
+            Outbox.push(
+                {"$pull": {"credit_pending": credit_note_id}, "$inc": {"credit_pending_n": -1}},
+                [envelope],
+            ),
         )
 
-    async def _post(self, entry: JournalEntry, client_id: str, provider_id: str) -> None:
+    async def invoices_with_pending_credit_notes(self) -> list[str]:
+        return await self._ids(INVOICES, {"credit_pending_n": {"$gt": 0}})
+
+    # --- ledger ---------------------------------------------------------------------
+
+    async def post(self, entry: JournalEntry, client_id: str, provider_id: str) -> None:
         try:
             await self.db[LEDGER].insert_one(
                 journal_to_doc(entry, client_id=client_id, provider_id=provider_id)
             )
         except DuplicateKeyError:
             pass  # posted already (replay or repair)
-
-    async def invoice_doc(self, invoice_id: str) -> Document | None:
-        return await self.db[INVOICES].find_one({"_id": invoice_id})
-
-    async def list_invoices(self, flt: Mapping[str, Any], limit: int = 200) -> list[Document]:
-        cursor = self.db[INVOICES].find(dict(flt)).sort("issued_at", -1).limit(limit)
-        return await cursor.to_list()
-
-    async def all_invoices(self, flt: Mapping[str, Any] | None = None) -> list[Invoice]:
-        return [invoice_from_doc(d) async for d in self.db[INVOICES].find(dict(flt or {}))]
-
-    # --- credit notes ---------------------------------------------------------------
-
-    async def issue_credit_note(
-        self,
-        invoice_id: str,
-        *,
-        reason_code: str,
-        line_nos: Sequence[int] | None,
-        issued_at: datetime,
-        cause: Envelope | None = None,
-    ) -> tuple[CreditNote, bool]:
-        """Credit whole lines of an invoice (all remaining by default), never a line twice.
-
-        Steps, each idempotent so a retry (or the scheduler's repair) finishes an
-        interrupted one: claim the lines on the invoice (conditional update), insert
-        the numbered credit note with its event, give back the cap consumption,
-        post the reversing journal entry.
-        """
-        doc = await self.db[INVOICES].find_one({"_id": invoice_id})
-        if doc is None:
-            raise NotFoundError(f"no invoice {invoice_id}")
-        invoice = invoice_from_doc(doc)
-        credited = {int(n) for n in doc.get("credited_lines", [])}
-        chosen = (
-            sorted(set(line_nos))
-            if line_nos
-            else [ln.line_no for ln in invoice.lines if ln.line_no not in credited]
-        )
-        if not chosen:
-            raise ConflictError(f"nothing left to credit on invoice {invoice.number}")
-        cn_id = document_id("cn", invoice_id, ",".join(map(str, chosen)))
-        claim = _claim(doc, cn_id)
-        if claim is None:
-            issued_at = to_millis(issued_at)
-            # validate (unknown lines, lines credited already, dates) before claiming
-            build_credit_note(
-                invoice=invoice,
-                credit_note_id=cn_id,
-                number=credit_note_number(self.entity, document_year(issued_at), 1),
-                issued_at=issued_at,
-                reason_code=reason_code,
-                line_nos=chosen,
-                already_credited=credited,
-            )
-            claim = {
-                "credit_note_id": cn_id,
-                "line_nos": chosen,
-                "reason_code": reason_code,
-                "issued_at": issued_at,
-            }
-            res = await self.db[INVOICES].update_one(
-                {"_id": invoice_id, "credited_lines": {"$nin": chosen}},
-                {
-                    "$push": {"credit_claims": claim, "credit_pending": cn_id},
-                    "$addToSet": {"credited_lines": {"$each": chosen}},
-                    "$inc": {"credit_pending_n": 1},
-                },
-            )
-            if res.matched_count == 0:
-                again = await self.db[INVOICES].find_one({"_id": invoice_id})
-                claim = _claim(again or {}, cn_id)
-                if claim is None:
-                    raise ConflictError(
-                        f"line(s) {chosen} of {invoice.number} were credited meanwhile"
-                    )
-        return await self._complete_credit_note(invoice, claim, cause)
-
-    async def _complete_credit_note(
-        self, invoice: Invoice, claim: Mapping[str, Any], cause: Envelope | None
-    ) -> tuple[CreditNote, bool]:
-        cn_id = str(claim["credit_note_id"])
-        created = False
-        stored = await self.db[CREDIT_NOTES].find_one({"_id": cn_id})
-        if stored is None:
-            issued_at = claim["issued_at"].astimezone(UTC)
-            year = document_year(issued_at)
-
-            def make(seq: int) -> Document:
-                cn = build_credit_note(
-                    invoice=invoice,
-                    credit_note_id=cn_id,
-                    number=credit_note_number(self.entity, year, seq),
-                    issued_at=issued_at,
-                    reason_code=str(claim["reason_code"]),
-                    line_nos=[int(n) for n in claim["line_nos"]],
-                )
-                return credit_note_to_doc(cn, entity=self.entity, seq=seq, instance=self.instance)
-
-            stored, created = await self._insert_numbered(
-                CREDIT_NOTES, "credit_note", year, cn_id, make
-            )
-            if created:
-                log.info("credit_note.issued", credit_note_id=cn_id, number=stored["number"])
-        cn = credit_note_from_doc(stored)
-        if not stored.get("cap_restored"):
-            if cn.cap_reversal.lines:
-                await self._apply_allocation(
-                    cn.client_id, cn.tax_year, cn_id, lambda _: cn.cap_reversal
-                )
-            await self.db[CREDIT_NOTES].update_one({"_id": cn_id}, {"$set": {"cap_restored": True}})
-        if not stored.get("ledger_posted"):
-            await self._post(journal_for_credit_note(cn), cn.client_id, cn.provider_id)
-            await self.db[CREDIT_NOTES].update_one(
-                {"_id": cn_id}, {"$set": {"ledger_posted": True}}
-            )
-        # the last step publishes: the event joins the invoice's outbox, behind the
-        # invoice's own event (one document feeds both, so they keep their order)
-        await self.db[INVOICES].update_one(
-            {"_id": invoice.invoice_id, "credit_pending": cn_id},
-            Outbox.push(
-                {"$pull": {"credit_pending": cn_id}, "$inc": {"credit_pending_n": -1}},
-                [self._envelope(cn.to_event(), cause)],
-            ),
-        )
-        return cn, created
-
-    async def credit_note_doc(self, credit_note_id: str) -> Document | None:
-        return await self.db[CREDIT_NOTES].find_one({"_id": credit_note_id})
-
-    async def list_credit_notes(self, flt: Mapping[str, Any], limit: int = 200) -> list[Document]:
-        cursor = self.db[CREDIT_NOTES].find(dict(flt)).sort("issued_at", -1).limit(limit)
-        return await cursor.to_list()
-
-    async def all_credit_notes(self, flt: Mapping[str, Any] | None = None) -> list[CreditNote]:
-        return [credit_note_from_doc(d) async for d in self.db[CREDIT_NOTES].find(dict(flt or {}))]
-
-    # --- repair: finish what a crash interrupted ------------------------------------
-
-    async def repair(self) -> int:
-        """Finish interrupted steps (reserved numbers, ledger postings, credit notes whose
-        lines were claimed, cap give-backs). Idempotent; safe on every replica. A sweep
-        for the slow timer: it finds candidates with `find` + projection, then works on
-        each by `_id`."""
-        fixed = await self.repair_numbering()
-        for inv_id in await self._ids(INVOICES, {"ledger_posted": False}):
-            doc = await self.db[INVOICES].find_one({"_id": inv_id})
-            if doc is not None and not doc.get("ledger_posted"):
-                await self._post_invoice(doc)
-                fixed += 1
-        for inv_id in await self._ids(INVOICES, {"credit_pending_n": {"$gt": 0}}):
-            fixed += await self._finish_credit_notes(inv_id)
-        cn_ids = set(await self._ids(CREDIT_NOTES, {"cap_restored": False}))
-        cn_ids |= set(await self._ids(CREDIT_NOTES, {"ledger_posted": False}))
-        for cn_id in sorted(cn_ids):
-            cn_doc = await self.db[CREDIT_NOTES].find_one({"_id": cn_id}, {"invoice_id": 1})
-            if cn_doc is not None:
-                fixed += await self._finish_credit_notes(str(cn_doc["invoice_id"]), only=cn_id)
-        return fixed
-
-    async def _ids(self, collection: str, flt: Mapping[str, Any]) -> list[Any]:
-        return [d["_id"] async for d in self.db[collection].find(dict(flt), {"_id": 1})]
-
-    async def _finish_credit_notes(self, invoice_id: str, only: str | None = None) -> int:
-        doc = await self.db[INVOICES].find_one({"_id": invoice_id})
-        if doc is None:
-            return 0
-        invoice = invoice_from_doc(doc)
-        done = 0
-        for cn_id in [only] if only else list(doc.get("credit_pending", [])):
-            claim = _claim(doc, cn_id)
-            if claim is not None:
-                await self._complete_credit_note(invoice, claim, None)
-                done += 1
-        return done
-
-    # --- ledger ---------------------------------------------------------------------
 
     async def ledger_entries(self, flt: Mapping[str, Any], limit: int = 500) -> list[Document]:
         cursor = self.db[LEDGER].find(dict(flt)).sort("occurred_at", 1).limit(limit)
@@ -946,6 +691,40 @@ class BillingStore:
         """What the platform owes a provider, per currency (positive)."""
         rows = await self.balances({"provider_id": provider_id})
         return {cur: -m for (acc, cur), m in rows.items() if acc == Account.PROVIDER_PAYABLE.value}
+
+    # --- listings (HTTP) --------------------------------------------------------------
+
+    async def invoice_doc(self, invoice_id: str) -> Document | None:
+        return await self.document("invoice", invoice_id)
+
+    async def credit_note_doc(self, credit_note_id: str) -> Document | None:
+        return await self.document("credit_note", credit_note_id)
+
+    async def list_invoices(self, flt: Mapping[str, Any], limit: int = 200) -> list[Document]:
+        cursor = self.db[INVOICES].find(dict(flt)).sort("issued_at", -1).limit(limit)
+        return await cursor.to_list()
+
+    async def list_credit_notes(self, flt: Mapping[str, Any], limit: int = 200) -> list[Document]:
+        cursor = self.db[CREDIT_NOTES].find(dict(flt)).sort("issued_at", -1).limit(limit)
+        return await cursor.to_list()
+
+    async def all_invoices(self, flt: Mapping[str, Any] | None = None) -> list[Invoice]:
+        return [invoice_from_doc(d) async for d in self.db[INVOICES].find(dict(flt or {}))]
+
+    async def all_credit_notes(self, flt: Mapping[str, Any] | None = None) -> list[CreditNote]:
+        return [credit_note_from_doc(d) async for d in self.db[CREDIT_NOTES].find(dict(flt or {}))]
+
+    async def invoices_of(self, client_id: str, tax_year: int) -> list[Invoice]:
+        """A client's invoices of a tax year (on the (tax_year, client_id) index)."""
+        return await self.all_invoices({"client_id": client_id, "tax_year": tax_year})
+
+    async def credit_notes_of(self, invoice_ids: Sequence[str]) -> list[CreditNote]:
+        if not invoice_ids:
+            return []
+        return await self.all_credit_notes({"invoice_id": {"$in": list(invoice_ids)}})
+
+    async def _ids(self, collection: str, flt: Mapping[str, Any]) -> list[str]:
+        return [str(d["_id"]) async for d in self.db[collection].find(dict(flt), {"_id": 1})]
 
     # --- subscriptions --------------------------------------------------------------
 
@@ -1027,41 +806,16 @@ class BillingStore:
 
     # --- tax certificates -----------------------------------------------------------
 
-    async def issue_certificates(
-        self, client_id: str, year: int, issued_at: datetime, cause: Envelope | None = None
-    ) -> list[Document]:
-        """One certificate per provider (with a SAP declaration) the client paid in `year`.
-        Idempotent: an existing certificate is returned as it was issued."""
-        invoices = await self.all_invoices({"client_id": client_id, "tax_year": year})
-        ids = [i.invoice_id for i in invoices]
-        credit_notes = await self.all_credit_notes({"invoice_id": {"$in": ids}}) if ids else []
-        out: list[Document] = []
-        for provider_id in sorted({i.provider_id for i in invoices}):
-            cert_id = certificate_id_for(client_id, provider_id, year)
-            existing = await self.db[CERTIFICATES].find_one({"_id": cert_id})
-            if existing is None:
-                try:
-                    cert = build_certificate(
-                        client_id=client_id,
-                        provider_id=provider_id,
-                        year=year,
-                        invoices=invoices,
-                        credit_notes=credit_notes,
-                        issued_at=to_millis(issued_at),
-                    )
-                except BillingError:
-                    continue  # provider without SAP declaration, mixed currencies: none due
-                doc = Outbox.attach(
-                    certificate_to_doc(cert), [self._envelope(cert.to_event(), cause)]
-                )
-                try:
-                    await self.db[CERTIFICATES].insert_one(doc)
-                    existing = doc
-                except DuplicateKeyError:
-                    existing = await self.db[CERTIFICATES].find_one({"_id": cert_id})
-            if existing is not None:
-                out.append(existing)
-        return out
+    async def certificate(self, certificate_id: str) -> Document | None:
+        return await self.db[CERTIFICATES].find_one({"_id": certificate_id})
+
+    async def insert_certificate(self, doc: Mapping[str, Any]) -> Document | None:
+        """Insert a certificate once: the stored one (the first) is returned."""
+        try:
+            await self.db[CERTIFICATES].insert_one(dict(doc))
+            return dict(doc)
+        except DuplicateKeyError:
+            return await self.certificate(str(doc["_id"]))
 
     async def certificates(self, client_id: str, year: int) -> list[Document]:
         cursor = self.db[CERTIFICATES].find({"client_id": client_id, "year": year})
@@ -1083,7 +837,3 @@ class BillingStore:
             await self.db[CERT_RUNS].insert_one({"_id": year, "at": at, "clients": clients})
         except DuplicateKeyError:
             pass
-
-
-def _claim(doc: Mapping[str, Any], cn_id: str) -> Mapping[str, Any] | None:
-    return next((c for c in doc.get("credit_claims", []) if c["credit_note_id"] == cn_id), None)

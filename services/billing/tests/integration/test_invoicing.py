@@ -40,17 +40,18 @@ async def test_work_completed_issues_invoice_with_ledger_entries(
         events = await billing_events(settings, expect=1)
         [(ce_type, body)] = events
         assert ce_type == "delego.billing.InvoiceIssued.v1"
-        # 2.5 h at 40 EUR/h = 100.00 net; FR VAT 20 % = 20.00; gross 120.00
+        # 2.5 h at 40 EUR/h = 100.00 net; soutien scolaire by a declared provider:
+        # FR VAT 10 % (CGI art. 279 i) = 10.00; gross 110.00
         assert body["number"] == "DLG-2026-000001"
         assert body["client_id"] == "cli_1"
         assert body["total_net"] == {"amount": "100.00", "currency": "EUR"}
-        assert body["total_gross"] == {"amount": "120.00", "currency": "EUR"}
+        assert body["total_gross"] == {"amount": "110.00", "currency": "EUR"}
         # tutoring commission 12 % of the net; payout = net - commission
         assert body["commission"]["amount"] == "12.00"
         assert body["provider_payout"]["amount"] == "88.00"
         [line] = body["lines"]
         assert line["tax_credit"]["code"] == "eligible"
-        assert line["tax_credit"]["credit"]["amount"] == "60.00"
+        assert line["tax_credit"]["credit"]["amount"] == "55.00"
         assert "soutien scolaire" in line["tax_credit"]["reason_fr"]
         assert "Camille" not in str(body)  # no names on the topic
 
@@ -64,8 +65,8 @@ async def test_work_completed_issues_invoice_with_ledger_entries(
         [entry] = entries
         amounts = {p["account"]: D(p["amount"]) for p in entry["postings"]}
         assert amounts == {
-            "client_receivable": D("120.00"),
-            "vat_payable": D("-20.00"),
+            "client_receivable": D("110.00"),
+            "vat_payable": D("-10.00"),
             "platform_commission_revenue": D("-12.00"),
             "provider_payable": D("-88.00"),
         }
@@ -185,14 +186,14 @@ async def test_credit_note_restores_the_cap_and_reverses_the_ledger(
 ):
     settings = billing_settings()
     app = app_factory(settings)
-    terms = make_terms(sap_activity="petit_bricolage", category="household")  # 500 EUR sub-cap
+    terms = make_terms(sap_activity="petit_bricolage", category="home_services")  # 500 EUR sub-cap
     async with running(app) as http:
         client = auth(settings, "cli_cap", "client")
         r = await http.put(
             "/tax-profile", json={"residence_country": "FR", "dependents": 1}, headers=client
         )
         assert r.status_code == 200
-        # 2 h at 40 EUR = 80 net, 96 gross each: the 6th reaches the 500 sub-cap
+        # 2 h at 40 EUR = 80 net, 88 gross each (10 % VAT): the 6th reaches the 500 sub-cap
         envs = [
             Envelope(
                 work(
@@ -214,7 +215,7 @@ async def test_credit_note_restores_the_cap_and_reverses_the_ledger(
         invoices = (await http.get("/invoices", headers=client)).json()
         eligible = sum(D(i["totals"]["eligible_amount"]["amount"]) for i in invoices)
         assert eligible == D(500)
-        full = next(i for i in invoices if i["totals"]["eligible_amount"]["amount"] == "96.00")
+        full = next(i for i in invoices if i["totals"]["eligible_amount"]["amount"] == "88.00")
 
         operator = auth(settings, "op_1", "operator")
         cn = await http.post(
@@ -225,9 +226,9 @@ async def test_credit_note_restores_the_cap_and_reverses_the_ledger(
         assert cn.status_code == 201, cn.text
         note = cn.json()
         assert note["number"] == "DLG-AV-2026-000001"
-        assert note["totals"]["total_gross"]["amount"] == "96.00"
+        assert note["totals"]["total_gross"]["amount"] == "88.00"
         cap = await store.cap_state("cli_cap", 2026)
-        assert cap.total == D(404) and cap.used("small_diy") == D(404)
+        assert cap.total == D(412) and cap.used("small_diy") == D(412)
         twice = await http.post(
             f"/invoices/{full['id']}/credit-notes",
             json={"reason_code": "service_not_rendered"},
@@ -246,7 +247,7 @@ async def test_credit_note_restores_the_cap_and_reverses_the_ledger(
         ).json()
         [entry] = entries
         amounts = {p["account"]: D(p["amount"]) for p in entry["postings"]}
-        assert amounts["client_receivable"] == D("-96.00")
+        assert amounts["client_receivable"] == D("-88.00")
         assert sum(amounts.values()) == 0
 
         # the restored room is used by the next invoice
@@ -317,8 +318,8 @@ async def test_tax_certificates_on_request_and_on_first_of_january(
         [cert] = certs  # prv_2 has no SAP declaration: no certificate for it
         assert cert["provider_id"] == "prv_1"
         assert cert["provider_sap_number"] == "SAP123456789"
-        assert cert["amount_paid"] == {"amount": "120.00", "currency": "EUR"}
-        assert cert["eligible_amount"]["amount"] == "120.00"
+        assert cert["amount_paid"] == {"amount": "110.00", "currency": "EUR"}
+        assert cert["eligible_amount"]["amount"] == "110.00"
         assert cert["interventions"][0]["minutes"] == 150
         again = await http.post("/tax-certificates/2026", headers=a)
         assert again.status_code == 200

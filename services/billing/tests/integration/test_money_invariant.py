@@ -4,7 +4,8 @@ A generated run of many invoices and credit notes (random pricing models,
 categories, countries, activities, avance immédiate), issued concurrently by two
 stores on separate connections (as two replicas would): every journal entry and
 the whole ledger sum to zero, payout + commission equals the net price on every
-line, the ledger agrees with the documents, numbers are gapless, and each
+line, the ledger agrees with the documents (the client's receivable is what it pays
+now, URSSAF's the credit advanced under avance immédiate), numbers are gapless, and each
 client's cap consumption equals what its invoices and credit notes say.
 """
 
@@ -21,6 +22,7 @@ from billing.domain.pricing import price_at_acceptance, price_work_completed
 from billing.domain.rules import BillingRules
 from billing.domain.subscription import period
 from billing.domain.tax_credit import ClientTaxProfile, annual_cap
+from billing.service import BillingService
 from billing.store import (
     CAPS,
     CREDIT_NOTES,
@@ -45,7 +47,14 @@ ACTIVITIES = [
     "teleassistance_visioassistance",
     "entretien_maison",
 ]
-CATEGORIES = ["tutoring", "translation", "household", "concierge", "dating_assistant", "other"]
+CATEGORIES = [
+    "tutoring",
+    "translation",
+    "home_services",
+    "concierge",
+    "dating_assistance",
+    "gaming",
+]
 COUNTRIES = ["FR", "FR", "FR", "BE", "DE", "US"]
 
 
@@ -84,9 +93,8 @@ async def test_generated_run_keeps_the_money_invariants(settings_for):
         for spec in store_indexes():
             await mongos[0].ensure_indexes([spec])
         stores = [
-            BillingStore(
-                m,
-                entity="DLG",
+            BillingService(
+                BillingStore(m, entity="DLG"),
                 rules=rules,
                 default_country="FR",
                 source="/delego/billing",
@@ -104,7 +112,7 @@ async def test_generated_run_keeps_the_money_invariants(settings_for):
                 avance_immediate=rng.random() < 0.5,
             )
             profiles[f"cli_{c}"] = profile
-            await stores[0].put_profile(f"cli_{c}", profile, at)
+            await stores[0].store.put_profile(f"cli_{c}", profile, at)
 
         async def issue(i: int) -> None:
             terms = _terms(rng)
@@ -175,15 +183,19 @@ async def test_generated_run_keeps_the_money_invariants(settings_for):
         assert len(entries) == n + 30
         for e in entries:
             assert sum(D(p["amount"]) for p in e["postings"]) == 0
-        balances = await stores[1].balances()
+        balances = await stores[1].store.balances()
         assert sum(m.amount for m in balances.values()) == 0
 
         def total(docs, key):
             return sum((D(d["totals"][key]["amount"]) for d in docs), D(0))
 
-        assert balances[("client_receivable", "EUR")].amount == total(invoices, "total_gross") - (
-            total(notes, "total_gross")
-        )
+        # the client owes what its bills say is payable now; URSSAF the credit it advanced
+        payable = total(invoices, "payable_now") - total(notes, "refundable_now")
+        advanced = total(invoices, "credit_advanced") - total(notes, "credit_advanced_reversed")
+        assert advanced > 0
+        assert balances[("client_receivable", "EUR")].amount == payable
+        assert balances[("urssaf_receivable", "EUR")].amount == advanced
+        assert payable + advanced == total(invoices, "total_gross") - total(notes, "total_gross")
         assert -balances[("provider_payable", "EUR")].amount == total(
             invoices, "provider_payout"
         ) - total(notes, "provider_payout")

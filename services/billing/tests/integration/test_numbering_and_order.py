@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 from billing.domain.pricing import price_work_completed
 from billing.domain.rules import BillingRules
+from billing.service import BillingService
 from billing.store import COUNTERS, CREDIT_NOTES, INVOICES, LEDGER, BillingStore, store_indexes
 from delego_shared.events.common import AgreedTerms
 from delego_shared.messaging import Outbox
@@ -58,7 +59,7 @@ class Crash(RuntimeError):
 
 
 @pytest_asyncio.fixture
-async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[BillingStore]]:
+async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[BillingService]]:
     """Two stores on separate connections, as two replicas would be."""
     settings = settings_for("billing")
     mongos = [Mongo(settings.mongodb_url, settings.database) for _ in range(2)]
@@ -66,9 +67,8 @@ async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[Billing
         await mongos[0].ensure_indexes([spec])
     rules = BillingRules.load()
     yield [
-        BillingStore(
-            m,
-            entity="DLG",
+        BillingService(
+            BillingStore(m, entity="DLG"),
             rules=rules,
             default_country="FR",
             source="/delego/billing",
@@ -80,7 +80,7 @@ async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[Billing
         await m.close()
 
 
-async def issue(store: BillingStore, i: int, at: datetime = AT) -> Any:
+async def issue(store: BillingService, i: int, at: datetime = AT) -> Any:
     inv, _ = await store.issue_invoice(
         source=f"req_{i}|work",
         client_id=f"cli_{i % 3}",
@@ -92,39 +92,39 @@ async def issue(store: BillingStore, i: int, at: datetime = AT) -> Any:
     return inv
 
 
-def crash_insert_once(store: BillingStore, doc_prefix: str = "") -> set[str]:
+def crash_insert_once(store: BillingService, doc_prefix: str = "") -> set[str]:
     """The next insert of a reserved document (id starting with `doc_prefix`) dies
     after the number was reserved. Returns the ids that crashed."""
     crashed: set[str] = set()
-    real = store._insert_reserved
+    real = store.store.insert_numbered
 
-    async def insert(coll: Any, doc: Any) -> Any:
+    async def insert(kind: Any, doc: Any) -> Any:
         if str(doc["_id"]).startswith(doc_prefix) and not crashed:
             crashed.add(str(doc["_id"]))
             raise Crash("died after reserving a number")
-        return await real(coll, doc)
+        return await real(kind, doc)
 
-    store._insert_reserved = insert  # type: ignore[method-assign]
+    store.store.insert_numbered = insert  # type: ignore[method-assign]
     return crashed
 
 
-async def seqs(store: BillingStore, collection: str = INVOICES) -> list[int]:
-    return sorted([int(d["seq"]) async for d in store.db[collection].find({}, {"seq": 1})])
+async def seqs(store: BillingService, collection: str = INVOICES) -> list[int]:
+    return sorted([int(d["seq"]) async for d in store.store.db[collection].find({}, {"seq": 1})])
 
 
-async def counter(store: BillingStore, kind: str = "invoice") -> dict[str, Any]:
-    doc = await store.db[COUNTERS].find_one({"_id": f"DLG:{kind}:2026"})
+async def counter(store: BillingService, kind: str = "invoice") -> dict[str, Any]:
+    doc = await store.store.db[COUNTERS].find_one({"_id": f"DLG:{kind}:2026"})
     assert doc is not None
     return doc
 
 
-async def age_reservations(store: BillingStore, kind: str = "invoice") -> None:
+async def age_reservations(store: BillingService, kind: str = "invoice") -> None:
     """Make every reservation of the counter look stale (its owner is long gone)."""
     doc = await counter(store, kind)
     old = datetime.now(UTC) - timedelta(minutes=5)
     for doc_id in doc["pending"]:
-        await store.db[COUNTERS].update_one(
-            {"_id": doc["_id"]}, {"$set": {f"pending.{doc_id}.at": old}}
+        await store.store.db[COUNTERS].update_one(
+            {"_id": doc["_id"]}, {"$set": {f"pending.{doc_id}.reserved_at": old}}
         )
 
 
@@ -159,8 +159,8 @@ async def test_a_stale_reservation_is_finished_by_another_replica_and_by_repair(
     assert await a.repair() >= 2  # inserts invoice 3, posts the ledger of 1 and 3
     assert await seqs(a) == [1, 2, 3]
     assert (await counter(a))["pending"] == {}
-    assert await a.db[LEDGER].count_documents({}) == 3
-    assert await a.db[INVOICES].count_documents({"ledger_posted": False}) == 0
+    assert await a.store.db[LEDGER].count_documents({}) == 3
+    assert await a.store.db[INVOICES].count_documents({"ledger_posted": False}) == 0
 
 
 async def test_concurrent_numbering_with_crashes_has_no_gap_and_no_duplicate(stores):
@@ -185,7 +185,7 @@ async def test_concurrent_numbering_with_crashes_has_no_gap_and_no_duplicate(sto
         await asyncio.gather(*(attempt(i) for i in sorted(pending)))
     await stores[0].repair()
 
-    docs = await stores[0].db[INVOICES].find({}, {"seq": 1, "number": 1}).to_list()
+    docs = await stores[0].store.db[INVOICES].find({}, {"seq": 1, "number": 1}).to_list()
     assert sorted(d["seq"] for d in docs) == list(range(1, n + 1))
     assert len({d["number"] for d in docs}) == n
     assert (await counter(stores[0]))["last"] == n
@@ -196,7 +196,7 @@ async def test_a_counter_starts_after_documents_numbered_before_counters_existed
     [a, _] = stores
     await issue(a, 1)
     await issue(a, 2)
-    await a.db[COUNTERS].delete_many({})  # the store as it was before counters
+    await a.store.db[COUNTERS].delete_many({})  # the store as it was before counters
     await issue(a, 3)
     assert await seqs(a) == [1, 2, 3]
 
@@ -249,14 +249,14 @@ async def test_invoices_and_credit_notes_touch_the_store_by_id_only(settings_for
         settings.mongodb_url, tz_aware=True, event_listeners=[recorder]
     )
     try:
-        a.db = client[settings.database]
+        a.store.db = client[settings.database]
         for i in range(3, 6):
             inv = await issue(a, i)
             await issue(a, i)  # a replay
             await a.issue_credit_note(
                 inv.invoice_id, reason_code="x", line_nos=None, issued_at=LATER
             )
-        await a.put_profile("cli_1", await a.effective_profile("cli_1"), AT)
+        await a.store.put_profile("cli_1", await a.effective_profile("cli_1"), AT)
     finally:
         await client.close()
     assert recorder.commands
@@ -267,7 +267,7 @@ async def test_invoices_and_credit_notes_touch_the_store_by_id_only(settings_for
 async def test_a_credit_note_event_is_queued_behind_its_invoice_event(stores):
     [a, _] = stores
     inv = await issue(a, 1)
-    real_post = a._post
+    real_post = a.store.post
     crashed: list[str] = []
 
     async def post(entry: Any, client_id: str, provider_id: str) -> None:
@@ -276,19 +276,39 @@ async def test_a_credit_note_event_is_queued_behind_its_invoice_event(stores):
             raise Crash("died before posting the credit note")
         await real_post(entry, client_id, provider_id)
 
-    a._post = post  # type: ignore[method-assign]
+    a.store.post = post  # type: ignore[method-assign]
     with pytest.raises(Crash):
         await a.issue_credit_note(inv.invoice_id, reason_code="x", line_nos=[1], issued_at=LATER)
-    doc = await a.db[INVOICES].find_one({"_id": inv.invoice_id})
+    doc = await a.store.db[INVOICES].find_one({"_id": inv.invoice_id})
     assert _types(doc) == [INVOICE_ISSUED]
 
     await a.repair()  # finishes the credit note: its event joins the invoice's outbox
     await a.repair()  # once
-    doc = await a.db[INVOICES].find_one({"_id": inv.invoice_id})
+    doc = await a.store.db[INVOICES].find_one({"_id": inv.invoice_id})
     assert _types(doc) == [INVOICE_ISSUED, CREDIT_NOTE_ISSUED]  # in publishing order
     assert doc["_outbox_n"] == 2
     assert {e["key"] for _, e in Outbox.pending(doc)} == {inv.client_id}
     assert doc["credit_pending"] == [] and doc["credit_pending_n"] == 0
-    note = await a.db[CREDIT_NOTES].find_one({"_id": crashed[0]})
+    note = await a.store.db[CREDIT_NOTES].find_one({"_id": crashed[0]})
     assert note["ledger_posted"] and note["cap_restored"]
     assert "_outbox" not in note  # the credit note's own document feeds no stream
+
+
+async def test_issuing_an_invoice_takes_ten_store_commands(settings_for, stores):
+    """Throughput is measured in store commands per flow: deciding the issue instant
+    with the number and allocating the caps after it added none (11 before)."""
+    [a, _] = stores
+    await issue(a, 1)  # the year's counter exists
+    settings = settings_for("billing")
+    recorder = _Recorder()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[recorder]
+    )
+    try:
+        a.store.db = client[settings.database]
+        for i in range(2, 7):
+            await issue(a, i)
+    finally:
+        await client.close()
+    commands = [name for name, _ in recorder.commands if name != "endSessions"]
+    assert len(commands) == 5 * 10, commands

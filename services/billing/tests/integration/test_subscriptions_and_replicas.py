@@ -28,7 +28,7 @@ async def test_subscription_bills_each_period_once_across_a_restart(
     settings = billing_settings()
     db = dbs(settings)
     terms = make_terms(
-        category="virtual_assistant",
+        category="virtual_assistance",
         delivery_mode="remote",
         sap_activity=None,
         pricing={
@@ -105,7 +105,7 @@ async def test_two_instances_number_gaplessly_and_never_exceed_the_cap(
 ):
     settings = billing_settings()
     db = dbs(settings)
-    terms = make_terms(category="household", sap_activity="assistance_informatique_domicile")
+    terms = make_terms(category="home_services", sap_activity="assistance_informatique_domicile")
     n = 24  # 24 x 240 EUR gross = 5 760 EUR of IT assistance: the 3 000 EUR sub-cap binds
     a, b = app_factory(settings), app_factory(settings)
     async with running(a) as http, running(b):

@@ -65,11 +65,12 @@ def test_certificate_sums_paid_eligible_and_advanced_net_of_credit_notes(make_te
         credit_notes=[cn],
         issued_at=datetime(2027, 1, 15, tzinfo=UTC),
     )
-    # paid: 72 + 48 + 48 - 48 ; eligible: 72 (+48 - 48) ; remote line not eligible
-    assert cert.amount_paid == eur("120.00")
-    assert cert.eligible_amount == eur("72.00")
-    assert cert.tax_credit == eur("36.00")
-    assert cert.credit_advanced == eur("36.00")
+    # paid: 66 + 44 + 48 - 44 (at home 10 % VAT, remote 20 %); eligible: 66 (+44 - 44);
+    # remote line not eligible
+    assert cert.amount_paid == eur("114.00")
+    assert cert.eligible_amount == eur("66.00")
+    assert cert.tax_credit == eur("33.00")
+    assert cert.credit_advanced == eur("33.00")
     assert (cert.provider_name, cert.provider_sap_number) == ("Camille Tutrice", "SAP123456789")
     assert [i.on for i in cert.interventions] == [
         date(2026, 2, 3),
@@ -82,7 +83,7 @@ def test_certificate_sums_paid_eligible_and_advanced_net_of_credit_notes(make_te
     assert cert.certificate_id == "att:cli_1:prv_1:2026"
     ev = cert.to_event()
     assert isinstance(ev, TaxCertificateIssued)
-    assert (ev.year, ev.amount_paid, ev.credit_advanced) == (2026, eur("120.00"), eur("36.00"))
+    assert (ev.year, ev.amount_paid, ev.credit_advanced) == (2026, eur("114.00"), eur("33.00"))
 
 
 def test_certificate_filters_client_provider_and_year(make_terms, rules):

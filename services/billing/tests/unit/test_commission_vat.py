@@ -98,3 +98,42 @@ def test_vat_table_rejects_bad_rate():
                 "countries": {"FR": [{"from": date(2020, 1, 1), "rate": "20"}]},
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("activity", "country", "on", "rate"),
+    [
+        ("entretien_maison", "FR", date(2026, 1, 1), "0.10"),  # CGI 279 i
+        ("soutien_scolaire_domicile", "FR", date(2026, 1, 1), "0.10"),
+        ("assistance_personnes_agees_handicapees", "FR", date(2026, 1, 1), "0.055"),  # 278-0 bis D
+        ("jardinage", "FR", date(2026, 1, 1), "0.20"),  # not in CGI ann. III art. 86
+        ("assistance_informatique_domicile", "FR", date(2026, 1, 1), "0.20"),
+        ("entretien_maison", "BE", date(2026, 1, 1), "0.21"),  # French rates for FR only
+        (None, "FR", date(2026, 1, 1), "0.20"),
+    ],
+)
+def test_reduced_rates_of_services_a_la_personne(rules, activity, country, on, rate):
+    got = rules.vat.rate_for(country, on, activity)
+    assert got.rate == Decimal(rate)
+    if got.rate < Decimal("0.20") and country == "FR":
+        assert "CGI art." in got.note_fr  # the article that sets it
+
+
+def test_a_reduced_rate_needs_a_declared_provider_at_home(make_terms):
+    from billing.domain.vat import sap_activity_for_vat
+    from delego_shared.events.common import DeliveryMode
+
+    assert sap_activity_for_vat(make_terms(sap_activity="entretien_maison")) == "entretien_maison"
+    assert sap_activity_for_vat(make_terms(provider_sap_number=None)) is None
+    assert sap_activity_for_vat(make_terms(delivery_mode=DeliveryMode.REMOTE)) is None
+    assert sap_activity_for_vat(make_terms(delivery_mode=DeliveryMode.MIXED)) is not None
+
+
+def test_a_reduced_rate_without_source_is_rejected():
+    with pytest.raises(RulesError):
+        VatTable.from_mapping(
+            {
+                "default": {"rate": "0"},
+                "sap": {"FR": {"activities": {"x": {"from": date(2014, 1, 1), "rate": "0.1"}}}},
+            }
+        )

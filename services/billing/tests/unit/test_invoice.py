@@ -72,26 +72,28 @@ def test_document_year_is_paris_civil_year():
 def test_invoice_lines_and_totals(make_terms, rules, profile_fr):
     inv, after = issue(make_terms, rules, profile_fr, hours=("1.5", "0.2"))
     l1, l2 = inv.lines
-    assert (l1.net, l1.vat, l1.gross) == (eur("60.00"), eur("12.00"), eur("72.00"))
-    assert (l2.net, l2.vat, l2.gross) == (eur("40.00"), eur("8.00"), eur("48.00"))  # minimum 1 h
+    # soutien scolaire à domicile by a declared provider: 10 % (CGI art. 279 i)
+    assert l1.vat_rate == D("0.10")
+    assert (l1.net, l1.vat, l1.gross) == (eur("60.00"), eur("6.00"), eur("66.00"))
+    assert (l2.net, l2.vat, l2.gross) == (eur("40.00"), eur("4.00"), eur("44.00"))  # minimum 1 h
     assert l1.commission == eur("7.20")  # tutoring 12 % of the net
-    assert (inv.total_net, inv.total_vat, inv.total_gross) == (eur(100), eur(20), eur(120))
+    assert (inv.total_net, inv.total_vat, inv.total_gross) == (eur(100), eur(10), eur(110))
     assert inv.provider_payout + inv.commission == inv.total_net
-    assert inv.tax_credit == eur("60.00")  # 50 % of the gross
-    assert after.total == D("120.00")
+    assert inv.tax_credit == eur("55.00")  # 50 % of the gross
+    assert after.total == D("110.00")
     assert inv.payable_now == inv.total_gross  # no avance immédiate
 
 
 def test_avance_immediate_payable_now(make_terms, rules):
     profile = ClientTaxProfile(residence_country="FR", avance_immediate=True)
     inv, _ = issue(make_terms, rules, profile)
-    assert inv.total_gross == eur("72.00")
-    assert inv.credit_advanced == eur("36.00")
-    assert inv.payable_now == eur("36.00")
+    assert inv.total_gross == eur("66.00")
+    assert inv.credit_advanced == eur("33.00")
+    assert inv.payable_now == eur("33.00")
     event = inv.to_event()
     assert isinstance(event, InvoiceIssued)
-    assert event.payable_now == eur("36.00")
-    assert event.tax_credit == eur("36.00")
+    assert event.payable_now == eur("33.00")
+    assert event.tax_credit == eur("33.00")
 
 
 def test_avance_immediate_without_eligibility_advances_nothing(make_terms, rules):
@@ -106,7 +108,7 @@ def test_avance_immediate_partially_capped(make_terms, rules):
     inv, after = issue(make_terms, rules, profile, used=D("11990"))
     assert inv.lines[0].decision.code is DecisionCode.ELIGIBLE_PARTIALLY_CAPPED
     assert inv.credit_advanced == eur("5.00")
-    assert inv.payable_now == eur("67.00")
+    assert inv.payable_now == eur("61.00")
     assert after.total == D(12000)
 
 
@@ -124,7 +126,7 @@ def test_event_carries_lines_and_decisions(make_terms, rules, profile_fr):
     ev = inv.to_event()
     assert ev.number == "DLG-2026-000123"
     assert ev.lines[0].tax_credit.code == "eligible"
-    assert ev.total_gross == eur("72.00")
+    assert ev.total_gross == eur("66.00")
     body = ev.model_dump(mode="json")
     assert body["lines"][0]["net"] == {"amount": "60.00", "currency": "EUR"}
 
@@ -176,8 +178,8 @@ def test_partial_credit_note_and_no_double_credit(make_terms, rules, profile_fr)
         reason_code="partial",
         line_nos=[2],
     )
-    assert cn.total_gross == eur("48.00")
-    assert after.apply(cn.cap_reversal).total == D("72.00")
+    assert cn.total_gross == eur("44.00")
+    assert after.apply(cn.cap_reversal).total == D("66.00")
     with pytest.raises(BillingError):
         build_credit_note(
             invoice=inv,

@@ -48,8 +48,8 @@ def test_invoice_journal_is_balanced_with_expected_postings(make_terms, rules, p
     entry = journal_for_invoice(inv)
     got = {p.account: p.amount for p in entry.postings}
     assert got == {
-        Account.CLIENT_RECEIVABLE: eur("72.00"),  # debit
-        Account.VAT_PAYABLE: eur("-12.00"),  # credits
+        Account.CLIENT_RECEIVABLE: eur("66.00"),  # debit
+        Account.VAT_PAYABLE: eur("-6.00"),  # credits (soutien scolaire: 10 %)
         Account.PLATFORM_COMMISSION_REVENUE: eur("-7.20"),
         Account.PROVIDER_PAYABLE: eur("-52.80"),
     }
@@ -64,6 +64,43 @@ def test_invoice_journal_is_balanced_with_expected_postings(make_terms, rules, p
     back = journal_for_credit_note(cn)
     assert {p.account: p.amount for p in back.postings} == {k: -v for k, v in got.items()}
     assert all(m.amount == 0 for m in balances([entry, back]).values())
+
+
+def test_avance_immediate_books_the_advanced_credit_on_urssaf(make_terms, rules):
+    terms = make_terms()
+    profile = ClientTaxProfile(residence_country="FR", avance_immediate=True)
+    inv, _ = build_invoice(
+        invoice_id="inv_1",
+        number="DLG-2026-000001",
+        client_id="cli_1",
+        request_id="req_1",
+        terms=terms,
+        priced=price_work_completed(terms, actual_hours=D("1.5"), units=None),
+        profile=profile,
+        consumption=CapConsumption(year=2026),
+        rules=rules,
+        issued_at=ISSUED,
+    )
+    assert (inv.total_gross, inv.payable_now) == (eur("66.00"), eur("33.00"))
+    entry = journal_for_invoice(inv)
+    got = {p.account: p.amount for p in entry.postings}
+    assert got == {
+        Account.CLIENT_RECEIVABLE: inv.payable_now,  # what the bill says is payable now
+        Account.URSSAF_RECEIVABLE: eur("33.00"),  # the credit URSSAF advances
+        Account.VAT_PAYABLE: eur("-6.00"),  # unchanged
+        Account.PLATFORM_COMMISSION_REVENUE: eur("-7.20"),  # unchanged
+        Account.PROVIDER_PAYABLE: eur("-52.80"),  # unchanged
+    }
+    assert _sum(entry) == 0
+    cn = build_credit_note(
+        invoice=inv,
+        credit_note_id="cn_1",
+        number="DLG-AV-2026-000001",
+        issued_at=ISSUED,
+        reason_code="x",
+    )
+    back = journal_for_credit_note(cn)
+    assert {p.account: p.amount for p in back.postings} == {k: -v for k, v in got.items()}
 
 
 def test_unbalanced_entry_is_rejected():
@@ -116,7 +153,7 @@ _ACTIVITIES = [
     "livraison_courses_domicile",
     "not_a_sap_activity",
 ]
-_CATEGORIES = ["tutoring", "tutoring.math", "translation", "household", "concierge", "other"]
+_CATEGORIES = ["tutoring", "tutoring.maths", "translation", "home_services", "concierge", "other"]
 _COUNTRIES = ["FR", "FR", "FR", "BE", "DE", "US", "FI"]
 
 
@@ -159,7 +196,7 @@ def test_generated_ledger_always_balances_and_payout_plus_commission_is_price(ma
         for i in range(12)
     }
     seq = {"invoice": 0, "credit_note": 0}
-    sums = {"gross": D(0), "vat": D(0), "net": D(0)}
+    sums = {"gross": D(0), "vat": D(0), "net": D(0), "payable": D(0), "advanced": D(0)}
     invoices = []
     now = datetime(2026, 1, 1, 8, tzinfo=UTC)
     for n in range(400):
@@ -201,6 +238,8 @@ def test_generated_ledger_always_balances_and_payout_plus_commission_is_price(ma
         invoices.append(inv)
         entries.append(journal_for_invoice(inv))
         sums["gross"] += inv.total_gross.amount
+        sums["payable"] += inv.payable_now.amount
+        sums["advanced"] += inv.credit_advanced.amount
         sums["vat"] += inv.total_vat.amount
         sums["net"] += inv.total_net.amount
         # per line and per invoice invariants
@@ -240,6 +279,8 @@ def test_generated_ledger_always_balances_and_payout_plus_commission_is_price(ma
                 consumption[ck] = consumption[ck].apply(cn.cap_reversal)
                 entries.append(journal_for_credit_note(cn))
                 sums["gross"] -= cn.total_gross.amount
+                sums["payable"] -= cn.refundable_now.amount
+                sums["advanced"] -= cn.credit_advanced_reversed.amount
                 sums["vat"] -= cn.total_vat.amount
                 sums["net"] -= cn.total_net.amount
                 assert cn.provider_payout + cn.commission == cn.total_net
@@ -250,7 +291,11 @@ def test_generated_ledger_always_balances_and_payout_plus_commission_is_price(ma
     total = balances(entries)
     assert sum((m.amount for m in total.values()), D(0)) == 0
     # each account holds exactly what was invoiced minus what was credited
-    assert total[(Account.CLIENT_RECEIVABLE, "EUR")].amount == sums["gross"]
+    # the client owes what its bills say is payable now; URSSAF the credit it advanced
+    assert sums["advanced"] > 0
+    assert total[(Account.CLIENT_RECEIVABLE, "EUR")].amount == sums["payable"]
+    assert total[(Account.URSSAF_RECEIVABLE, "EUR")].amount == sums["advanced"]
+    assert sums["payable"] + sums["advanced"] == sums["gross"]
     assert total[(Account.VAT_PAYABLE, "EUR")].amount == -sums["vat"]
     assert (
         -(

@@ -30,3 +30,25 @@ def test_an_unused_reserved_number_is_given_to_the_next_document_not_skipped():
     assert plan.seq == 8  # the smallest free number first
     assert plan.last == 9  # nothing new handed out
     assert plan.forget == ("inv_a", "inv_b")  # inv_c's number stays free for the next one
+
+
+def test_the_issue_instant_never_goes_back_in_time():
+    from datetime import UTC, datetime, timedelta
+
+    from billing.domain.numbering import issue_instant
+
+    now = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    assert issue_instant(now, None) == now
+    assert issue_instant(now, now - timedelta(seconds=1)) == now
+    assert issue_instant(now, now + timedelta(seconds=1)) == now + timedelta(seconds=1)
+
+
+def test_early_january_also_looks_in_the_previous_years_counter():
+    from datetime import UTC, datetime
+
+    from billing.domain.numbering import years_to_look_in
+
+    assert years_to_look_in(datetime(2027, 1, 2, 10, tzinfo=UTC)) == [2026, 2027]
+    assert years_to_look_in(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == [2026, 2027]  # Paris
+    assert years_to_look_in(datetime(2027, 1, 9, tzinfo=UTC)) == [2027]
+    assert years_to_look_in(datetime(2026, 6, 1, tzinfo=UTC)) == [2026]

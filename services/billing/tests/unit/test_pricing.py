@@ -71,7 +71,7 @@ def test_hourly_half_cent_rounds_up():
 
 def test_package_is_price_once():
     p = PackagePricing(price=eur("650.00"), hours_included=D(40), label="6 dates")
-    line = price_package(p, "dating_assistant")
+    line = price_package(p, "dating_assistance")
     assert (line.net, line.quantity, line.kind) == (eur("650.00"), D(1), "package")
 
 

@@ -56,3 +56,23 @@ def test_activity_with_unknown_sub_cap_is_rejected():
     }
     with pytest.raises(RulesError):
         TaxCreditRules.from_mapping(data)
+
+
+@pytest.mark.parametrize("name", ["tax_credit_2025.toml", "tax_credit_2026.toml"])
+def test_every_tax_credit_value_names_its_source(name):
+    import tomllib
+    from importlib import resources
+
+    data = tomllib.loads(resources.files("billing").joinpath("rules", name).read_text("utf-8"))
+    assert data["credit_rate_source"].strip()
+    assert data["caps"]["sources"]
+    assert all(v["sources"] for v in data["sub_caps"].values())
+    assert all(v["sources"] for v in data["activities"].values())
+    assert "not read" in data["credit_rate_source"]  # says what was not checked
+
+
+def test_the_2026_file_says_it_is_not_verified_against_the_2026_finance_law():
+    from importlib import resources
+
+    text = resources.files("billing").joinpath("rules", "tax_credit_2026.toml").read_text("utf-8")
+    assert "NOT VERIFIED FOR 2026" in text

@@ -23,6 +23,7 @@ from .errors import RulesError
 class CommissionRule:
     rate: Decimal
     minimum: Mapping[str, Decimal] = field(default_factory=dict)  # currency -> amount
+    source: str = ""  # where the value comes from (a policy decision, not a statute)
 
     def commission(self, net: Money) -> Money:
         if net.amount <= 0:
@@ -37,6 +38,9 @@ class CommissionRule:
 class CommissionRules:
     default: CommissionRule
     categories: Mapping[str, CommissionRule] = field(default_factory=dict)
+    # catalog categories meant to use the default rule (declared, so that a new
+    # catalog category never falls back to it unnoticed: see the contract test)
+    default_categories: frozenset[str] = frozenset()
 
     def rule_for(self, category: str) -> CommissionRule:
         """Longest dotted-prefix match: "tutoring.math" falls back to "tutoring"."""
@@ -55,9 +59,13 @@ class CommissionRules:
         try:
             default = _rule(data["default"])
             cats = {str(k): _rule(v) for k, v in dict(data.get("categories", {})).items()}
-        except (KeyError, TypeError, ArithmeticError, ValueError) as exc:
+            on_default = frozenset(str(c) for c in data["default"].get("categories", []))
+        except (KeyError, TypeError, ArithmeticError, ValueError, AttributeError) as exc:
             raise RulesError(f"bad commission rules: {exc!r}") from exc
-        return cls(default=default, categories=cats)
+        both = on_default & set(cats)
+        if both:
+            raise RulesError(f"categories {sorted(both)} have a rule and are listed on default")
+        return cls(default=default, categories=cats, default_categories=on_default)
 
 
 def _rule(raw: Mapping[str, Any]) -> CommissionRule:
@@ -65,4 +73,4 @@ def _rule(raw: Mapping[str, Any]) -> CommissionRule:
     if not Decimal(0) <= rate <= Decimal(1):
         raise ValueError(f"commission rate {rate} outside [0, 1]")
     minimum = {str(c): Decimal(str(a)) for c, a in dict(raw.get("minimum", {})).items()}
-    return CommissionRule(rate=rate, minimum=minimum)
+    return CommissionRule(rate=rate, minimum=minimum, source=str(raw.get("source", "")))

@@ -35,7 +35,7 @@ from .tax_credit import (
     LineInput,
     decide_invoice_lines,
 )
-from .vat import vat_for_line
+from .vat import sap_activity_for_vat, vat_for_line
 
 
 def _sum(items: Iterable[Money], currency: str) -> Money:
@@ -202,7 +202,9 @@ def build_invoice(
     if consumption.year != year:
         raise BillingError(f"cap consumption is for {consumption.year}, invoice for {year}")
     vat_rate = rules.vat.rate_for(
-        profile.residence_country, issued_at.astimezone(ZoneInfo(ENTITY_ZONE)).date()
+        profile.residence_country,
+        issued_at.astimezone(ZoneInfo(ENTITY_ZONE)).date(),
+        sap_activity_for_vat(terms),
     ).rate
     staged = []
     for no, p in enumerate(priced, start=1):

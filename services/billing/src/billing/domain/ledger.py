@@ -5,14 +5,20 @@ a CREDIT, so every entry sums to zero (per currency) and an account's balance
 is the plain sum of its postings (receivables positive; payables and revenue
 negative).
 
-Invoice:      Dr client_receivable            total gross
+Invoice:      Dr client_receivable            payable now (gross - credit advanced)
+              Dr urssaf_receivable            tax credit advanced (avance immédiate)
               Cr vat_payable                  total VAT
               Cr platform_commission_revenue  commission
               Cr provider_payable             provider payout (net - commission)
-Credit note:  the same accounts for the credited lines, signs reversed.
+Credit note:  the same accounts for the credited lines, signs reversed (the
+              client gets back what it paid for them, URSSAF what it advanced).
 
-gross = net + VAT = VAT + commission + (net - commission): balanced by
-construction, and checked on every entry.
+With avance immédiate the client pays only "payable now"; URSSAF pays the
+advanced half of the eligible amount to the platform, so it is a receivable
+of its own and the client's receivable matches the bill. Without it the
+advanced credit is zero and the entry is the classic four lines.
+payable now + advanced = gross = net + VAT = VAT + commission + (net -
+commission): balanced by construction, and checked on every entry.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from .invoice import CreditNote, Invoice
 
 class Account(StrEnum):
     CLIENT_RECEIVABLE = "client_receivable"
+    URSSAF_RECEIVABLE = "urssaf_receivable"  # tax credit advanced (avance immédiate)
     PROVIDER_PAYABLE = "provider_payable"
     PLATFORM_COMMISSION_REVENUE = "platform_commission_revenue"
     VAT_PAYABLE = "vat_payable"
@@ -65,8 +72,10 @@ class JournalEntry:
 
 
 def _postings(doc: Invoice | CreditNote, sign: int) -> tuple[Posting, ...]:
+    advanced = doc.credit_advanced if isinstance(doc, Invoice) else doc.credit_advanced_reversed
     rows = [
-        (Account.CLIENT_RECEIVABLE, doc.total_gross),
+        (Account.CLIENT_RECEIVABLE, doc.total_gross - advanced),
+        (Account.URSSAF_RECEIVABLE, advanced),
         (Account.VAT_PAYABLE, -doc.total_vat),
         (Account.PLATFORM_COMMISSION_REVENUE, -doc.commission),
         (Account.PROVIDER_PAYABLE, -doc.provider_payout),

@@ -7,11 +7,14 @@ kind, year), read and changed by `_id`. The year is the civil year of the issue
 instant in the entity's zone (Europe/Paris), which is also the tax year an
 invoice's tax credit belongs to.
 
-A counter holds `last` (the highest number handed out) and the reservations
-not yet known to be stored: document id -> (number, the whole document). A
-number is reserved together with the document that takes it, so anyone who
-finds a reservation can finish it by inserting that document: a crash never
-leaves a hole, and a number is never handed out twice.
+A counter holds `last` (the highest number handed out), `last_at` (the issue
+instant that went with it) and the reservations not yet known to be stored:
+document id -> (number, issue instant, what finishes the document). The
+number and the issue instant are decided together in that one conditional
+write (`issue_instant`), so number order is time order (French invoicing
+rules: continuous and chronological numbering), across replicas and crashes.
+Anyone who finds a reservation can finish it: a crash never leaves a hole,
+and a number is never handed out twice.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -84,13 +87,37 @@ def counter_id(entity: str, kind: DocumentKind, year: int) -> str:
     return f"{entity}:{kind}:{year}"
 
 
+# a reservation may have been made in the previous year's counter by an attempt
+# that died just before midnight; for this long into a new year a numbering also
+# looks there (repair finishes stale reservations long before, at start-up and hourly)
+PREVIOUS_YEAR_LOOKBACK = timedelta(days=7)
+
+
+def issue_instant(candidate: datetime, last_at: datetime | None) -> datetime:
+    """The issue instant of the next number: now, but never before the previous
+    number's instant (a replica whose clock lags, or a request that waited)."""
+    if last_at is None or candidate >= last_at:
+        return candidate
+    return last_at
+
+
+def years_to_look_in(candidate: datetime, zone: str = ENTITY_ZONE) -> list[int]:
+    """Counter years where a reservation of a document issued around `candidate` may
+    be: its own year, and the previous one in the first days of a year."""
+    year = document_year(candidate, zone)
+    early = document_year(candidate - PREVIOUS_YEAR_LOOKBACK, zone) != year
+    return [year - 1, year] if early else [year]
+
+
 @dataclass(frozen=True)
 class NumberPlan:
-    """What one reservation writes: the number, the new `last`, reservations to forget."""
+    """What one reservation writes: the number, the new `last`, reservations to forget,
+    and `taken`, the unused reservation whose number (and instant) is reused."""
 
     seq: int
     last: int
     forget: tuple[str, ...]
+    taken: str | None = None
 
 
 def plan_number(
@@ -113,5 +140,5 @@ def plan_number(
     free = sorted((seq, d) for d, seq in reservations.items() if d in unused and d not in used)
     if free:
         seq, taken = free[0]
-        return NumberPlan(seq=seq, last=last, forget=tuple(sorted([*forget, taken])))
+        return NumberPlan(seq=seq, last=last, forget=tuple(sorted([*forget, taken])), taken=taken)
     return NumberPlan(seq=last + 1, last=last + 1, forget=tuple(forget))

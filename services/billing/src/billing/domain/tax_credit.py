@@ -185,11 +185,17 @@ class AllocatedLine:
 
 @dataclass(frozen=True)
 class CapAllocation:
-    """What one document (invoice or credit note) adds to a client-year's caps."""
+    """What one document (invoice or credit note) adds to a client-year's caps.
+
+    `basis`: the client-year state the invoice's decisions were made on. A replay
+    decides again on it, so it reproduces the stored decision exactly, amounts
+    AND reason texts ("remaining annual cap ..."), whatever was allocated since.
+    """
 
     document_id: str
     year: int
     lines: tuple[AllocatedLine, ...]
+    basis: CapConsumption | None = None
 
     @property
     def total(self) -> Decimal:
@@ -215,7 +221,7 @@ class CapAllocation:
         )
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "document_id": self.document_id,
             "total_cents": _cents(self.total),
             "lines": [
@@ -223,9 +229,14 @@ class CapAllocation:
                 for ln in self.lines
             ],
         }
+        if self.basis is not None:
+            b = self.basis.to_document("")
+            out["basis"] = {k: b[k] for k in ("year", "version", "total_cents", "sub_caps_cents")}
+        return out
 
     @classmethod
     def from_document(cls, year: int, doc: Mapping[str, Any]) -> CapAllocation:
+        basis = doc.get("basis")
         return cls(
             str(doc["document_id"]),
             year,
@@ -233,7 +244,13 @@ class CapAllocation:
                 AllocatedLine(int(x["line_no"]), x.get("sub_cap"), _from_cents(x["cents"]))
                 for x in doc["lines"]
             ),
+            CapConsumption.from_document(basis, year) if basis is not None else None,
         )
+
+    def replay_basis(self, current: CapConsumption) -> CapConsumption:
+        """The state to decide a replay on: the stored basis; for allocations stored
+        before bases were kept, the current state without this allocation."""
+        return self.basis if self.basis is not None else current.without(self)
 
 
 @dataclass(frozen=True)
@@ -332,6 +349,32 @@ def cap_update(
     return flt, update, before.version == 0
 
 
+def cap_release(
+    client_id: str, current: CapConsumption, stored: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(filter, update) for ONE conditional `update_one` that takes back an allocation
+    whose document was never issued (an orphan): compare-and-set on `version`, and
+    only while the allocation is there. `stored` is the allocation element exactly as
+    stored (pulled by value: FerretDB's `$pull` takes no condition on sub-documents)."""
+    allocation = CapAllocation.from_document(current.year, stored)
+    after = current.without(allocation)
+    doc = after.to_document(client_id)
+    setter: dict[str, Any] = {"total_cents": doc["total_cents"]}
+    for code, cents in doc["sub_caps_cents"].items():
+        setter[f"sub_caps_cents.{code}"] = cents
+    flt = {
+        "_id": cap_document_id(client_id, current.year),
+        "version": current.version,
+        "allocations.document_id": allocation.document_id,
+    }
+    update = {
+        "$set": setter,
+        "$inc": {"version": 1},
+        "$pull": {"allocations": dict(stored)},
+    }
+    return flt, update
+
+
 def _cents(amount: Decimal) -> int:
     q = amount.quantize(_CENT)
     if q != amount:
@@ -365,16 +408,19 @@ class LineDecision:
         )
 
 
+def _grouped(amount: Decimal, currency: str) -> str:
+    units = Money.zero(currency).minor_units
+    return f"{amount:,.{units}f}"
+
+
 def fmt_fr(amount: Decimal, currency: str) -> str:
-    """3250 -> '3 250 EUR'; 3250.5 -> '3 250,50 EUR'."""
-    s = f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
-    return s.replace(",", " ").replace(".", ",") + f" {currency}"
+    """3250 -> '3 250,00 EUR' (always the currency's minor units)."""
+    return _grouped(amount, currency).replace(",", " ").replace(".", ",") + f" {currency}"
 
 
 def fmt_en(amount: Decimal, currency: str) -> str:
-    """3250 -> '3,250 EUR'; 3250.5 -> '3,250.50 EUR'."""
-    s = f"{amount:,.0f}" if amount == amount.to_integral_value() else f"{amount:,.2f}"
-    return f"{s} {currency}"
+    """3250 -> '3,250.00 EUR' (always the currency's minor units)."""
+    return f"{_grouped(amount, currency)} {currency}"
 
 
 def _no(
@@ -578,5 +624,5 @@ def decide_invoice_lines(
             one = AllocatedLine(ln.line_no, decision.sub_cap, amount)
             allocated.append(one)
             running = running.apply(CapAllocation(document_id, running.year, (one,)))
-    allocation = CapAllocation(document_id, consumption.year, tuple(allocated))
+    allocation = CapAllocation(document_id, consumption.year, tuple(allocated), consumption)
     return decisions, allocation, consumption.apply(allocation)
