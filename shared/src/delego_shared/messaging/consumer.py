@@ -167,9 +167,11 @@ class EventConsumer:
                 **options,
             )
             async def _consume(body: bytes, message: KafkaMessage) -> None:
-                raw = message.raw_message
-                await self.handle(RawRecord.of(raw))
-                await self.commits.handled(message.consumer, raw.topic, raw.partition, raw.offset)
+                record = RawRecord.of(message.raw_message)
+                await self.handle(record)
+                await self.commits.handled(
+                    message.consumer, record.topic, record.partition, record.offset
+                )
 
     def health(self) -> dict[str, Any]:
         """`degraded` while a record waits for the store or the broker to come back."""
