@@ -171,6 +171,8 @@ class Dispatcher:
             for handle in self._timers.values():
                 handle.cancel()
             self._timers.clear()
+            with contextlib.suppress(Exception):
+                await self.email.close()
 
     async def _worker(self) -> None:
         while True:

@@ -33,6 +33,9 @@ class NotificationsSettings(Settings):
     smtp_use_tls: bool = Field(default=False, description="implicit TLS (port 465)")
     smtp_starttls: bool = Field(default=False, description="upgrade with STARTTLS")
     smtp_timeout_s: float = Field(default=30.0, gt=0)
+    smtp_session_max_idle_s: float = Field(
+        default=20.0, ge=0, description="an SMTP session idle longer than this is not reused"
+    )
 
     # --- webhooks ------------------------------------------------------------
     webhook_timeout_s: float = Field(default=10.0, gt=0)

@@ -7,8 +7,10 @@ final failure, so the dispatcher fails over to the recipient's next channel;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
+from time import monotonic
 
 import aiosmtplib
 
@@ -33,8 +35,19 @@ def build_email(
 
 
 class EmailSender:
-    def __init__(self, settings: NotificationsSettings) -> None:
+    """Sends over a few kept-open SMTP sessions (one per concurrent send at most).
+
+    A new session per e-mail cost a TCP handshake, EHLO (and TLS/AUTH) and QUIT
+    around each message: more round trips than the message itself. A session
+    is reused while it is younger than `smtp_session_max_idle_s` since its last
+    message; one the server closed meanwhile is replaced once, before anything
+    was sent on it, so that is not a failure of the delivery.
+    """
+
+    def __init__(self, settings: NotificationsSettings, *, clock: Callable[[], float] = monotonic):
         self.settings = settings
+        self._clock = clock
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
 
     async def send(self, *, to: str, rendered: Rendered, delivery_key: str) -> Failure | None:
         s = self.settings
@@ -45,22 +58,65 @@ class EmailSender:
             message_id=f"<{delivery_key}@notifications.delego>",
             delivery_key=delivery_key,
         )
+        session: aiosmtplib.SMTP | None = None
         try:
-            await aiosmtplib.send(
-                msg,
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_username,
-                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                use_tls=s.smtp_use_tls,
-                start_tls=s.smtp_starttls,
-                timeout=s.smtp_timeout_s,
-            )
+            session, reused = await self._session()
+            try:
+                await session.send_message(msg)
+            except aiosmtplib.SMTPServerDisconnected:
+                if not reused:
+                    raise
+                await _close(session)  # the server closed it while idle: once more, anew
+                session, _ = await self._session(fresh=True)
+                await session.send_message(msg)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
-            return email_failure(max(codes) if codes else 550)
+            return await self._failed(session, email_failure(max(codes) if codes else 550))
         except aiosmtplib.SMTPResponseException as exc:
-            return email_failure(exc.code)
+            return await self._failed(session, email_failure(exc.code))
         except (aiosmtplib.SMTPException, OSError):
-            return email_failure(None)
+            return await self._failed(session, email_failure(None))
+        self._idle.append((session, self._clock()))
         return None
+
+    @staticmethod
+    async def _failed(session: aiosmtplib.SMTP | None, failure: Failure) -> Failure:
+        """A session whose message failed is not reused (its state is unknown)."""
+        if session is not None:
+            await _close(session)
+        return failure
+
+    async def _session(self, *, fresh: bool = False) -> tuple[aiosmtplib.SMTP, bool]:
+        """(session, reused): the most recently used open one, else a new one."""
+        while self._idle and not fresh:
+            session, last = self._idle.pop()
+            fresh_enough = self._clock() - last < self.settings.smtp_session_max_idle_s
+            if session.is_connected and fresh_enough:
+                return session, True
+            await _close(session)
+        s = self.settings
+        session = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            use_tls=s.smtp_use_tls,
+            start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout_s,
+        )
+        await session.connect()
+        return session, False
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for session, _ in idle:
+            await _close(session)
+
+
+async def _close(session: aiosmtplib.SMTP) -> None:
+    """QUIT if still connected; a session that failed mid-message is just dropped."""
+    try:
+        if session.is_connected:
+            await session.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        session.close()
