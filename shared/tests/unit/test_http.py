@@ -141,3 +141,38 @@ async def test_unknown_route_is_404_problem(client):
     r = await client.get("/nope")
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
+
+
+class _Runtime:
+    """Just what the health routes read (the real one needs Kafka and the store)."""
+
+    def __init__(self, *, reachable: bool, waiting: list[dict[str, object]]) -> None:
+        self.settings = Settings(service_name="svc")
+        self.started = True
+        self._reachable = reachable
+        self.consumer = type("C", (), {"health": lambda _: {"waiting": waiting}})()
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"database": self._reachable, "broker": True}
+
+
+@pytest.mark.parametrize(
+    ("reachable", "waiting", "code", "status"),
+    [
+        (True, [], 200, "ready"),
+        (True, [{"topic": "t", "partition": 0, "waiting_s": 3.0}], 200, "degraded"),
+        (False, [{"topic": "t", "partition": 0, "waiting_s": 3.0}], 503, "not_ready"),
+    ],
+)
+async def test_readiness_shows_consumers_waiting_for_the_store_as_degraded(
+    reachable, waiting, code, status
+):
+    from delego_shared.http.app import create_http_app
+
+    app = create_http_app(_Runtime(reachable=reachable, waiting=waiting), title="t")  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/health/ready")
+    assert r.status_code == code
+    assert r.json()["status"] == status
+    assert r.json()["consumer"]["waiting"] == waiting

@@ -141,8 +141,10 @@ def create_http_app(
     async def ready() -> Any:
         checks = await runtime.readiness()
         ok = all(checks.values()) and runtime.started
+        consuming = runtime.consumer.health()  # records waiting for the store or broker
+        status = "not_ready" if not ok else "degraded" if consuming["waiting"] else "ready"
         return JSONResponse(
-            {"status": "ready" if ok else "not_ready", "checks": checks},
+            {"status": status, "checks": checks, "consumer": consuming},
             status_code=200 if ok else 503,
         )
 
