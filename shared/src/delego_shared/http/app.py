@@ -10,6 +10,7 @@ deprecated; the broker is started in the app's lifespan instead.)
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from ..messaging import EventConsumer, EventPublisher, Outbox, OutboxRelay, crea
 from ..messaging.inbox import Inbox
 from ..messaging.topics_admin import ensure_topics
 from ..mongo import IndexSpec, Mongo
-from ..settings import Settings
+from ..settings import Settings, UnsafeSettings
 from ..timing import cancel_and_wait
 from .problems import install_problem_handlers
 
@@ -42,6 +43,7 @@ class ServiceRuntime:
         indexes: Sequence[IndexSpec] = (),
         use_inbox: bool = True,
     ) -> None:
+        settings.check_safe_to_run()  # UnsafeSettings: nothing starts with a forgeable secret
         self.settings = settings
         self.mongo = Mongo(settings.mongodb_url, settings.database)
         self.broker = create_broker(settings)
@@ -153,10 +155,14 @@ def create_http_app(
 def serve(create_app: Callable[[S], FastAPI], settings: S) -> None:
     """Run a service's app with uvicorn on `settings.http_host:http_port` (its `main()`).
 
-    Logs go through structlog, configured in the app's lifespan.
+    Logs go through structlog, configured in the app's lifespan. Unsafe
+    production settings stop it with one line on stderr and exit code 2.
     """
     import uvicorn
 
-    uvicorn.run(
-        create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None
-    )
+    try:
+        app = create_app(settings)
+    except UnsafeSettings as exc:
+        print(f"delego-{settings.service_name}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
