@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         description="longest token lifetime accepted (exp - now, and exp - iat when given)",
     )
 
+    idempotency_retention_s: float = Field(
+        default=48 * 3600,
+        gt=0,
+        description="how long an Idempotency-Key is remembered (a retry must come within it)",
+    )
+
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_workers: int = Field(default=1, ge=1)
     """Consumers of the group per topic in one process: partitions handled concurrently."""

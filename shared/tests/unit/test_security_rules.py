@@ -119,3 +119,13 @@ def test_the_environment_is_read_from_delego_environment(monkeypatch):
     monkeypatch.setenv("DELEGO_ENVIRONMENT", "production")
     with pytest.raises(UnsafeSettings):
         Settings().check_safe_to_run()
+
+
+def test_an_idempotency_fingerprint_compares_json_by_value_not_spelling():
+    from delego_shared.http.idempotency import fingerprint
+
+    a = fingerprint("POST", "/offers", [], b'{"a": 1, "b": [1, 2]}')
+    assert a == fingerprint("POST", "/offers", [], b'{"b":[1,2],"a":1}')
+    assert a != fingerprint("POST", "/offers", [], b'{"a": 2, "b": [1, 2]}')
+    assert a != fingerprint("POST", "/offers", [("provider_id", "p")], b'{"a": 1, "b": [1, 2]}')
+    assert a != fingerprint("POST", "/other", [], b'{"a": 1, "b": [1, 2]}')

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from delego_shared.http.auth import Caller, Principal, Role, require_role
+from delego_shared.http.idempotency import Idempotent
 from delego_shared.http.problems import Conflict, Forbidden, NotFound, Unprocessable
 from delego_shared.messaging import PublishNow
 from delego_shared.types import Identifier, Money
@@ -151,17 +152,22 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
         status_code=status.HTTP_201_CREATED,
     )
     async def issue_credit_note(
-        who: Operator, invoice_id: DocId, body: CreditNoteRequest
+        who: Operator, invoice_id: DocId, body: CreditNoteRequest, idem: Idempotent
     ) -> dict[str, Any]:
-        with _problems():
-            cn, _created = await store.issue_credit_note(
-                invoice_id,
-                reason_code=body.reason_code,
-                line_nos=body.line_nos,
-                issued_at=clock(),
-            )
-        await publish(INVOICES, invoice_id)  # a credit note's event queues behind its invoice's
-        return await _credit_note(who, cn.credit_note_id)
+        # no `recover`: the credit note's id derives from the invoice and its lines, so
+        # running the command again after a crash returns the same credit note
+        async def command() -> dict[str, Any]:
+            with _problems():
+                cn, _created = await store.issue_credit_note(
+                    invoice_id,
+                    reason_code=body.reason_code,
+                    line_nos=body.line_nos,
+                    issued_at=clock(),
+                )
+            await publish(INVOICES, invoice_id)  # a credit note's event follows its invoice's
+            return await _credit_note(who, cn.credit_note_id)
+
+        return await idem.run(dict, command)
 
     @router.get("/credit-notes", tags=["credit notes"], summary="Credit notes the caller may see")
     async def list_credit_notes(

@@ -27,6 +27,7 @@ from delego_shared.http import (
     Caller,
     Conflict,
     Forbidden,
+    Idempotent,
     NotFound,
     Principal,
     Role,
@@ -267,10 +268,18 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
         status_code=201,
         summary="Submit a request (client); matching runs at once",
     )
-    async def submit(body: RequestDraft, who: ClientCaller) -> RequestView:
-        with domain_errors():
-            req = await handlers.submit(who.subject, body)
-        return view(req, who)
+    async def submit(body: RequestDraft, who: ClientCaller, idem: Idempotent) -> RequestView:
+        request_id = idem.derived_id("req")  # a retry after a crash finds it by `_id`
+
+        async def command() -> RequestView:
+            with domain_errors():
+                return view(await handlers.submit(who.subject, body, request_id), who)
+
+        async def recover() -> RequestView | None:
+            stored = await store.get_request(request_id) if request_id else None
+            return view(stored.request, who) if stored else None
+
+        return await idem.run(RequestView, command, recover=recover)
 
     @router.get(
         "/requests", summary="Own requests (client), assigned ones (provider), all (operator)"
@@ -313,14 +322,24 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
         return [view(r, who) for r in await store.open_proposals_of(who.subject)]
 
     @router.post("/requests/{request_id}/accept", summary="Accept a proposal (proposed provider)")
-    async def accept(request_id: str, who: ProviderCaller) -> RequestView:
-        with domain_errors():
-            try:
-                req = await handlers.accept(who.subject, request_id)
-            except ProposalAlreadyExpired:
-                await handlers.expire(request_id)  # move on to the next candidate now
-                raise
-        return view(req, who)
+    async def accept(request_id: str, who: ProviderCaller, idem: Idempotent) -> RequestView:
+        async def command() -> RequestView:
+            with domain_errors():
+                try:
+                    req = await handlers.accept(who.subject, request_id)
+                except ProposalAlreadyExpired:
+                    await handlers.expire(request_id)  # move on to the next candidate now
+                    raise
+            return view(req, who)
+
+        async def recover() -> RequestView | None:  # accepted by this caller: it happened
+            stored = await store.get_request(request_id)
+            p = stored.request.proposal if stored else None
+            if stored and stored.request.status in ACCEPTED_OR_LATER and p:
+                return view(stored.request, who) if p.provider_id == who.subject else None
+            return None
+
+        return await idem.run(RequestView, command, recover=recover)
 
     @router.post("/requests/{request_id}/decline", summary="Decline a proposal (proposed provider)")
     async def decline(request_id: str, who: ProviderCaller) -> RequestView:

@@ -2,6 +2,7 @@
 
 from .app import ServiceRuntime, create_http_app, serve
 from .auth import Caller, Principal, Role, current_principal, mint_token, require_role, verify_token
+from .idempotency import Idempotent, IdempotentCall
 from .problems import (
     Conflict,
     Forbidden,
@@ -16,6 +17,8 @@ __all__ = [
     "Caller",
     "Conflict",
     "Forbidden",
+    "Idempotent",
+    "IdempotentCall",
     "NotFound",
     "Principal",
     "ProblemError",

@@ -13,6 +13,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
@@ -25,11 +26,14 @@ from ..messaging.inbox import Inbox
 from ..messaging.topics_admin import ensure_topics
 from ..mongo import IndexSpec, Mongo
 from ..settings import Settings, UnsafeSettings
-from ..timing import cancel_and_wait
+from ..timing import cancel_and_wait, survive
+from ..types import utcnow
+from .idempotency import IdempotencyRecords
 from .problems import install_problem_handlers
 
 log = get_logger(__name__)
 S = TypeVar("S", bound=Settings)
+PURGE_INTERVAL_S = 3600.0
 
 
 class ServiceRuntime:
@@ -56,7 +60,11 @@ class ServiceRuntime:
             sweep_interval_s=settings.outbox_sweep_interval_s,
             lease_s=settings.outbox_lease_s,
         )
-        self.indexes = [*indexes, *Outbox.indexes(self.outbox_collections)]
+        self.indexes = [
+            *indexes,
+            *Outbox.indexes(self.outbox_collections),
+            *IdempotencyRecords.indexes(),
+        ]
         self.consumer = EventConsumer(
             self.broker,
             settings,
@@ -65,6 +73,15 @@ class ServiceRuntime:
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
+        self.add_background(self._purge_idempotency_keys)
+
+    async def _purge_idempotency_keys(self) -> None:
+        """Forget Idempotency-Keys past their retention (hourly; by `created_at` index)."""
+        records = IdempotencyRecords(self.mongo)
+        retention = timedelta(seconds=self.settings.idempotency_retention_s)
+        while True:
+            await survive(lambda: records.purge(utcnow() - retention), "idempotency.purge_failed")
+            await asyncio.sleep(PURGE_INTERVAL_S)
 
     def add_background(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A coroutine run for the life of the service (schedulers, expiry sweeps)."""
