@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from delego_shared.http.auth import Caller, Principal, Role, require_role
 from delego_shared.http.idempotency import Idempotent
+from delego_shared.http.openapi import problem_responses
 from delego_shared.http.problems import Conflict, Forbidden, NotFound, Unprocessable
 from delego_shared.messaging import PublishNow
 from delego_shared.types import Identifier, Money
@@ -291,12 +292,20 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
                 errors=[{"field": "year", "message": f"must be < {current}"}],
             )
 
+    completed_year = Path(
+        ge=2000,
+        le=document_year(clock()) - 1,
+        description="a completed year (before the current one, as of the service's start)",
+    )
+
     @router.post(
         "/tax-certificates/{year}",
         tags=["tax"],
         summary="Issue (or fetch) the client's annual tax certificates for a year",
     )
-    async def issue_certificates(who: ClientOnly, year: int) -> list[dict[str, Any]]:
+    async def issue_certificates(
+        who: ClientOnly, year: int = completed_year
+    ) -> list[dict[str, Any]]:
         _check_year(year)
         docs = await store.issue_certificates(who.subject, year, clock())
         for d in docs:
@@ -305,7 +314,12 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
             raise NotFound(f"nothing to certify for {year}")
         return [d for d in map(public, docs) if d is not None]
 
-    @router.get("/tax-certificates/{year}", tags=["tax"], summary="The certificates of a year")
+    @router.get(
+        "/tax-certificates/{year}",
+        tags=["tax"],
+        summary="The certificates of a year",
+        responses=problem_responses(403),
+    )
     async def get_certificates(
         who: Caller,
         year: int,
@@ -315,7 +329,10 @@ def api_router(store: BillingStore, clock: Clock, publish: PublishNow) -> APIRou
             raise Forbidden("certificates are the client's")
         subject = who.subject if who.role is Role.CLIENT else client_id
         if not subject:
-            raise Unprocessable("client_id is required", errors=[{"field": "client_id"}])
+            raise Unprocessable(
+                "client_id is required",
+                errors=[{"field": "client_id", "in": "query", "message": "required for operators"}],
+            )
         docs = await store.certificates(subject, year)
         return [d for d in map(public, docs) if d is not None]
 

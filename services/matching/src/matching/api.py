@@ -290,7 +290,7 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
         client_id: str | None = None,
         provider_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     ) -> list[RequestView]:
         statuses = [s.value for s in status] if status else None
         if who.role is Role.CLIENT:

@@ -3,6 +3,7 @@
 from .app import ServiceRuntime, create_http_app, serve
 from .auth import Caller, Principal, Role, current_principal, mint_token, require_role, verify_token
 from .idempotency import Idempotent, IdempotentCall
+from .openapi import Problem, problem_responses
 from .problems import (
     Conflict,
     Forbidden,
@@ -21,6 +22,7 @@ __all__ = [
     "IdempotentCall",
     "NotFound",
     "Principal",
+    "Problem",
     "ProblemError",
     "Role",
     "ServiceRuntime",
@@ -30,6 +32,7 @@ __all__ = [
     "current_principal",
     "install_problem_handlers",
     "mint_token",
+    "problem_responses",
     "require_role",
     "serve",
     "verify_token",

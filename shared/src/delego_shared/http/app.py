@@ -14,10 +14,11 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from ..events.topics import ALL_TOPICS
 from ..logging import configure_logging, get_logger
@@ -29,6 +30,7 @@ from ..settings import Settings, UnsafeSettings
 from ..timing import cancel_and_wait, survive
 from ..types import utcnow
 from .idempotency import IdempotencyRecords
+from .openapi import install_problem_openapi
 from .problems import install_problem_handlers
 
 log = get_logger(__name__)
@@ -122,6 +124,16 @@ class ServiceRuntime:
         return {"database": mongo_ok, "broker": kafka_ok}
 
 
+class Liveness(BaseModel):
+    status: Literal["ok"]
+    service: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, bool] = Field(description="database, broker: reachable or not")
+
+
 def create_http_app(
     runtime: ServiceRuntime,
     *,
@@ -145,24 +157,24 @@ def create_http_app(
     app.state.settings = settings
     app.state.runtime = runtime
     install_problem_handlers(app)
+    install_problem_openapi(app)
 
     @app.get("/health/live", tags=["health"], summary="The process answers")
-    async def live() -> dict[str, str]:
-        return {"status": "ok", "service": settings.service_name}
+    async def live() -> Liveness:
+        return Liveness(status="ok", service=settings.service_name)
 
     @app.get(
         "/health/ready",
         tags=["health"],
         summary="Broker and database reachable",
-        responses={503: {"description": "not ready"}},
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "not ready"}},
     )
-    async def ready() -> Any:
+    async def ready() -> JSONResponse:
         checks = await runtime.readiness()
         ok = all(checks.values()) and runtime.started
-        return JSONResponse(
-            {"status": "ready" if ok else "not_ready", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        body = Readiness(status="ready" if ok else "not_ready", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
     for r in routers:
         app.include_router(r)
