@@ -235,12 +235,20 @@ class CurrencyMismatch(ValueError):
     """Arithmetic between two different currencies."""
 
 
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+"""A decimal amount as a string (what the schema promises; the code accepts no float)."""
+
+
 class Money(BaseModel):
     """An exact amount in one currency: `{"amount": "650.00", "currency": "EUR"}`."""
 
     model_config = ConfigDict(frozen=True)
 
-    amount: Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str)]
+    amount: Annotated[
+        Decimal,
+        PlainSerializer(lambda d: str(d), return_type=str),
+        WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["650.00"]}),
+    ]
     currency: Currency
 
     @field_validator("amount", mode="before")
