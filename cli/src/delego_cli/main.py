@@ -192,8 +192,15 @@ def dlq_replay(
 def token(
     role: Role, subject: str, hours: Annotated[int, typer.Option(help="validity in hours")] = 12
 ) -> None:
-    """Mint a development JWT for ROLE (client, provider, operator) and SUBJECT (user id)."""
-    typer.echo(mint_token(Settings(), subject, role, ttl=timedelta(hours=hours)))
+    """Mint a development JWT for ROLE (client, provider, operator) and SUBJECT (user id).
+
+    At most `DELEGO_JWT_MAX_TTL_S` (default 24 h) long: the services refuse longer ones.
+    """
+    try:
+        typer.echo(mint_token(Settings(), subject, role, ttl=timedelta(hours=hours)))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -22,3 +22,9 @@ def test_token_refuses_an_unknown_role():
 def test_contracts_check_passes_on_the_committed_catalogue():
     result = runner.invoke(app, ["contracts", "check"])
     assert result.exit_code == 0, result.output
+
+
+def test_token_refuses_a_lifetime_the_services_would_refuse():
+    result = runner.invoke(app, ["token", "operator", "op-1", "--hours", "48"])
+    assert result.exit_code == 2
+    assert "exceeds" in result.output

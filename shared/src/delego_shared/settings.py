@@ -7,6 +7,21 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_JWT_SECRET = "dev-only-change-me-0123456789abcdef"
+DEMO_JWT_SECRETS = frozenset(
+    {
+        DEFAULT_JWT_SECRET,
+        "compose-demo-secret-change-me-0123456789",  # the committed `.env` (compose demo)
+        "bench-only-secret-0123456789abcdef",  # benchmarks/flowbench
+    }
+)
+"""Secrets published in this repository: anyone can forge tokens with them."""
+MIN_PRODUCTION_SECRET_BYTES = 32
+
+
+class UnsafeSettings(RuntimeError):
+    """Settings a production service must not start with (one line, for operators)."""
+
 
 class Settings(BaseSettings):
     """Platform settings; a service subclasses it to add its own (same prefix)."""
@@ -28,8 +43,19 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 
-    jwt_secret: SecretStr = SecretStr("dev-only-change-me-0123456789abcdef")
+    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
     jwt_issuer: str = "delego"
+    jwt_max_ttl_s: int = Field(
+        default=24 * 3600,
+        gt=0,
+        description="longest token lifetime accepted (exp - now, and exp - iat when given)",
+    )
+
+    idempotency_retention_s: float = Field(
+        default=48 * 3600,
+        gt=0,
+        description="how long an Idempotency-Key is remembered (a retry must come within it)",
+    )
 
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_workers: int = Field(default=1, ge=1)
@@ -42,6 +68,27 @@ class Settings(BaseSettings):
     """How often a relay beats and looks for relays that died (it then sweeps for them);
     the normal path publishes right after the write."""
     outbox_lease_s: float = Field(default=30.0, gt=0)
+
+    def check_safe_to_run(self) -> None:
+        """Refuse, in production, a JWT secret anyone could know or guess.
+
+        With the default or a demo secret (both are in this repository) or a short
+        one, anyone could mint an operator token. Other environments accept them
+        so that local demos and tests need no configuration.
+        """
+        if self.environment != "production":
+            return
+        secret = self.jwt_secret.get_secret_value()
+        if secret in DEMO_JWT_SECRETS:
+            reason = "DELEGO_JWT_SECRET is a demo secret published in the repository"
+        elif len(secret.encode()) < MIN_PRODUCTION_SECRET_BYTES:
+            reason = f"DELEGO_JWT_SECRET is shorter than {MIN_PRODUCTION_SECRET_BYTES} bytes"
+        else:
+            return
+        raise UnsafeSettings(
+            f"{reason}; refusing to start with DELEGO_ENVIRONMENT=production "
+            "(set a random secret of at least 32 bytes, see README 'Secrets')"
+        )
 
     @property
     def database(self) -> str:

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -222,11 +223,20 @@ def _check_currency(code: str) -> str:
     return code
 
 
-Currency = Annotated[str, AfterValidator(_check_currency)]
+Currency = Annotated[
+    str,
+    AfterValidator(_check_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(ISO_4217), "description": "ISO 4217"}),
+]
+"""Validated in code (with a clear message); the JSON schema lists the same codes."""
 
 
 class CurrencyMismatch(ValueError):
     """Arithmetic between two different currencies."""
+
+
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+"""A decimal amount as a string (what the schema promises; the code accepts no float)."""
 
 
 class Money(BaseModel):
@@ -234,7 +244,11 @@ class Money(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    amount: Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str)]
+    amount: Annotated[
+        Decimal,
+        PlainSerializer(lambda d: str(d), return_type=str),
+        WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["650.00"]}),
+    ]
     currency: Currency
 
     @field_validator("amount", mode="before")
@@ -362,7 +376,13 @@ def _check_country(code: str) -> str:
     return code
 
 
-CountryCode = Annotated[str, AfterValidator(_check_country)]
+CountryCode = Annotated[
+    str,
+    AfterValidator(_check_country),
+    WithJsonSchema(
+        {"type": "string", "pattern": _COUNTRY.pattern, "description": "ISO 3166-1 alpha-2"}
+    ),
+]
 
 _BCP47 = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{4})?(-([A-Z]{2}|[0-9]{3}))?$")
 
@@ -373,7 +393,11 @@ def _check_language(tag: str) -> str:
     return tag
 
 
-LanguageTag = Annotated[str, AfterValidator(_check_language)]
+LanguageTag = Annotated[
+    str,
+    AfterValidator(_check_language),
+    WithJsonSchema({"type": "string", "pattern": _BCP47.pattern, "description": "BCP 47"}),
+]
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 """An opaque id (aggregate ids, user ids): safe in keys, headers and URLs."""

@@ -1,4 +1,5 @@
 import json
+from datetime import datetime, timedelta
 
 import pytest
 from delego_shared.events import ALL_TOPICS, Envelope, MalformedEvent, registry
@@ -93,3 +94,35 @@ def test_topic_names_follow_the_convention():
         Topic("payments", "x", 1)
     with pytest.raises(ValueError, match="lower-case identifier"):
         Topic("billing", "Invoices", 1)
+
+
+@pytest.mark.parametrize("naive", ["2026-03-29T01:30:00", "2026-03-29 01:30:00.123456"])
+def test_a_naive_ce_time_is_malformed(naive):
+    env = Envelope(registered(), source="/x")
+    with pytest.raises(MalformedEvent, match="has no UTC offset"):
+        Envelope.from_record({**env.headers(), "ce_time": naive}, env.body())
+
+
+@pytest.mark.parametrize(
+    ("sent", "instant"),
+    [
+        ("2026-03-29T01:30:00Z", "2026-03-29T01:30:00+00:00"),
+        ("2026-03-29T03:30:00+02:00", "2026-03-29T01:30:00+00:00"),
+    ],
+)
+def test_a_ce_time_with_an_offset_is_the_same_instant(sent, instant):
+    env = Envelope(registered(), source="/x")
+    back = Envelope.from_record({**env.headers(), "ce_time": sent}, env.body())
+    assert back.time == datetime.fromisoformat(instant)
+    assert back.headers()["ce_time"] == "2026-03-29T01:30:00Z"
+
+
+def test_a_producer_cannot_build_an_envelope_with_a_naive_time():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        Envelope(registered(), source="/x", time=datetime(2026, 3, 29, 1, 30))
+
+
+def test_producers_send_utc_instants():
+    h = Envelope(registered(), source="/x").headers()
+    sent = datetime.fromisoformat(h["ce_time"].replace("Z", "+00:00"))
+    assert h["ce_time"].endswith("Z") and sent.utcoffset() == timedelta(0)

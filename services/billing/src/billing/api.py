@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from delego_shared.http.auth import Caller, Principal, Role, require_role
+from delego_shared.http.idempotency import Idempotent
+from delego_shared.http.openapi import problem_responses
 from delego_shared.http.problems import Conflict, Forbidden, NotFound, Unprocessable
 from delego_shared.types import Identifier, Money
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -169,16 +171,21 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
         status_code=status.HTTP_201_CREATED,
     )
     async def issue_credit_note(
-        who: Operator, invoice_id: DocId, body: CreditNoteRequest
+        who: Operator, invoice_id: DocId, body: CreditNoteRequest, idem: Idempotent
     ) -> CreditNoteView:
-        with _problems():
-            cn, _created = await service.issue_credit_note(
-                invoice_id,
-                reason_code=body.reason_code,
-                line_nos=body.line_nos,
-                issued_at=clock(),
-            )
-        return await _credit_note(who, cn.credit_note_id)
+        # no `recover`: the credit note's id derives from the invoice and its lines, so
+        # running the command again after a crash returns the same credit note
+        async def command() -> CreditNoteView:
+            with _problems():
+                cn, _created = await service.issue_credit_note(
+                    invoice_id,
+                    reason_code=body.reason_code,
+                    line_nos=body.line_nos,
+                    issued_at=clock(),
+                )
+            return await _credit_note(who, cn.credit_note_id)
+
+        return await idem.run(CreditNoteView, command)
 
     @router.get("/credit-notes", tags=["credit notes"], summary="Credit notes the caller may see")
     async def list_credit_notes(
@@ -294,19 +301,32 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
                 errors=[{"field": "year", "message": f"must be < {current}"}],
             )
 
+    completed_year = Path(
+        ge=2000,
+        le=document_year(clock()) - 1,
+        description="a completed year (before the current one, as of the service's start)",
+    )
+
     @router.post(
         "/tax-certificates/{year}",
         tags=["tax"],
         summary="Issue (or fetch) the client's annual tax certificates for a year",
     )
-    async def issue_certificates(who: ClientOnly, year: int) -> list[CertificateView]:
+    async def issue_certificates(
+        who: ClientOnly, year: int = completed_year
+    ) -> list[CertificateView]:
         _check_year(year)
         docs = await service.issue_certificates(who.subject, year, clock())
         if not docs:
             raise NotFound(f"nothing to certify for {year}")
         return [certificate_view(d) for d in docs]
 
-    @router.get("/tax-certificates/{year}", tags=["tax"], summary="The certificates of a year")
+    @router.get(
+        "/tax-certificates/{year}",
+        tags=["tax"],
+        summary="The certificates of a year",
+        responses=problem_responses(403),
+    )
     async def get_certificates(
         who: Caller,
         year: int,
@@ -316,7 +336,10 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
             raise Forbidden("certificates are the client's")
         subject = who.subject if who.role is Role.CLIENT else client_id
         if not subject:
-            raise Unprocessable("client_id is required", errors=[{"field": "client_id"}])
+            raise Unprocessable(
+                "client_id is required",
+                errors=[{"field": "client_id", "in": "query", "message": "required for operators"}],
+            )
         return [certificate_view(d) for d in await store.certificates(subject, year)]
 
     return router

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from delego_shared.events.catalog import OfferSnapshot, ProviderSnapshot
 from delego_shared.events.common import DeliveryMode, PricingModel
-from delego_shared.http import Caller, Principal, Role, require_role
+from delego_shared.http import Caller, Idempotent, NotFound, Principal, Role, require_role
 from delego_shared.http.problems import problem
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -202,11 +202,23 @@ def api_router(service: CatalogService) -> APIRouter:
     async def create_offer(
         who: OwnerRole,
         body: OfferDraft,
+        idem: Idempotent,
         provider_id: Annotated[
             str | None, Query(description="operators only: the provider the offer is for")
         ] = None,
     ) -> OfferView:
-        return _offer_view(await service.create_offer(who, body, provider_id))
+        offer_id = idem.derived_id("off")  # a retry after a crash finds it by `_id`
+
+        async def command() -> OfferView:
+            return _offer_view(await service.create_offer(who, body, provider_id, offer_id))
+
+        async def recover() -> OfferView | None:
+            try:
+                return _offer_view(await service.read_offer(who, offer_id or ""))
+            except NotFound:
+                return None
+
+        return await idem.run(OfferView, command, recover=recover, refusals=(DomainError,))
 
     @offers.get(
         "",

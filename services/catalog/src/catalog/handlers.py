@@ -129,9 +129,14 @@ class CatalogService:
     # -- offers ---------------------------------------------------------------------------
 
     async def create_offer(
-        self, who: Principal, draft: OfferDraft, provider_id: str | None = None
+        self,
+        who: Principal,
+        draft: OfferDraft,
+        provider_id: str | None = None,
+        offer_id: str | None = None,
     ) -> Offer:
-        """A draft for the caller (a provider) or, for an operator, for `provider_id`."""
+        """A draft for the caller (a provider) or, for an operator, for `provider_id`;
+        `offer_id` is given for an idempotent command (derived from its key)."""
         if who.role is Role.PROVIDER:
             if provider_id is not None and provider_id != who.subject:
                 raise NotFound(f"provider {provider_id} not found")
@@ -146,7 +151,8 @@ class CatalogService:
             if who.role is Role.PROVIDER:
                 raise Conflict("register as a provider (POST /providers) before creating offers")
             raise NotFound(f"provider {provider_id} not found")
-        offer = Offer.create(new_id("off"), provider, draft, self.clock(), self.taxonomy)
+        offer_id = offer_id or new_id("off")
+        offer = Offer.create(offer_id, provider, draft, self.clock(), self.taxonomy)
         await self.store.insert_offer(offer, provider.snapshot())
         return offer
 

@@ -27,10 +27,12 @@ from delego_shared.http import (
     Caller,
     Conflict,
     Forbidden,
+    Idempotent,
     NotFound,
     Principal,
     Role,
     Unprocessable,
+    problem_responses,
     require_role,
 )
 from delego_shared.types import Money, utcnow
@@ -54,13 +56,10 @@ ClientCaller = Annotated[Principal, Depends(require_role(Role.CLIENT))]
 ProviderCaller = Annotated[Principal, Depends(require_role(Role.PROVIDER))]
 OperatorCaller = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
 
-PROBLEMS: dict[int | str, dict[str, str]] = {
-    401: {"description": "missing or invalid token"},
-    403: {"description": "role not allowed"},
-    404: {"description": "no such request among the caller's"},
-    409: {"description": "not allowed in the request's current state"},
-    422: {"description": "invalid input"},
-}
+# 401 (token), 403 (role), 404 (path id) and 422 (input) are declared from each
+# route's signature (delego_shared.http.openapi); these are the others it answers.
+STATE_CONFLICT = problem_responses(409)
+OWN_ONLY = problem_responses(403)
 
 
 # -- views ------------------------------------------------------------------
@@ -295,7 +294,7 @@ def domain_errors() -> Iterator[None]:
 
 
 def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
-    router = APIRouter(tags=["matching"], responses=PROBLEMS)
+    router = APIRouter(tags=["matching"])
 
     async def load_visible(request_id: str, who: Principal) -> ClientRequest:
         stored = await store.get_request(request_id)
@@ -306,15 +305,26 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
     @router.post(
         "/requests",
         status_code=201,
+        responses=STATE_CONFLICT,
         summary="Submit a request (client); matching runs at once",
     )
-    async def submit(body: RequestDraft, who: ClientCaller) -> RequestView:
-        with domain_errors():
-            req = await handlers.submit(who.subject, body)
-        return view(req, who)
+    async def submit(body: RequestDraft, who: ClientCaller, idem: Idempotent) -> RequestView:
+        request_id = idem.derived_id("req")  # a retry after a crash finds it by `_id`
+
+        async def command() -> RequestView:
+            with domain_errors():
+                return view(await handlers.submit(who.subject, body, request_id), who)
+
+        async def recover() -> RequestView | None:
+            stored = await store.get_request(request_id) if request_id else None
+            return view(stored.request, who) if stored else None
+
+        return await idem.run(RequestView, command, recover=recover)
 
     @router.get(
-        "/requests", summary="Own requests (client), assigned ones (provider), all (operator)"
+        "/requests",
+        summary="Own requests (client), assigned ones (provider), all (operator)",
+        responses=OWN_ONLY,
     )
     async def list_requests(
         who: Caller,
@@ -322,7 +332,7 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
         client_id: str | None = None,
         provider_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     ) -> list[RequestView]:
         statuses = [s.value for s in status] if status else None
         if who.role is Role.CLIENT:
@@ -353,24 +363,44 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
         # from the small `open_proposals` collection, not a query over every request
         return [view(r, who) for r in await store.open_proposals_of(who.subject)]
 
-    @router.post("/requests/{request_id}/accept", summary="Accept a proposal (proposed provider)")
-    async def accept(request_id: str, who: ProviderCaller) -> RequestView:
-        with domain_errors():
-            try:
-                req = await handlers.accept(who.subject, request_id)
-            except ProposalAlreadyExpired:
-                await handlers.expire(request_id)  # move on to the next candidate now
-                raise
-        return view(req, who)
+    @router.post(
+        "/requests/{request_id}/accept",
+        summary="Accept a proposal (proposed provider)",
+        responses=STATE_CONFLICT,
+    )
+    async def accept(request_id: str, who: ProviderCaller, idem: Idempotent) -> RequestView:
+        async def command() -> RequestView:
+            with domain_errors():
+                try:
+                    req = await handlers.accept(who.subject, request_id)
+                except ProposalAlreadyExpired:
+                    await handlers.expire(request_id)  # move on to the next candidate now
+                    raise
+            return view(req, who)
 
-    @router.post("/requests/{request_id}/decline", summary="Decline a proposal (proposed provider)")
+        async def recover() -> RequestView | None:  # accepted by this caller: it happened
+            stored = await store.get_request(request_id)
+            p = stored.request.proposal if stored else None
+            if stored and stored.request.status in ACCEPTED_OR_LATER and p:
+                return view(stored.request, who) if p.provider_id == who.subject else None
+            return None
+
+        return await idem.run(RequestView, command, recover=recover)
+
+    @router.post(
+        "/requests/{request_id}/decline",
+        summary="Decline a proposal (proposed provider)",
+        responses=STATE_CONFLICT,
+    )
     async def decline(request_id: str, who: ProviderCaller) -> RequestView:
         with domain_errors():
             req = await handlers.decline(who.subject, request_id)
         return view(req, who)
 
     @router.post(
-        "/requests/{request_id}/complete", summary="Report the work done (assigned provider)"
+        "/requests/{request_id}/complete",
+        summary="Report the work done (assigned provider)",
+        responses=STATE_CONFLICT,
     )
     async def complete(request_id: str, body: CompletionBody, who: ProviderCaller) -> RequestView:
         with domain_errors():
@@ -383,13 +413,21 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
             )
         return view(req, who)
 
-    @router.post("/requests/{request_id}/rate", summary="Rate the completed work 1-5 (client)")
+    @router.post(
+        "/requests/{request_id}/rate",
+        summary="Rate the completed work 1-5 (client)",
+        responses=STATE_CONFLICT,
+    )
     async def rate(request_id: str, body: RatingBody, who: ClientCaller) -> RequestView:
         with domain_errors():
             req = await handlers.rate(who.subject, request_id, body.stars)
         return view(req, who)
 
-    @router.post("/requests/{request_id}/cancel", summary="Cancel before completion (client)")
+    @router.post(
+        "/requests/{request_id}/cancel",
+        summary="Cancel before completion (client)",
+        responses=STATE_CONFLICT,
+    )
     async def cancel(request_id: str, who: ClientCaller) -> RequestView:
         with domain_errors():
             req = await handlers.cancel(who.subject, request_id)
@@ -398,6 +436,7 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
     @router.get(
         "/providers/{provider_id}/capacity",
         summary="Hours reserved per ISO week (the provider itself or an operator)",
+        responses=OWN_ONLY,
     )
     async def capacity(provider_id: str, who: Caller) -> list[CapacityWeek]:
         if who.role is Role.CLIENT or (who.role is Role.PROVIDER and who.subject != provider_id):

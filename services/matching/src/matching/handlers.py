@@ -362,10 +362,16 @@ class RequestHandlers:
 
     # -- commands -----------------------------------------------------------
 
-    async def submit(self, client_id: str, draft: RequestDraft) -> ClientRequest:
-        """Store the request and its first proposal (or why nobody fits) in one insert."""
+    async def submit(
+        self, client_id: str, draft: RequestDraft, request_id: str | None = None
+    ) -> ClientRequest:
+        """Store the request and its first proposal (or why nobody fits) in one insert.
+
+        `request_id` is given for an idempotent command (derived from its key)."""
         now = self.clock()
-        req, events = ClientRequest.submit(new_id("req"), client_id, draft, now, self.policy)
+        req, events = ClientRequest.submit(
+            request_id or new_id("req"), client_id, draft, now, self.policy
+        )
         hold = Hold(req.request_id, 1)
         outcome = await self._find_and_reserve(req, now, hold)
         try:

@@ -298,7 +298,7 @@ def api_router(store: NotificationsStore, rules: RoutingRules, clock: Clock) -> 
         caller: Caller,
         unread: bool = False,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     ) -> InboxView:
         """Your in-app notifications, newest first."""
         items, unread_count = await store.inbox(
@@ -410,7 +410,7 @@ def api_router(store: NotificationsStore, rules: RoutingRules, clock: Clock) -> 
         event_id: str | None = None,
         state: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     ) -> list[DeliveryView]:
         """Delivery status, newest first (ids, channel, state, attempts, error codes)."""
         if state is not None and state not in State.ALL:

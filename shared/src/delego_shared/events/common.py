@@ -47,8 +47,8 @@ class WorkingSpan(Contract):
     """
 
     day: Weekday
-    start: str = Field(examples=["09:00"])
-    end: str = Field(examples=["17:30"])
+    start: str = Field(examples=["09:00"], json_schema_extra={"pattern": _HHMM.pattern})
+    end: str = Field(examples=["17:30"], json_schema_extra={"pattern": _HHMM.pattern})
 
     @field_validator("start", "end")
     @classmethod

@@ -44,6 +44,9 @@ class Envelope:
     causation_id: str | None = None
 
     def __post_init__(self) -> None:
+        if self.time.tzinfo is None or self.time.utcoffset() is None:
+            # a naive time would be read as the host's local time: not an instant
+            raise ValueError("an envelope's time must be timezone-aware (a UTC instant)")
         if self.correlation_id is None:
             object.__setattr__(self, "correlation_id", self.id)
 
@@ -127,6 +130,11 @@ class Envelope:
             time = datetime.fromisoformat(h[H_TIME].replace("Z", "+00:00"))
         except ValueError:
             raise MalformedEvent(f"ce_time '{h[H_TIME]}' is not an ISO-8601 instant") from None
+        if time.tzinfo is None or time.utcoffset() is None:
+            raise MalformedEvent(
+                f"ce_time '{h[H_TIME]}' has no UTC offset: a naive time is not an instant "
+                "(send e.g. 2026-01-01T09:00:00Z)"
+            )
         return cls(
             data=data,
             source=h[H_SOURCE],

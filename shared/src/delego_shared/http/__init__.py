@@ -2,6 +2,8 @@
 
 from .app import ServiceRuntime, create_http_app, serve
 from .auth import Caller, Principal, Role, current_principal, mint_token, require_role, verify_token
+from .idempotency import Idempotent, IdempotentCall
+from .openapi import Problem, problem_responses
 from .problems import (
     Conflict,
     Forbidden,
@@ -16,8 +18,11 @@ __all__ = [
     "Caller",
     "Conflict",
     "Forbidden",
+    "Idempotent",
+    "IdempotentCall",
     "NotFound",
     "Principal",
+    "Problem",
     "ProblemError",
     "Role",
     "ServiceRuntime",
@@ -27,6 +32,7 @@ __all__ = [
     "current_principal",
     "install_problem_handlers",
     "mint_token",
+    "problem_responses",
     "require_role",
     "serve",
     "verify_token",

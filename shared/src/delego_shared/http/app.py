@@ -10,12 +10,15 @@ deprecated; the broker is started in the app's lifespan instead.)
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from ..events.topics import ALL_TOPICS
 from ..logging import configure_logging, get_logger
@@ -23,12 +26,16 @@ from ..messaging import EventConsumer, EventPublisher, Outbox, OutboxRelay, crea
 from ..messaging.inbox import Inbox
 from ..messaging.topics_admin import ensure_topics
 from ..mongo import IndexSpec, Mongo
-from ..settings import Settings
-from ..timing import cancel_and_wait
+from ..settings import Settings, UnsafeSettings
+from ..timing import cancel_and_wait, survive
+from ..types import utcnow
+from .idempotency import IdempotencyRecords
+from .openapi import install_problem_openapi
 from .problems import install_problem_handlers
 
 log = get_logger(__name__)
 S = TypeVar("S", bound=Settings)
+PURGE_INTERVAL_S = 3600.0
 
 
 class ServiceRuntime:
@@ -42,6 +49,7 @@ class ServiceRuntime:
         indexes: Sequence[IndexSpec] = (),
         use_inbox: bool = True,
     ) -> None:
+        settings.check_safe_to_run()  # UnsafeSettings: nothing starts with a forgeable secret
         self.settings = settings
         self.mongo = Mongo(settings.mongodb_url, settings.database)
         self.broker = create_broker(settings)
@@ -54,7 +62,11 @@ class ServiceRuntime:
             sweep_interval_s=settings.outbox_sweep_interval_s,
             lease_s=settings.outbox_lease_s,
         )
-        self.indexes = [*indexes, *Outbox.indexes(self.outbox_collections)]
+        self.indexes = [
+            *indexes,
+            *Outbox.indexes(self.outbox_collections),
+            *IdempotencyRecords.indexes(),
+        ]
         self.consumer = EventConsumer(
             self.broker,
             settings,
@@ -63,6 +75,15 @@ class ServiceRuntime:
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
+        self.add_background(self._purge_idempotency_keys)
+
+    async def _purge_idempotency_keys(self) -> None:
+        """Forget Idempotency-Keys past their retention (hourly; by `created_at` index)."""
+        records = IdempotencyRecords(self.mongo)
+        retention = timedelta(seconds=self.settings.idempotency_retention_s)
+        while True:
+            await survive(lambda: records.purge(utcnow() - retention), "idempotency.purge_failed")
+            await asyncio.sleep(PURGE_INTERVAL_S)
 
     def add_background(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A coroutine run for the life of the service (schedulers, expiry sweeps)."""
@@ -104,6 +125,21 @@ class ServiceRuntime:
         return {"database": mongo_ok, "broker": kafka_ok}
 
 
+class Liveness(BaseModel):
+    status: Literal["ok"]
+    service: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "degraded", "not_ready"] = Field(
+        description="degraded: reachable, but a consumer waits for the store or broker"
+    )
+    checks: dict[str, bool] = Field(description="database, broker: reachable or not")
+    consumer: dict[str, Any] = Field(
+        description="records waiting for the store or broker to come back, per partition"
+    )
+
+
 def create_http_app(
     runtime: ServiceRuntime,
     *,
@@ -127,26 +163,26 @@ def create_http_app(
     app.state.settings = settings
     app.state.runtime = runtime
     install_problem_handlers(app)
+    install_problem_openapi(app)
 
     @app.get("/health/live", tags=["health"], summary="The process answers")
-    async def live() -> dict[str, str]:
-        return {"status": "ok", "service": settings.service_name}
+    async def live() -> Liveness:
+        return Liveness(status="ok", service=settings.service_name)
 
     @app.get(
         "/health/ready",
         tags=["health"],
         summary="Broker and database reachable",
-        responses={503: {"description": "not ready"}},
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "not ready"}},
     )
-    async def ready() -> Any:
+    async def ready() -> JSONResponse:
         checks = await runtime.readiness()
         ok = all(checks.values()) and runtime.started
         consuming = runtime.consumer.health()  # records waiting for the store or broker
         status = "not_ready" if not ok else "degraded" if consuming["waiting"] else "ready"
-        return JSONResponse(
-            {"status": status, "checks": checks, "consumer": consuming},
-            status_code=200 if ok else 503,
-        )
+        body = Readiness(status=status, checks=checks, consumer=consuming)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
     for r in routers:
         app.include_router(r)
@@ -156,10 +192,14 @@ def create_http_app(
 def serve(create_app: Callable[[S], FastAPI], settings: S) -> None:
     """Run a service's app with uvicorn on `settings.http_host:http_port` (its `main()`).
 
-    Logs go through structlog, configured in the app's lifespan.
+    Logs go through structlog, configured in the app's lifespan. Unsafe
+    production settings stop it with one line on stderr and exit code 2.
     """
     import uvicorn
 
-    uvicorn.run(
-        create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None
-    )
+    try:
+        app = create_app(settings)
+    except UnsafeSettings as exc:
+        print(f"delego-{settings.service_name}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)

@@ -34,7 +34,18 @@ class Principal:
 def mint_token(
     settings: Settings, subject: str, role: Role | str, *, ttl: timedelta = timedelta(hours=12)
 ) -> str:
-    """A signed token (development tooling and tests; production tokens come from the IdP)."""
+    """A signed token (development tooling and tests; production tokens come from the IdP).
+
+    A lifetime beyond `settings.jwt_max_ttl_s` is refused here: the services would
+    refuse the token anyway.
+    """
+    if ttl.total_seconds() > settings.jwt_max_ttl_s:
+        raise ValueError(
+            f"token lifetime {ttl} exceeds the {settings.jwt_max_ttl_s} s maximum "
+            "(DELEGO_JWT_MAX_TTL_S)"
+        )
+    if not subject.strip():
+        raise ValueError("a token needs a non-empty subject")
     now = datetime.now(UTC)
     claims = {
         "sub": subject,
@@ -46,7 +57,16 @@ def mint_token(
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
+LEEWAY_S = 60
+"""Clock skew tolerated between the token's issuer and this service."""
+
+
 def verify_token(settings: Settings, token: str) -> Principal:
+    """The caller of a signed, unexpired token with a subject, a role and a bounded lifetime.
+
+    A token valid for years is as good as a stolen password: `exp` is required
+    and may lie at most `jwt_max_ttl_s` after now (and after `iat` when given).
+    """
     try:
         claims = jwt.decode(
             token,
@@ -59,11 +79,23 @@ def verify_token(settings: Settings, token: str) -> Principal:
         raise Unauthorized("token expired") from None
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"invalid token: {exc}") from None
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject.strip():
+        raise Unauthorized("token has an empty subject (sub)")
+    exp = float(claims["exp"])
+    iat = claims.get("iat")
+    start = float(iat) if isinstance(iat, int | float) else datetime.now(UTC).timestamp()
+    longest = settings.jwt_max_ttl_s + LEEWAY_S
+    if exp - datetime.now(UTC).timestamp() > longest or exp - start > longest:
+        raise Unauthorized(
+            f"token lifetime exceeds the maximum of {settings.jwt_max_ttl_s} s; "
+            "ask for a shorter-lived token"
+        )
     try:
         role = Role(str(claims.get("role", "")))
     except ValueError:
         raise Unauthorized("token has no valid role (client, provider or operator)") from None
-    return Principal(subject=str(claims["sub"]), role=role)
+    return Principal(subject=subject, role=role)
 
 
 async def current_principal(request: Request) -> Principal:
@@ -92,4 +124,5 @@ def require_role(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
             raise Forbidden(f"role '{principal.role.value}' may not do this (allowed: {allowed})")
         return principal
 
+    check.__delego_roles__ = roles  # type: ignore[attr-defined]  # OpenAPI: the route answers 403
     return check
