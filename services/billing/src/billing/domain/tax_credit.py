@@ -69,8 +69,8 @@ class ClientTaxProfile(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     residence_country: CountryCode
-    dependents: int = Field(default=0, ge=0, description="dependent children")
-    members_over_65: int = Field(default=0, ge=0, description="household members over 65")
+    dependents: int = Field(default=0, ge=0, le=50, description="dependent children")
+    members_over_65: int = Field(default=0, ge=0, le=50, description="household members over 65")
     disabled_member: bool = Field(default=False, description="invalidity card or pension")
     avance_immediate: bool = Field(default=False, description="URSSAF immediate advance opt-in")
 
