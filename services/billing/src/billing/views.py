@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from delego_shared.types import Money
 from pydantic import BaseModel, ConfigDict, Field
@@ -99,7 +99,9 @@ class InterventionView(View):
         )
 
 
-class InvoiceTotalsView(View):
+class _TotalsView(View):
+    """The totals invoices and credit notes share (`_Totals.totals()`), first in both."""
+
     total_net: Money
     total_vat: Money
     total_gross: Money
@@ -107,6 +109,23 @@ class InvoiceTotalsView(View):
     provider_payout: Money
     eligible_amount: Money
     tax_credit: Money
+
+
+def _issued(document: Invoice | CreditNote) -> dict[str, Any]:
+    """The fields invoices and credit notes both show (each view orders its own)."""
+    return {
+        "number": document.number,
+        "client_id": document.client_id,
+        "provider_id": document.provider_id,
+        "issued_at": document.issued_at,
+        "tax_year": document.tax_year,
+        "avance_immediate": document.avance_immediate,
+        "currency": document.currency,
+        "lines": [LineView.of(ln) for ln in document.lines],
+    }
+
+
+class InvoiceTotalsView(_TotalsView):
     credit_advanced: Money = Field(description="tax credit deducted now (avance immédiate)")
     payable_now: Money = Field(description="what the client pays now")
 
@@ -139,32 +158,18 @@ class InvoiceView(View):
     @classmethod
     def of(cls, invoice: Invoice, credited_lines: Iterable[int] = ()) -> InvoiceView:
         return cls(
+            **_issued(invoice),
             id=invoice.invoice_id,
-            number=invoice.number,
-            client_id=invoice.client_id,
             request_id=invoice.request_id,
-            provider_id=invoice.provider_id,
             provider_name=invoice.provider_name,
             provider_sap_number=invoice.provider_sap_number,
-            issued_at=invoice.issued_at,
-            tax_year=invoice.tax_year,
-            avance_immediate=invoice.avance_immediate,
-            currency=invoice.currency,
-            lines=[LineView.of(ln) for ln in invoice.lines],
             totals=InvoiceTotalsView.of(invoice),
             interventions=[InterventionView.of(iv) for iv in invoice.interventions],
             credited_lines=sorted(credited_lines),
         ).shown()
 
 
-class CreditNoteTotalsView(View):
-    total_net: Money
-    total_vat: Money
-    total_gross: Money
-    commission: Money
-    provider_payout: Money
-    eligible_amount: Money
-    tax_credit: Money
+class CreditNoteTotalsView(_TotalsView):
     credit_advanced_reversed: Money
     refundable_now: Money = Field(description="what goes back to the client")
 
@@ -196,19 +201,12 @@ class CreditNoteView(View):
     @classmethod
     def of(cls, credit_note: CreditNote) -> CreditNoteView:
         return cls(
+            **_issued(credit_note),
             id=credit_note.credit_note_id,
-            number=credit_note.number,
             invoice_id=credit_note.invoice_id,
             invoice_number=credit_note.invoice_number,
-            client_id=credit_note.client_id,
-            provider_id=credit_note.provider_id,
-            issued_at=credit_note.issued_at,
-            tax_year=credit_note.tax_year,
-            avance_immediate=credit_note.avance_immediate,
             reason_code=credit_note.reason_code,
-            currency=credit_note.currency,
             line_nos=[ln.line_no for ln in credit_note.lines],
-            lines=[LineView.of(ln) for ln in credit_note.lines],
             totals=CreditNoteTotalsView.of(credit_note),
         ).shown()
 
@@ -223,20 +221,17 @@ class PayoutView(View):
     @classmethod
     def of(cls, document: Invoice | CreditNote) -> PayoutView:
         """A credit note's payout is the provider's payout on the credited lines, taken back."""
+        kind: Literal["invoice", "credit_note"] = "invoice"
         if isinstance(document, Invoice):
-            return cls(
-                document_kind="invoice",
-                document_id=document.invoice_id,
-                number=document.number,
-                issued_at=document.issued_at,
-                payout=document.provider_payout,
-            ).shown()
+            doc_id, payout = document.invoice_id, document.provider_payout
+        else:
+            kind, doc_id, payout = "credit_note", document.credit_note_id, -document.provider_payout
         return cls(
-            document_kind="credit_note",
-            document_id=document.credit_note_id,
+            document_kind=kind,
+            document_id=doc_id,
             number=document.number,
             issued_at=document.issued_at,
-            payout=-document.provider_payout,
+            payout=payout,
         ).shown()
 
 

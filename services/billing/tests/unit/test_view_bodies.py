@@ -61,6 +61,30 @@ async def issued(rules: Any, make_terms: Any) -> tuple[FakeBillingStore, dict[st
     return store, ids
 
 
+LINE = {
+    "line_no": 1,
+    "kind": "service",
+    "label_code": "hourly:tutoring",
+    "quantity": "1.0000",
+    "unit_price": {"amount": "40.00", "currency": "EUR"},
+    "net": {"amount": "40.00", "currency": "EUR"},
+    "vat_rate": "0.10",
+    "vat": {"amount": "4.00", "currency": "EUR"},
+    "gross": {"amount": "44.00", "currency": "EUR"},
+    "commission": {"amount": "4.80", "currency": "EUR"},
+    "payout": {"amount": "35.20", "currency": "EUR"},
+    "period_key": None,
+    "decision": {
+        "code": "eligible",
+        "eligible_amount": {"amount": "44.00", "currency": "EUR"},
+        "credit": {"amount": "22.00", "currency": "EUR"},
+        "reason_fr": "éligible : soutien scolaire à domicile, plafond annuel restant 11 890,00 EUR",
+        "reason_en": "eligible: home tutoring, remaining annual cap 11,890.00 EUR",
+        "sub_cap": None,
+    },
+}
+"""The one line of the second invoice, credited whole by the credit note."""
+
 EXPECTED = {
     "invoice": {
         "id": "inv_ad328846aa18b32a335816374511cac1",
@@ -74,31 +98,7 @@ EXPECTED = {
         "tax_year": 2025,
         "avance_immediate": True,
         "currency": "EUR",
-        "lines": [
-            {
-                "line_no": 1,
-                "kind": "service",
-                "label_code": "hourly:tutoring",
-                "quantity": "1.0000",
-                "unit_price": {"amount": "40.00", "currency": "EUR"},
-                "net": {"amount": "40.00", "currency": "EUR"},
-                "vat_rate": "0.10",
-                "vat": {"amount": "4.00", "currency": "EUR"},
-                "gross": {"amount": "44.00", "currency": "EUR"},
-                "commission": {"amount": "4.80", "currency": "EUR"},
-                "payout": {"amount": "35.20", "currency": "EUR"},
-                "period_key": None,
-                "decision": {
-                    "code": "eligible",
-                    "eligible_amount": {"amount": "44.00", "currency": "EUR"},
-                    "credit": {"amount": "22.00", "currency": "EUR"},
-                    "reason_fr": "éligible : soutien scolaire à domicile, plafond annuel restant "
-                    "11 890,00 EUR",
-                    "reason_en": "eligible: home tutoring, remaining annual cap 11,890.00 EUR",
-                    "sub_cap": None,
-                },
-            }
-        ],
+        "lines": [LINE],
         "totals": {
             "total_net": {"amount": "40.00", "currency": "EUR"},
             "total_vat": {"amount": "4.00", "currency": "EUR"},
@@ -126,31 +126,7 @@ EXPECTED = {
         "reason_code": "service_not_rendered",
         "currency": "EUR",
         "line_nos": [1],
-        "lines": [
-            {
-                "line_no": 1,
-                "kind": "service",
-                "label_code": "hourly:tutoring",
-                "quantity": "1.0000",
-                "unit_price": {"amount": "40.00", "currency": "EUR"},
-                "net": {"amount": "40.00", "currency": "EUR"},
-                "vat_rate": "0.10",
-                "vat": {"amount": "4.00", "currency": "EUR"},
-                "gross": {"amount": "44.00", "currency": "EUR"},
-                "commission": {"amount": "4.80", "currency": "EUR"},
-                "payout": {"amount": "35.20", "currency": "EUR"},
-                "period_key": None,
-                "decision": {
-                    "code": "eligible",
-                    "eligible_amount": {"amount": "44.00", "currency": "EUR"},
-                    "credit": {"amount": "22.00", "currency": "EUR"},
-                    "reason_fr": "éligible : soutien scolaire à domicile, plafond annuel restant "
-                    "11 890,00 EUR",
-                    "reason_en": "eligible: home tutoring, remaining annual cap 11,890.00 EUR",
-                    "sub_cap": None,
-                },
-            }
-        ],
+        "lines": [LINE],
         "totals": {
             "total_net": {"amount": "40.00", "currency": "EUR"},
             "total_vat": {"amount": "4.00", "currency": "EUR"},
