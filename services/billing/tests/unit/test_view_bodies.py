@@ -85,6 +85,17 @@ LINE = {
 }
 """The one line of the second invoice, credited whole by the credit note."""
 
+TOTALS = {
+    "total_net": {"amount": "40.00", "currency": "EUR"},
+    "total_vat": {"amount": "4.00", "currency": "EUR"},
+    "total_gross": {"amount": "44.00", "currency": "EUR"},
+    "commission": {"amount": "4.80", "currency": "EUR"},
+    "provider_payout": {"amount": "35.20", "currency": "EUR"},
+    "eligible_amount": {"amount": "44.00", "currency": "EUR"},
+    "tax_credit": {"amount": "22.00", "currency": "EUR"},
+}
+"""The totals of that line: the invoice's and the credit note's (first in both)."""
+
 EXPECTED = {
     "invoice": {
         "id": "inv_ad328846aa18b32a335816374511cac1",
@@ -100,13 +111,7 @@ EXPECTED = {
         "currency": "EUR",
         "lines": [LINE],
         "totals": {
-            "total_net": {"amount": "40.00", "currency": "EUR"},
-            "total_vat": {"amount": "4.00", "currency": "EUR"},
-            "total_gross": {"amount": "44.00", "currency": "EUR"},
-            "commission": {"amount": "4.80", "currency": "EUR"},
-            "provider_payout": {"amount": "35.20", "currency": "EUR"},
-            "eligible_amount": {"amount": "44.00", "currency": "EUR"},
-            "tax_credit": {"amount": "22.00", "currency": "EUR"},
+            **TOTALS,
             "credit_advanced": {"amount": "22.00", "currency": "EUR"},
             "payable_now": {"amount": "22.00", "currency": "EUR"},
         },
@@ -128,13 +133,7 @@ EXPECTED = {
         "line_nos": [1],
         "lines": [LINE],
         "totals": {
-            "total_net": {"amount": "40.00", "currency": "EUR"},
-            "total_vat": {"amount": "4.00", "currency": "EUR"},
-            "total_gross": {"amount": "44.00", "currency": "EUR"},
-            "commission": {"amount": "4.80", "currency": "EUR"},
-            "provider_payout": {"amount": "35.20", "currency": "EUR"},
-            "eligible_amount": {"amount": "44.00", "currency": "EUR"},
-            "tax_credit": {"amount": "22.00", "currency": "EUR"},
+            **TOTALS,
             "credit_advanced_reversed": {"amount": "22.00", "currency": "EUR"},
             "refundable_now": {"amount": "22.00", "currency": "EUR"},
         },
