@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from .domain.errors import BillingError
+from .domain.invoice import CreditNote, Invoice
 from .domain.money import fixed
 from .domain.numbering import document_year
 from .domain.tax_credit import ClientTaxProfile
@@ -40,11 +41,6 @@ from .views import (
     PayoutsView,
     PayoutView,
     TaxProfileView,
-    certificate_view,
-    credit_note_view,
-    invoice_view,
-    ledger_entry_view,
-    money,
 )
 
 Clock = Callable[[], datetime]
@@ -111,11 +107,11 @@ def _scope(who: Principal, client_id: str | None, provider_id: str | None) -> di
     return flt
 
 
-def _may_see(who: Principal, doc: Mapping[str, Any]) -> bool:
+def _may_see(who: Principal, doc: Invoice | CreditNote) -> bool:
     if who.role is Role.CLIENT:
-        return bool(doc["client_id"] == who.subject)
+        return doc.client_id == who.subject
     if who.role is Role.PROVIDER:
-        return bool(doc["provider_id"] == who.subject)
+        return doc.provider_id == who.subject
     return True
 
 
@@ -126,16 +122,16 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
     store = service.store
 
     async def _invoice(who: Principal, invoice_id: str) -> InvoiceView:
-        doc = await store.invoice_doc(invoice_id)
-        if doc is None or not _may_see(who, doc):  # no existence leak
+        found = await store.issued_invoice(invoice_id)
+        if found is None or not _may_see(who, found.invoice):  # no existence leak
             raise NotFound(f"no invoice {invoice_id}")
-        return invoice_view(doc)
+        return InvoiceView.of(found.invoice, found.credited_lines)
 
     async def _credit_note(who: Principal, credit_note_id: str) -> CreditNoteView:
-        doc = await store.credit_note_doc(credit_note_id)
-        if doc is None or not _may_see(who, doc):
+        credit_note = await store.credit_note(credit_note_id)
+        if credit_note is None or not _may_see(who, credit_note):
             raise NotFound(f"no credit note {credit_note_id}")
-        return credit_note_view(doc)
+        return CreditNoteView.of(credit_note)
 
     # --- invoices and credit notes ------------------------------------------------------
 
@@ -146,8 +142,8 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
         provider_id: Annotated[Identifier | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[InvoiceView]:
-        docs = await store.list_invoices(_scope(who, client_id, provider_id), limit)
-        return [invoice_view(d) for d in docs]
+        found = await store.list_invoices(_scope(who, client_id, provider_id), limit)
+        return [InvoiceView.of(f.invoice, f.credited_lines) for f in found]
 
     @router.get("/invoices/{invoice_id}", tags=["invoices"], summary="One invoice (JSON)")
     async def get_invoice(who: Caller, invoice_id: DocId) -> InvoiceView:
@@ -198,8 +194,7 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
         flt = _scope(who, client_id, provider_id)
         if invoice_id:
             flt["invoice_id"] = invoice_id
-        docs = await store.list_credit_notes(flt, limit)
-        return [credit_note_view(d) for d in docs]
+        return [CreditNoteView.of(cn) for cn in await store.list_credit_notes(flt, limit)]
 
     @router.get("/credit-notes/{credit_note_id}", tags=["credit notes"], summary="One credit note")
     async def get_credit_note(who: Caller, credit_note_id: DocId) -> CreditNoteView:
@@ -223,25 +218,7 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
         flt = {"provider_id": who.subject}
         invoices = await store.list_invoices(flt, 500)
         notes = await store.list_credit_notes(flt, 500)
-        rows = [
-            PayoutView(
-                document_kind="invoice",
-                document_id=str(d["_id"]),
-                number=str(d["number"]),
-                issued_at=d["issued_at"],
-                payout=money(d["totals"]["provider_payout"]),
-            )
-            for d in invoices
-        ] + [
-            PayoutView(
-                document_kind="credit_note",
-                document_id=str(d["_id"]),
-                number=str(d["number"]),
-                issued_at=d["issued_at"],
-                payout=-money(d["totals"]["provider_payout"]),
-            )
-            for d in notes
-        ]
+        rows = [PayoutView.of(f.invoice) for f in invoices] + [PayoutView.of(cn) for cn in notes]
         rows.sort(key=lambda r: r.issued_at, reverse=True)
         balance = await store.provider_payable(who.subject)
         return PayoutsView(
@@ -276,7 +253,10 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
         flt = _scope(who, client_id, provider_id)
         if document_id:
             flt["document_id"] = document_id
-        return [ledger_entry_view(d) for d in await store.ledger_entries(flt, limit)]
+        return [
+            LedgerEntryView.of(p.entry, client_id=p.client_id, provider_id=p.provider_id)
+            for p in await store.ledger_entries(flt, limit)
+        ]
 
     # --- tax profile (client) ---------------------------------------------------------
 
@@ -316,10 +296,10 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
         who: ClientOnly, year: int = completed_year
     ) -> list[CertificateView]:
         _check_year(year)
-        docs = await service.issue_certificates(who.subject, year, clock())
-        if not docs:
+        certificates = await service.issue_certificates(who.subject, year, clock())
+        if not certificates:
             raise NotFound(f"nothing to certify for {year}")
-        return [certificate_view(d) for d in docs]
+        return [CertificateView.of(c) for c in certificates]
 
     @router.get(
         "/tax-certificates/{year}",
@@ -340,6 +320,6 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
                 "client_id is required",
                 errors=[{"field": "client_id", "in": "query", "message": "required for operators"}],
             )
-        return [certificate_view(d) for d in await store.certificates(subject, year)]
+        return [CertificateView.of(c) for c in await store.certificates(subject, year)]
 
     return router

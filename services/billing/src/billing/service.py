@@ -30,7 +30,7 @@ from delego_shared.events.matching import MatchAccepted, WorkCompleted
 from delego_shared.logging import get_logger
 from delego_shared.messaging import Outbox, PublishNow, publish_nothing
 
-from .domain.certificate import build_certificate, certificate_id_for
+from .domain.certificate import TaxCertificate, build_certificate, certificate_id_for
 from .domain.errors import BillingError
 from .domain.invoice import CreditNote, Intervention, Invoice, build_credit_note, build_invoice
 from .domain.ledger import journal_for_credit_note, journal_for_invoice
@@ -57,6 +57,7 @@ from .store import (
     Counter,
     NotFoundError,
     Subscription,
+    certificate_from_doc,
     certificate_to_doc,
     credit_note_from_doc,
     credit_note_to_doc,
@@ -601,12 +602,12 @@ class BillingService:
 
     async def issue_certificates(
         self, client_id: str, year: int, issued_at: datetime, cause: Envelope | None = None
-    ) -> list[Any]:
+    ) -> list[TaxCertificate]:
         """One certificate per provider (with a SAP declaration) the client paid in `year`.
         Idempotent: an existing certificate is returned as it was issued."""
         invoices = await self.store.invoices_of(client_id, year)
         credit_notes = await self.store.credit_notes_of([i.invoice_id for i in invoices])
-        out: list[Any] = []
+        out: list[TaxCertificate] = []
         for provider_id in sorted({i.provider_id for i in invoices}):
             cert_id = certificate_id_for(client_id, provider_id, year)
             existing = await self.store.certificate(cert_id)
@@ -628,7 +629,7 @@ class BillingService:
                     )
                 )
             if existing is not None:
-                out.append(existing)
+                out.append(certificate_from_doc(existing))
                 await self.publish(CERTIFICATES, str(existing["_id"]))
         return out
 

@@ -61,7 +61,7 @@ from .domain.invoice import (
     Intervention,
     Invoice,
 )
-from .domain.ledger import Account, JournalEntry
+from .domain.ledger import Account, JournalEntry, Posting
 from .domain.money import amount_text
 from .domain.numbering import (
     DocumentKind,
@@ -202,15 +202,7 @@ def _line(doc: Mapping[str, Any]) -> BilledLine:
 
 
 def _totals(doc: Invoice | CreditNote) -> Document:
-    return {
-        "total_net": _money(doc.total_net),
-        "total_vat": _money(doc.total_vat),
-        "total_gross": _money(doc.total_gross),
-        "commission": _money(doc.commission),
-        "provider_payout": _money(doc.provider_payout),
-        "eligible_amount": _money(doc.eligible_amount),
-        "tax_credit": _money(doc.tax_credit),
-    }
+    return {name: _money(m) for name, m in doc.totals().items()}
 
 
 def invoice_to_doc(inv: Invoice, *, entity: str, seq: int, source: str, instance: str) -> Document:
@@ -378,6 +370,18 @@ def journal_to_doc(entry: JournalEntry, *, client_id: str, provider_id: str) -> 
     }
 
 
+def journal_from_doc(doc: Mapping[str, Any]) -> PostedEntry:
+    entry = JournalEntry(
+        entry_id=str(doc["_id"]),
+        document_id=str(doc["document_id"]),
+        document_number=str(doc["document_number"]),
+        document_kind=str(doc["document_kind"]),
+        occurred_at=doc["occurred_at"].astimezone(UTC),
+        postings=tuple(Posting(Account(p["account"]), _m(p)) for p in doc["postings"]),
+    )
+    return PostedEntry(entry, client_id=str(doc["client_id"]), provider_id=str(doc["provider_id"]))
+
+
 def certificate_to_doc(cert: TaxCertificate) -> Document:
     return {
         "_id": cert.certificate_id,
@@ -391,10 +395,7 @@ def certificate_to_doc(cert: TaxCertificate) -> Document:
         "eligible_amount": _money(cert.eligible_amount),
         "tax_credit": _money(cert.tax_credit),
         "credit_advanced": _money(cert.credit_advanced),
-        "interventions": [
-            {"on": iv.on.isoformat(), "minutes": iv.minutes, "label_code": iv.label_code}
-            for iv in cert.interventions
-        ],
+        "interventions": [intervention_to_doc(iv) for iv in cert.interventions],
         "total_minutes": cert.total_minutes,
         "invoice_numbers": list(cert.invoice_numbers),
         "credit_note_numbers": list(cert.credit_note_numbers),
@@ -402,7 +403,49 @@ def certificate_to_doc(cert: TaxCertificate) -> Document:
     }
 
 
+def certificate_from_doc(doc: Mapping[str, Any]) -> TaxCertificate:
+    return TaxCertificate(
+        certificate_id=str(doc["_id"]),
+        client_id=str(doc["client_id"]),
+        provider_id=str(doc["provider_id"]),
+        provider_name=str(doc["provider_name"]),
+        provider_sap_number=str(doc["provider_sap_number"]),
+        year=int(doc["year"]),
+        currency=str(doc["currency"]),
+        amount_paid=_m(doc["amount_paid"]),
+        eligible_amount=_m(doc["eligible_amount"]),
+        tax_credit=_m(doc["tax_credit"]),
+        credit_advanced=_m(doc["credit_advanced"]),
+        interventions=tuple(intervention_from_doc(iv) for iv in doc.get("interventions", [])),
+        invoice_numbers=tuple(str(n) for n in doc["invoice_numbers"]),
+        credit_note_numbers=tuple(str(n) for n in doc["credit_note_numbers"]),
+        issued_at=doc["issued_at"].astimezone(UTC),
+    )
+
+
 # --- the store ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedInvoice:
+    """An invoice with the lines credit notes took from it so far (shown by the API)."""
+
+    invoice: Invoice
+    credited_lines: tuple[int, ...]
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> IssuedInvoice:
+        lines = tuple(sorted(int(n) for n in doc.get("credited_lines", [])))
+        return cls(invoice_from_doc(doc), lines)
+
+
+@dataclass(frozen=True)
+class PostedEntry:
+    """A journal entry as posted: with the client and provider it concerns."""
+
+    entry: JournalEntry
+    client_id: str
+    provider_id: str
 
 
 @dataclass(frozen=True)
@@ -661,9 +704,9 @@ class BillingStore:
         except DuplicateKeyError:
             pass  # posted already (replay or repair)
 
-    async def ledger_entries(self, flt: Mapping[str, Any], limit: int = 500) -> list[Document]:
+    async def ledger_entries(self, flt: Mapping[str, Any], limit: int = 500) -> list[PostedEntry]:
         cursor = self.db[LEDGER].find(dict(flt)).sort("occurred_at", 1).limit(limit)
-        return await cursor.to_list()
+        return [journal_from_doc(d) async for d in cursor]
 
     async def balances(self, flt: Mapping[str, Any] | None = None) -> dict[tuple[str, str], Money]:
         """Balance per (account, currency) = sum of postings (debit positive), in Mongo:
@@ -694,19 +737,21 @@ class BillingStore:
 
     # --- listings (HTTP) --------------------------------------------------------------
 
-    async def invoice_doc(self, invoice_id: str) -> Document | None:
-        return await self.document("invoice", invoice_id)
+    async def issued_invoice(self, invoice_id: str) -> IssuedInvoice | None:
+        doc = await self.document("invoice", invoice_id)
+        return IssuedInvoice.from_doc(doc) if doc is not None else None
 
-    async def credit_note_doc(self, credit_note_id: str) -> Document | None:
-        return await self.document("credit_note", credit_note_id)
+    async def credit_note(self, credit_note_id: str) -> CreditNote | None:
+        doc = await self.document("credit_note", credit_note_id)
+        return credit_note_from_doc(doc) if doc is not None else None
 
-    async def list_invoices(self, flt: Mapping[str, Any], limit: int = 200) -> list[Document]:
+    async def list_invoices(self, flt: Mapping[str, Any], limit: int = 200) -> list[IssuedInvoice]:
         cursor = self.db[INVOICES].find(dict(flt)).sort("issued_at", -1).limit(limit)
-        return await cursor.to_list()
+        return [IssuedInvoice.from_doc(d) async for d in cursor]
 
-    async def list_credit_notes(self, flt: Mapping[str, Any], limit: int = 200) -> list[Document]:
+    async def list_credit_notes(self, flt: Mapping[str, Any], limit: int = 200) -> list[CreditNote]:
         cursor = self.db[CREDIT_NOTES].find(dict(flt)).sort("issued_at", -1).limit(limit)
-        return await cursor.to_list()
+        return [credit_note_from_doc(d) async for d in cursor]
 
     async def all_invoices(self, flt: Mapping[str, Any] | None = None) -> list[Invoice]:
         return [invoice_from_doc(d) async for d in self.db[INVOICES].find(dict(flt or {}))]
@@ -817,9 +862,9 @@ class BillingStore:
         except DuplicateKeyError:
             return await self.certificate(str(doc["_id"]))
 
-    async def certificates(self, client_id: str, year: int) -> list[Document]:
+    async def certificates(self, client_id: str, year: int) -> list[TaxCertificate]:
         cursor = self.db[CERTIFICATES].find({"client_id": client_id, "year": year})
-        return await cursor.sort("provider_id", 1).to_list()
+        return [certificate_from_doc(d) async for d in cursor.sort("provider_id", 1)]
 
     async def year_certified(self, year: int) -> bool:
         return await self.db[CERT_RUNS].find_one({"_id": year}) is not None

@@ -1,4 +1,5 @@
-"""What the HTTP API returns: explicit view models, mapped from stored documents.
+"""What the HTTP API returns: explicit view models, built from the domain objects
+that `store.py` maps the documents to (the mapping of a document is written once).
 
 The API never returns a storage document: bookkeeping fields (`ledger_posted`,
 `seq`, `cap_allocation`, claims, the outbox, anything added later) stay in the
@@ -8,23 +9,28 @@ minor units ("0.00").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from delego_shared.types import Money
 from pydantic import BaseModel, ConfigDict, Field
 
-from .domain.money import fixed
+from .domain.certificate import TaxCertificate
+from .domain.invoice import BilledLine, CreditNote, Intervention, Invoice
+from .domain.ledger import JournalEntry
+from .domain.money import fixed, with_minor_units
+from .domain.tax_credit import LineDecision
 
 
 class View(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-
-def money(d: Mapping[str, Any]) -> Money:
-    return fixed(Money(amount=Decimal(str(d["amount"])), currency=str(d["currency"])))
+    def shown(self) -> Self:
+        """This view with every amount written with its currency's minor units."""
+        out: Self = with_minor_units(self)
+        return out
 
 
 class TaxCreditDecisionView(View):
@@ -34,6 +40,17 @@ class TaxCreditDecisionView(View):
     reason_fr: str
     reason_en: str
     sub_cap: str | None = None
+
+    @classmethod
+    def of(cls, decision: LineDecision) -> TaxCreditDecisionView:
+        return cls(
+            code=decision.code.value,
+            eligible_amount=decision.eligible_amount,
+            credit=decision.credit,
+            reason_fr=decision.reason_fr,
+            reason_en=decision.reason_en,
+            sub_cap=decision.sub_cap,
+        )
 
 
 class LineView(View):
@@ -51,14 +68,40 @@ class LineView(View):
     period_key: str | None = None
     decision: TaxCreditDecisionView
 
+    @classmethod
+    def of(cls, line: BilledLine) -> LineView:
+        return cls(
+            line_no=line.line_no,
+            kind=line.kind,
+            label_code=line.label_code,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            net=line.net,
+            vat_rate=line.vat_rate,
+            vat=line.vat,
+            gross=line.gross,
+            commission=line.commission,
+            payout=line.payout,
+            period_key=line.period_key,
+            decision=TaxCreditDecisionView.of(line.decision),
+        )
+
 
 class InterventionView(View):
     on: date
     minutes: int | None
     label_code: str
 
+    @classmethod
+    def of(cls, intervention: Intervention) -> InterventionView:
+        return cls(
+            on=intervention.on, minutes=intervention.minutes, label_code=intervention.label_code
+        )
 
-class InvoiceTotalsView(View):
+
+class _TotalsView(View):
+    """The totals invoices and credit notes share (`_Totals.totals()`), first in both."""
+
     total_net: Money
     total_vat: Money
     total_gross: Money
@@ -66,8 +109,33 @@ class InvoiceTotalsView(View):
     provider_payout: Money
     eligible_amount: Money
     tax_credit: Money
+
+
+def _issued(document: Invoice | CreditNote) -> dict[str, Any]:
+    """The fields invoices and credit notes both show (each view orders its own)."""
+    return {
+        "number": document.number,
+        "client_id": document.client_id,
+        "provider_id": document.provider_id,
+        "issued_at": document.issued_at,
+        "tax_year": document.tax_year,
+        "avance_immediate": document.avance_immediate,
+        "currency": document.currency,
+        "lines": [LineView.of(ln) for ln in document.lines],
+    }
+
+
+class InvoiceTotalsView(_TotalsView):
     credit_advanced: Money = Field(description="tax credit deducted now (avance immédiate)")
     payable_now: Money = Field(description="what the client pays now")
+
+    @classmethod
+    def of(cls, invoice: Invoice) -> InvoiceTotalsView:
+        return cls(
+            **invoice.totals(),
+            credit_advanced=invoice.credit_advanced,
+            payable_now=invoice.payable_now,
+        )
 
 
 class InvoiceView(View):
@@ -87,17 +155,31 @@ class InvoiceView(View):
     interventions: list[InterventionView]
     credited_lines: list[int] = Field(description="lines credited by credit notes")
 
+    @classmethod
+    def of(cls, invoice: Invoice, credited_lines: Iterable[int] = ()) -> InvoiceView:
+        return cls(
+            **_issued(invoice),
+            id=invoice.invoice_id,
+            request_id=invoice.request_id,
+            provider_name=invoice.provider_name,
+            provider_sap_number=invoice.provider_sap_number,
+            totals=InvoiceTotalsView.of(invoice),
+            interventions=[InterventionView.of(iv) for iv in invoice.interventions],
+            credited_lines=sorted(credited_lines),
+        ).shown()
 
-class CreditNoteTotalsView(View):
-    total_net: Money
-    total_vat: Money
-    total_gross: Money
-    commission: Money
-    provider_payout: Money
-    eligible_amount: Money
-    tax_credit: Money
+
+class CreditNoteTotalsView(_TotalsView):
     credit_advanced_reversed: Money
     refundable_now: Money = Field(description="what goes back to the client")
+
+    @classmethod
+    def of(cls, credit_note: CreditNote) -> CreditNoteTotalsView:
+        return cls(
+            **credit_note.totals(),
+            credit_advanced_reversed=credit_note.credit_advanced_reversed,
+            refundable_now=credit_note.refundable_now,
+        )
 
 
 class CreditNoteView(View):
@@ -116,6 +198,18 @@ class CreditNoteView(View):
     lines: list[LineView]
     totals: CreditNoteTotalsView
 
+    @classmethod
+    def of(cls, credit_note: CreditNote) -> CreditNoteView:
+        return cls(
+            **_issued(credit_note),
+            id=credit_note.credit_note_id,
+            invoice_id=credit_note.invoice_id,
+            invoice_number=credit_note.invoice_number,
+            reason_code=credit_note.reason_code,
+            line_nos=[ln.line_no for ln in credit_note.lines],
+            totals=CreditNoteTotalsView.of(credit_note),
+        ).shown()
+
 
 class PayoutView(View):
     document_kind: Literal["invoice", "credit_note"]
@@ -123,6 +217,22 @@ class PayoutView(View):
     number: str
     issued_at: datetime
     payout: Money = Field(description="negative for a credit note")
+
+    @classmethod
+    def of(cls, document: Invoice | CreditNote) -> PayoutView:
+        """A credit note's payout is the provider's payout on the credited lines, taken back."""
+        kind: Literal["invoice", "credit_note"] = "invoice"
+        if isinstance(document, Invoice):
+            doc_id, payout = document.invoice_id, document.provider_payout
+        else:
+            kind, doc_id, payout = "credit_note", document.credit_note_id, -document.provider_payout
+        return cls(
+            document_kind=kind,
+            document_id=doc_id,
+            number=document.number,
+            issued_at=document.issued_at,
+            payout=payout,
+        ).shown()
 
 
 class PayoutsView(View):
@@ -158,6 +268,26 @@ class LedgerEntryView(View):
     provider_id: str
     postings: list[PostingView]
 
+    @classmethod
+    def of(cls, entry: JournalEntry, *, client_id: str, provider_id: str) -> LedgerEntryView:
+        return cls(
+            id=entry.entry_id,
+            document_id=entry.document_id,
+            document_number=entry.document_number,
+            document_kind=entry.document_kind,
+            occurred_at=entry.occurred_at,
+            client_id=client_id,
+            provider_id=provider_id,
+            postings=[
+                PostingView(
+                    account=p.account.value,
+                    amount=fixed(p.amount).amount,
+                    currency=p.amount.currency,
+                )
+                for p in entry.postings
+            ],
+        )
+
 
 class TaxProfileView(View):
     residence_country: str
@@ -186,139 +316,23 @@ class CertificateView(View):
     credit_note_numbers: list[str]
     issued_at: datetime
 
-
-# --- from stored documents ---------------------------------------------------------
-
-
-def _line(d: Mapping[str, Any]) -> LineView:
-    dec = d["decision"]
-    return LineView(
-        line_no=int(d["line_no"]),
-        kind=str(d["kind"]),
-        label_code=str(d["label_code"]),
-        quantity=Decimal(d["quantity"]),
-        unit_price=money(d["unit_price"]),
-        net=money(d["net"]),
-        vat_rate=Decimal(d["vat_rate"]),
-        vat=money(d["vat"]),
-        gross=money(d["gross"]),
-        commission=money(d["commission"]),
-        payout=money(d["payout"]),
-        period_key=d.get("period_key"),
-        decision=TaxCreditDecisionView(
-            code=str(dec["code"]),
-            eligible_amount=money(dec["eligible_amount"]),
-            credit=money(dec["credit"]),
-            reason_fr=str(dec["reason_fr"]),
-            reason_en=str(dec["reason_en"]),
-            sub_cap=dec.get("sub_cap"),
-        ),
-    )
-
-
-def _interventions(items: Any) -> list[InterventionView]:
-    return [
-        InterventionView(
-            on=date.fromisoformat(iv["on"]), minutes=iv.get("minutes"), label_code=iv["label_code"]
-        )
-        for iv in items or []
-    ]
-
-
-def _totals(t: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Money]:
-    return {k: money(t[k]) for k in keys}
-
-
-_COMMON = (
-    "total_net",
-    "total_vat",
-    "total_gross",
-    "commission",
-    "provider_payout",
-    "eligible_amount",
-    "tax_credit",
-)
-
-
-def invoice_view(doc: Mapping[str, Any]) -> InvoiceView:
-    return InvoiceView(
-        id=str(doc["_id"]),
-        number=str(doc["number"]),
-        client_id=str(doc["client_id"]),
-        request_id=str(doc["request_id"]),
-        provider_id=str(doc["provider_id"]),
-        provider_name=str(doc["provider_name"]),
-        provider_sap_number=doc.get("provider_sap_number"),
-        issued_at=doc["issued_at"],
-        tax_year=int(doc["tax_year"]),
-        avance_immediate=bool(doc["avance_immediate"]),
-        currency=str(doc["currency"]),
-        lines=[_line(ln) for ln in doc["lines"]],
-        totals=InvoiceTotalsView(
-            **_totals(doc["totals"], (*_COMMON, "credit_advanced", "payable_now"))
-        ),
-        interventions=_interventions(doc.get("interventions")),
-        credited_lines=sorted(int(n) for n in doc.get("credited_lines", [])),
-    )
-
-
-def credit_note_view(doc: Mapping[str, Any]) -> CreditNoteView:
-    return CreditNoteView(
-        id=str(doc["_id"]),
-        number=str(doc["number"]),
-        invoice_id=str(doc["invoice_id"]),
-        invoice_number=str(doc["invoice_number"]),
-        client_id=str(doc["client_id"]),
-        provider_id=str(doc["provider_id"]),
-        issued_at=doc["issued_at"],
-        tax_year=int(doc["tax_year"]),
-        avance_immediate=bool(doc["avance_immediate"]),
-        reason_code=str(doc["reason_code"]),
-        currency=str(doc["currency"]),
-        line_nos=[int(n) for n in doc["line_nos"]],
-        lines=[_line(ln) for ln in doc["lines"]],
-        totals=CreditNoteTotalsView(
-            **_totals(doc["totals"], (*_COMMON, "credit_advanced_reversed", "refundable_now"))
-        ),
-    )
-
-
-def ledger_entry_view(doc: Mapping[str, Any]) -> LedgerEntryView:
-    return LedgerEntryView(
-        id=str(doc["_id"]),
-        document_id=str(doc["document_id"]),
-        document_number=str(doc["document_number"]),
-        document_kind=str(doc["document_kind"]),
-        occurred_at=doc["occurred_at"],
-        client_id=str(doc["client_id"]),
-        provider_id=str(doc["provider_id"]),
-        postings=[
-            PostingView(
-                account=str(p["account"]),
-                amount=money(p).amount,
-                currency=str(p["currency"]),
-            )
-            for p in doc["postings"]
-        ],
-    )
-
-
-def certificate_view(doc: Mapping[str, Any]) -> CertificateView:
-    return CertificateView(
-        id=str(doc["_id"]),
-        client_id=str(doc["client_id"]),
-        provider_id=str(doc["provider_id"]),
-        provider_name=str(doc["provider_name"]),
-        provider_sap_number=str(doc["provider_sap_number"]),
-        year=int(doc["year"]),
-        currency=str(doc["currency"]),
-        amount_paid=money(doc["amount_paid"]),
-        eligible_amount=money(doc["eligible_amount"]),
-        tax_credit=money(doc["tax_credit"]),
-        credit_advanced=money(doc["credit_advanced"]),
-        interventions=_interventions(doc.get("interventions")),
-        total_minutes=int(doc["total_minutes"]),
-        invoice_numbers=[str(n) for n in doc["invoice_numbers"]],
-        credit_note_numbers=[str(n) for n in doc["credit_note_numbers"]],
-        issued_at=doc["issued_at"],
-    )
+    @classmethod
+    def of(cls, certificate: TaxCertificate) -> CertificateView:
+        return cls(
+            id=certificate.certificate_id,
+            client_id=certificate.client_id,
+            provider_id=certificate.provider_id,
+            provider_name=certificate.provider_name,
+            provider_sap_number=certificate.provider_sap_number,
+            year=certificate.year,
+            currency=certificate.currency,
+            amount_paid=certificate.amount_paid,
+            eligible_amount=certificate.eligible_amount,
+            tax_credit=certificate.tax_credit,
+            credit_advanced=certificate.credit_advanced,
+            interventions=[InterventionView.of(iv) for iv in certificate.interventions],
+            total_minutes=certificate.total_minutes,
+            invoice_numbers=list(certificate.invoice_numbers),
+            credit_note_numbers=list(certificate.credit_note_numbers),
+            issued_at=certificate.issued_at,
+        ).shown()

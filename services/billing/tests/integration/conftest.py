@@ -13,7 +13,10 @@ import httpx
 import pytest
 import pytest_asyncio
 from billing.app import create_app
+from billing.domain.rules import BillingRules
+from billing.service import BillingService
 from billing.settings import BillingSettings
+from billing.store import BillingStore, store_indexes
 from delego_shared.events import Envelope
 from delego_shared.events.common import AgreedTerms, DeliveryMode
 from delego_shared.events.matching import RequestCancelled
@@ -179,3 +182,25 @@ async def dbs() -> AsyncIterator[Callable[[BillingSettings], Any]]:
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[Any]]:
     return wait_for
+
+
+@pytest_asyncio.fixture
+async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[BillingService]]:
+    """Two billing instances on separate store connections, as two replicas would be."""
+    settings = settings_for("billing")
+    mongos = [Mongo(settings.mongodb_url, settings.database) for _ in range(2)]
+    for spec in store_indexes():
+        await mongos[0].ensure_indexes([spec])
+    rules = BillingRules.load()
+    yield [
+        BillingService(
+            BillingStore(m, entity="DLG"),
+            rules=rules,
+            default_country="FR",
+            source="/delego/billing",
+            instance=f"replica{i}",
+        )
+        for i, m in enumerate(mongos)
+    ]
+    for m in mongos:
+        await m.close()

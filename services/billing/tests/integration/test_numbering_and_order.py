@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from billing.domain.pricing import price_work_completed
-from billing.domain.rules import BillingRules
 from billing.service import BillingService
-from billing.store import COUNTERS, CREDIT_NOTES, INVOICES, LEDGER, BillingStore, store_indexes
+from billing.store import COUNTERS, CREDIT_NOTES, INVOICES, LEDGER
 from delego_shared.events.common import AgreedTerms
 from delego_shared.messaging import Outbox
-from delego_shared.mongo import Mongo
 from pymongo import AsyncMongoClient, monitoring
 
 pytestmark = pytest.mark.integration
@@ -56,28 +52,6 @@ def _types(doc: Any) -> list[str]:
 
 class Crash(RuntimeError):
     """A simulated process death in the middle of a use case."""
-
-
-@pytest_asyncio.fixture
-async def stores(settings_for: Callable[..., Any]) -> AsyncIterator[list[BillingService]]:
-    """Two stores on separate connections, as two replicas would be."""
-    settings = settings_for("billing")
-    mongos = [Mongo(settings.mongodb_url, settings.database) for _ in range(2)]
-    for spec in store_indexes():
-        await mongos[0].ensure_indexes([spec])
-    rules = BillingRules.load()
-    yield [
-        BillingService(
-            BillingStore(m, entity="DLG"),
-            rules=rules,
-            default_country="FR",
-            source="/delego/billing",
-            instance=f"replica{i}",
-        )
-        for i, m in enumerate(mongos)
-    ]
-    for m in mongos:
-        await m.close()
 
 
 async def issue(store: BillingService, i: int, at: datetime = AT) -> Any:

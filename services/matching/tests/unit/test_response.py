@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from delego_shared.events.matching import LiveWindow
 from delego_shared.types import Money
-from matching.domain.explain import reason_message, reason_message_fr
+from matching.domain.explain import reason_message
 from matching.domain.filters import Filter
 from matching.domain.index import CandidateIndex
 from matching.domain.matcher import find_matches, find_matches_bruteforce
@@ -155,5 +155,22 @@ def test_every_filter_has_an_english_and_a_french_reason(f):
             start=at("Europe/Paris", 2026, 2, 10, 19), end=at("Europe/Paris", 2026, 2, 10, 20)
         ),
     )
-    en, fr = reason_message(f, 3, "x ≥ 4", s), reason_message_fr(f, 3, "x ≥ 4", s)
+    en, fr = reason_message(f, 3, "x ≥ 4", s), reason_message(f, 3, "x ≥ 4", s, "fr")
     assert en.startswith("3 ") and fr.startswith("3 ") and en != fr
+
+
+@pytest.mark.parametrize(
+    ("f", "en", "fr"),
+    [
+        (Filter.BUDGET, "3 over budget", "3 trop chères"),
+        (
+            Filter.LIVE_WINDOW,
+            "3 not available for live sessions",
+            "3 indisponibles pour des séances en direct",
+        ),
+        (Filter.CAPACITY, "3 lack weekly capacity", "3 sans capacité hebdomadaire suffisante"),
+    ],
+)
+def test_a_reason_without_what_the_filter_compares_with_says_so_shortly(f, en, fr):
+    s = spec(deadline=at("Europe/Paris", 2026, 2, 11, 9), effort=None, units=5)
+    assert (reason_message(f, 3, "", s), reason_message(f, 3, "", s, "fr")) == (en, fr)

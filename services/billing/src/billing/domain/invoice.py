@@ -123,6 +123,18 @@ class _Totals:
     def tax_credit(self) -> Money:
         return _sum((ln.decision.credit for ln in self.lines), self.currency)
 
+    def totals(self) -> dict[str, Money]:
+        """The totals invoices and credit notes share, by name (as stored and shown)."""
+        return {
+            "total_net": self.total_net,
+            "total_vat": self.total_vat,
+            "total_gross": self.total_gross,
+            "commission": self.commission,
+            "provider_payout": self.provider_payout,
+            "eligible_amount": self.eligible_amount,
+            "tax_credit": self.tax_credit,
+        }
+
 
 @dataclass(frozen=True)
 class Invoice(_Totals):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Literal
 
 from delego_shared.events.matching import FilterReason, ScoreBreakdown
 
@@ -21,89 +22,76 @@ ReasonKey = tuple[Filter, str]
 """(filter, detail); detail names the missing skill for SKILL, else ''."""
 
 
-def reason_message(f: Filter, count: int, detail: str, spec: RequestSpec) -> str:
-    n = str(count)
-    match f:
-        case Filter.AVAILABLE:
-            return f"{n} not published or their provider is not active"
-        case Filter.CATEGORY:
-            return f"{n} not in category {spec.category}"
-        case Filter.SKILL:
-            return f"{n} lack skill {detail}"
-        case Filter.LANGUAGE:
-            return f"{n} share no language with {', '.join(spec.languages)}"
-        case Filter.ALREADY_TRIED:
-            return f"{n} from providers already proposed for this request"
-        case Filter.PRICING:
-            return f"{n} cannot price this amount of work"
-        case Filter.CURRENCY:
-            cur = spec.budget.currency if spec.budget else "?"
-            return f"{n} priced in another currency than {cur}"
-        case Filter.BUDGET:
-            return f"{n} over budget ({spec.budget})" if spec.budget else f"{n} over budget"
-        case Filter.LIVE_WINDOW:
-            w = spec.live_window
-            if w is None:  # pragma: no cover - filter only fires with a window
-                return f"{n} not available for live sessions"
-            s, e = in_zone(w.start, spec.client_zone), in_zone(w.end, spec.client_zone)
-            return (
-                f"{n} do not work during your live-session window "
-                f"({s:%a %H:%M}-{e:%a %H:%M} {spec.client_zone})"
-            )
-        case Filter.CAPACITY:
-            need = f" for {spec.effort_hours} h" if spec.effort_hours is not None else ""
-            return f"{n} lack weekly capacity{need}"
-        case Filter.RESPONSE:
-            return (
-                f"{n} could finish in time only by answering at once, but their response "
-                "window (counted in their working hours) ends too late"
-            )
-        case Filter.DEADLINE:
-            d = in_zone(spec.deadline, spec.client_zone)
-            return f"{n} cannot finish before {d:%H:%M} {spec.client_zone} ({d:%a %Y-%m-%d})"
+Lang = Literal["en", "fr"]
+
+_REASONS: dict[Lang, dict[str, str]] = {
+    "en": {
+        "available": "{n} not published or their provider is not active",
+        "category": "{n} not in category {category}",
+        "skill": "{n} lack skill {detail}",
+        "language": "{n} share no language with {languages}",
+        "already_tried": "{n} from providers already proposed for this request",
+        "pricing": "{n} cannot price this amount of work",
+        "currency": "{n} priced in another currency than {currency}",
+        "budget": "{n} over budget ({budget})",
+        "budget/none": "{n} over budget",
+        "live_window": "{n} do not work during your live-session window "
+        "({start:%a %H:%M}-{end:%a %H:%M} {zone})",
+        "live_window/none": "{n} not available for live sessions",
+        "capacity": "{n} lack weekly capacity for {hours} h",
+        "capacity/none": "{n} lack weekly capacity",
+        "response": "{n} could finish in time only by answering at once, but their response "
+        "window (counted in their working hours) ends too late",
+        "deadline": "{n} cannot finish before {deadline:%H:%M} {zone} ({deadline:%a %Y-%m-%d})",
+    },
+    "fr": {
+        "available": "{n} non publiées ou dont le prestataire n'est pas actif",
+        "category": "{n} hors de la catégorie {category}",
+        "skill": "{n} sans la compétence {detail}",
+        "language": "{n} sans langue commune avec {languages}",
+        "already_tried": "{n} de prestataires déjà sollicités pour cette demande",
+        "pricing": "{n} ne savent pas tarifer cette quantité de travail",
+        "currency": "{n} facturées dans une autre devise que {currency}",
+        "budget": "{n} au-dessus du budget ({budget})",
+        "budget/none": "{n} trop chères",
+        "live_window": "{n} ne travaillent pas pendant votre créneau en direct "
+        "({start:%d/%m %H:%M}-{end:%d/%m %H:%M} {zone})",
+        "live_window/none": "{n} indisponibles pour des séances en direct",
+        "capacity": "{n} sans capacité hebdomadaire suffisante pour {hours} h",
+        "capacity/none": "{n} sans capacité hebdomadaire suffisante",
+        "response": "{n} ne finiraient à temps qu'en répondant tout de suite, mais leur délai de "
+        "réponse (compté dans leurs heures de travail) se termine trop tard",
+        "deadline": "{n} ne peuvent pas finir avant {deadline:%H:%M} {zone} ({deadline:%d/%m/%Y})",
+    },
+}
+"""One message per filter and language; `<filter>/none` when the request lacks what the
+filter compares with (no budget, no live window, no effort in hours)."""
 
 
-def reason_message_fr(f: Filter, count: int, detail: str, spec: RequestSpec) -> str:
-    """The same reason in French (what a French-speaking client reads)."""
-    n = str(count)
-    match f:
-        case Filter.AVAILABLE:
-            return f"{n} non publiées ou dont le prestataire n'est pas actif"
-        case Filter.CATEGORY:
-            return f"{n} hors de la catégorie {spec.category}"
-        case Filter.SKILL:
-            return f"{n} sans la compétence {detail}"
-        case Filter.LANGUAGE:
-            return f"{n} sans langue commune avec {', '.join(spec.languages)}"
-        case Filter.ALREADY_TRIED:
-            return f"{n} de prestataires déjà sollicités pour cette demande"
-        case Filter.PRICING:
-            return f"{n} ne savent pas tarifer cette quantité de travail"
-        case Filter.CURRENCY:
-            cur = spec.budget.currency if spec.budget else "?"
-            return f"{n} facturées dans une autre devise que {cur}"
-        case Filter.BUDGET:
-            return f"{n} au-dessus du budget ({spec.budget})" if spec.budget else f"{n} trop chères"
-        case Filter.LIVE_WINDOW:
-            w = spec.live_window
-            if w is None:  # pragma: no cover - filter only fires with a window
-                return f"{n} indisponibles pour des séances en direct"
-            s, e = in_zone(w.start, spec.client_zone), in_zone(w.end, spec.client_zone)
-            return (
-                f"{n} ne travaillent pas pendant votre créneau en direct "
-                f"({s:%d/%m %H:%M}-{e:%d/%m %H:%M} {spec.client_zone})"
-            )
-        case Filter.CAPACITY:
-            need = f" pour {spec.effort_hours} h" if spec.effort_hours is not None else ""
-            return f"{n} sans capacité hebdomadaire suffisante{need}"
-        case Filter.RESPONSE:
-            return (
-                f"{n} ne finiraient à temps qu'en répondant tout de suite, mais leur délai de "
-                "réponse (compté dans leurs heures de travail) se termine trop tard"
-            )
-        case Filter.DEADLINE:
-            d = in_zone(spec.deadline, spec.client_zone)
-            return f"{n} ne peuvent pas finir avant {d:%H:%M} {spec.client_zone} ({d:%d/%m/%Y})"
+def reason_message(f: Filter, count: int, detail: str, spec: RequestSpec, lang: Lang = "en") -> str:
+    """Why `count` offers were excluded by `f`, in the client's words and zone."""
+    zone = spec.client_zone
+    key: str = f.value
+    if (
+        (f is Filter.BUDGET and spec.budget is None)
+        or (f is Filter.LIVE_WINDOW and spec.live_window is None)
+        or (f is Filter.CAPACITY and spec.effort_hours is None)
+    ):
+        key += "/none"
+    window = spec.live_window
+    return _REASONS[lang][key].format(
+        n=count,
+        category=spec.category,
+        detail=detail,
+        languages=", ".join(spec.languages),
+        currency=spec.budget.currency if spec.budget else "?",
+        budget=spec.budget,
+        start=in_zone(window.start, zone) if window else None,
+        end=in_zone(window.end, zone) if window else None,
+        hours=spec.effort_hours,
+        deadline=in_zone(spec.deadline, zone),
+        zone=zone,
+    )
 
 
 def skill_detail(code: str, level: int) -> str:
@@ -124,7 +112,7 @@ def explain(
             filter=f.value,
             count=counts[(f, d)],
             message=reason_message(f, counts[(f, d)], d, spec),
-            message_fr=reason_message_fr(f, counts[(f, d)], d, spec),
+            message_fr=reason_message(f, counts[(f, d)], d, spec, "fr"),
         )
         for f, d in keys
     ]
