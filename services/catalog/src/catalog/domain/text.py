@@ -7,6 +7,7 @@ these helpers run them without raising so that every problem is collected.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import cache
 from typing import Any
 
@@ -18,6 +19,7 @@ from .errors import Issues
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _PHONE = re.compile(r"\+?\d[\d .\-()/]{7,}\d")
 _MIN_PHONE_DIGITS = 9
+_WORD_SPLIT = re.compile(r"[^\w]|_")
 
 
 def contact_data_problem(text: str) -> str | None:
@@ -121,3 +123,23 @@ def language_matches(wanted: str, offered: str) -> bool:
     if "-" not in w:
         return primary_language(o) == w
     return "-" not in o and primary_language(w) == o
+
+
+def search_terms(text: str) -> list[str]:
+    """Words of a text as search compares them: lower case, accents removed.
+
+    A word is a run of letters and digits; `Traduction d'été` gives
+    `["traduction", "d", "ete"]`. French and English are both served by
+    folding accents (é → e, ç → c) and by matching query words as prefixes
+    (`tradu` finds `traduction`, `translat` finds `translation`, `translator`)
+    instead of stemming, which would need one stemmer per language.
+    """
+    folded = "".join(
+        ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
+    ).lower()
+    return [w for w in _WORD_SPLIT.split(folded) if w]
+
+
+def text_matches(wanted: list[str], words: list[str]) -> bool:
+    """Every wanted word starts some word of the text (prefix match, AND)."""
+    return all(any(w.startswith(t) for w in words) for t in wanted)
