@@ -16,7 +16,7 @@ the domain or the use cases.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from delego_shared.events.catalog import OfferSnapshot, ProviderSnapshot
 
@@ -49,9 +49,10 @@ class SearchIndex(Protocol):
         self,
         positions: Positions,
         providers: Sequence[ProviderSnapshot],
-        offers: AsyncIterable[Sequence[OfferSnapshot]],
+        offers: AsyncIterable[Sequence[Mapping[str, Any]]],
     ) -> int:
-        """Replace everything with these snapshots (read from the store AFTER `positions`
-        were taken from the broker, so the topics are followed from there). Returns the
-        number of offers indexed."""
+        """Replace everything with these offers, in the JSON form of `OfferSnapshot` (as
+        stored and published: 1M of them are not worth validating again), read from the
+        store AFTER `positions` were taken from the broker, so the topics are followed
+        from there. Returns the number of offers indexed."""
         ...

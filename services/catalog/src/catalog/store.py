@@ -299,14 +299,15 @@ class CatalogStore:
         cursor = self.providers.find({}, {"provider": 1})
         return [ProviderSnapshot.model_validate(d["provider"]) async for d in cursor]
 
-    async def public_offers(self, batch: int = 2000) -> AsyncIterator[list[OfferSnapshot]]:
-        """Published and withdrawn offers in batches: one pass when the search index is
-        built (withdrawn ones keep their version, so an old event cannot revive them)."""
+    async def public_offers(self, batch: int = 2000) -> AsyncIterator[list[Document]]:
+        """Published and withdrawn offers in batches, as stored (the JSON form of their
+        snapshots): one pass when the search index is built (withdrawn ones keep their
+        version, so an old event cannot revive them)."""
         statuses = [OfferStatus.PUBLISHED.value, OfferStatus.WITHDRAWN.value]
         cursor = self.offers.find({"status": {"$in": statuses}}, _SNAPSHOT_ONLY, batch_size=batch)
-        chunk: list[OfferSnapshot] = []
+        chunk: list[Document] = []
         async for d in cursor:
-            chunk.append(OfferSnapshot.model_validate(d["offer"]))
+            chunk.append(d["offer"])
             if len(chunk) >= batch:
                 yield chunk
                 chunk = []

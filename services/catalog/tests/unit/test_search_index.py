@@ -383,8 +383,11 @@ async def test_a_rebuild_replaces_everything_and_records_the_positions(index):
     index.apply_now(providers=[provider("p0", 1)], offers=[offer("gone", "p0", 1)])
 
     async def batches():
-        yield [offer("o1", "p0", 1), offer("o2", "p0", 1, status="withdrawn")]
-        yield [offer("o3", "p0", 2)]
+        yield [
+            offer("o1", "p0", 1).model_dump(mode="json"),
+            offer("o2", "p0", 1, status="withdrawn").model_dump(mode="json"),
+        ]
+        yield [offer("o3", "p0", 2).model_dump(mode="json")]
 
     count = await index.rebuild({("t", 0): 5}, [provider("p0", 1)], batches())
     assert count == 3

@@ -20,7 +20,7 @@ from .model import (
     parse,
 )
 from .offer import Offer, offer_warnings, sap_remote_flag
-from .pricing import amount_key, reference_price, reference_price_key
+from .pricing import REFERENCE_FIELD, amount_key, reference_price, reference_price_key
 from .provider import Provider
 from .schedule import weekly_hours
 from .search import (
@@ -34,11 +34,13 @@ from .search import (
     offer_words,
     search_offers,
     sort_key,
+    text_words,
 )
 from .taxonomy import Category, SapActivity, Skill, Taxonomy, default_taxonomy, parse_taxonomy
 from .text import search_terms
 
 __all__ = [
+    "REFERENCE_FIELD",
     "Category",
     "DomainError",
     "FieldIssue",
@@ -75,5 +77,6 @@ __all__ = [
     "search_offers",
     "search_terms",
     "sort_key",
+    "text_words",
     "weekly_hours",
 ]

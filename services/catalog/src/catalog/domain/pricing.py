@@ -53,6 +53,16 @@ def reference_price(pricing: AnyPricing) -> Money:
             return pricing.unit_price
 
 
+REFERENCE_FIELD = {
+    "hourly": "rate",
+    "package": "price",
+    "subscription": "price_per_period",
+    "per_unit": "unit_price",
+}
+"""Where `reference_price` is in each pricing model's JSON form (read models map the
+published JSON without building the models)."""
+
+
 def reference_price_key(pricing: AnyPricing) -> str:
     """A fixed-width string that sorts like the reference amount, for a store index.
 

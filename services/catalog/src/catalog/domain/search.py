@@ -186,7 +186,11 @@ def offer_matches(
 
 def offer_words(offer: OfferSnapshot) -> list[str]:
     """The words text search looks at: title and description."""
-    return search_terms(f"{offer.title}\n{offer.description}")
+    return text_words(offer.title, offer.description)
+
+
+def text_words(title: str, description: str) -> list[str]:
+    return search_terms(f"{title}\n{description}")
 
 
 def search_offers(

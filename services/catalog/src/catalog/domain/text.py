@@ -19,7 +19,8 @@ from .errors import Issues
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _PHONE = re.compile(r"\+?\d[\d .\-()/]{7,}\d")
 _MIN_PHONE_DIGITS = 9
-_WORD_SPLIT = re.compile(r"[^\w]|_")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def contact_data_problem(text: str) -> str | None:
@@ -134,10 +135,12 @@ def search_terms(text: str) -> list[str]:
     (`tradu` finds `traduction`, `translat` finds `translation`, `translator`)
     instead of stemming, which would need one stemmer per language.
     """
-    folded = "".join(
-        ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)
-    ).lower()
-    return [w for w in _WORD_SPLIT.split(folded) if w]
+    folded = _NON_ASCII.sub(_drop_mark, unicodedata.normalize("NFKD", text)).lower()
+    return _WORD.findall(folded)
+
+
+def _drop_mark(m: re.Match[str]) -> str:
+    return "" if unicodedata.combining(m.group()) else m.group()
 
 
 def text_matches(wanted: list[str], words: list[str]) -> bool:
