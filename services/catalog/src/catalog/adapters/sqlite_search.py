@@ -63,7 +63,7 @@ from ..domain.taxonomy import MIN_LEVEL
 from ..domain.text import primary_language
 from ..search_index import Positions
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "4"
 _CACHE_KIB = 65536  # page cache per connection (RSS stays bounded; the file may be larger)
 
 _TABLES = """
@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS offers (
     provider_id TEXT NOT NULL,
     published INTEGER NOT NULL,
     category TEXT, pricing_model TEXT, delivery_mode TEXT, currency TEXT, price_key TEXT,
-    skills TEXT, langs TEXT,
+    skills TEXT, langs TEXT, posting_keys TEXT,
     snapshot TEXT);
 CREATE TABLE IF NOT EXISTS postings (
     key TEXT NOT NULL, price_key TEXT NOT NULL, offer_id TEXT NOT NULL, id INTEGER NOT NULL,
@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS postings (
     skills TEXT NOT NULL, langs TEXT NOT NULL,
     PRIMARY KEY (key, price_key, offer_id)) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS offer_text USING fts5(
-    words, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
+    words, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3', columnsize = 0);
 """
 
 _INDEXES = """
@@ -103,8 +103,22 @@ _POSTING_COLUMNS = (
 )
 _OFFER_COLUMNS = (
     "version, provider_id, published, category, pricing_model, delivery_mode, currency, "
-    "price_key, skills, langs, snapshot"
+    "price_key, skills, langs, posting_keys, snapshot"
 )
+_INSERT_OFFER = (
+    f"INSERT INTO offers (id, offer_id, {_OFFER_COLUMNS}) "  # noqa: S608
+    f"VALUES ({', '.join(['?'] * (2 + _OFFER_COLUMNS.count(',') + 1))})"
+)
+_POSTINGS_OF_OFFERS = f"""
+INSERT INTO postings ({_POSTING_COLUMNS})
+SELECT k.value, o.price_key, o.offer_id, o.id, coalesce(pr.active, 0), o.category,
+       o.pricing_model, o.delivery_mode, o.currency, pr.tz, o.skills, o.langs
+FROM offers o JOIN json_each(o.posting_keys) k
+LEFT JOIN providers pr ON pr.provider_id = o.provider_id
+WHERE o.published = 1
+ORDER BY 1, 2, 3
+"""  # noqa: S608
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 ALL = "*"
 
 
@@ -159,7 +173,7 @@ def offer_row(data: Mapping[str, Any]) -> OfferRow:
         skills=f" {' '.join(skills)} ",
         langs=f" {' '.join(langs)} ",
         words=" ".join(text_words(data["title"], data.get("description", ""))),
-        snapshot=json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str),
+        snapshot=_JSON.encode(data),
     )
 
 
@@ -168,7 +182,7 @@ Tombstone = tuple[Any, ...]
 
 
 def tombstone(data: Mapping[str, Any]) -> Tombstone:
-    return (data["offer_id"], data["version"], data["provider_id"], 0, *([None] * 8))
+    return (data["offer_id"], data["version"], data["provider_id"], 0, *([None] * 9))
 
 
 def prepare(offers: Iterable[Mapping[str, Any]]) -> list[OfferRow | Tombstone]:
@@ -197,8 +211,6 @@ class SqliteSearchIndex:
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="search")
         self._readers: list[sqlite3.Connection] = []
-        self._postings_table = "postings"
-        """`postings_load` during a rebuild."""
         self._counts: Counter[str] = Counter()
         """Postings per key: the search starts from the rarest key of a query."""
         with self._write_lock:
@@ -314,16 +326,13 @@ class SqliteSearchIndex:
         con.execute("COMMIT")
 
     def begin_rebuild(self, providers: Iterable[ProviderSnapshot]) -> None:
-        """Forget everything but the providers given. Postings are appended to a plain
-        table and moved in key order at the end: random inserts into a 6M-row B-tree
-        would cost a page write each."""
+        """Forget everything but the providers given. Postings are written once at the end,
+        in key order, from the offers (random inserts into a 6M-row B-tree would cost a
+        page write each)."""
         with self._write_lock, self._transaction() as con:
             for table in ("positions", "providers", "offers", "postings", "offer_text"):
                 con.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
-            con.execute("DROP TABLE IF EXISTS postings_load")
-            con.execute("CREATE TABLE postings_load AS SELECT * FROM postings WHERE 0")
             self._counts.clear()
-        self._postings_table = "postings_load"
         self.apply_now(providers=list(providers))
 
     def load_now(self, offers: Sequence[Mapping[str, Any]]) -> int:
@@ -334,41 +343,24 @@ class SqliteSearchIndex:
         """Insert prepared offers during a rebuild: they are new, so no version check, and
         every statement runs once for the whole batch."""
         with self._write_lock, self._transaction() as con:
-            providers = {
-                pid: (active, tz)
-                for pid, active, tz in con.execute("SELECT provider_id, active, tz FROM providers")
-            }
             first = self._next_id(con)
             con.executemany(
-                f"INSERT INTO offers (id, offer_id, {_OFFER_COLUMNS}) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT_OFFER,
                 [
                     (first + i, *(self._offer_values(r) if isinstance(r, OfferRow) else r))
                     for i, r in enumerate(rows)
                 ],
             )
-            postings: list[tuple[Any, ...]] = []
-            texts: list[tuple[int, str]] = []
-            for i, r in enumerate(rows):
-                if isinstance(r, OfferRow):
-                    active, tz = providers.get(r.provider_id, (0, None))
-                    postings.extend(self._postings(r, first + i, bool(active), tz))
-                    texts.append((first + i, r.words))
-            self._insert_postings(con, postings)
+            texts = [(first + i, r.words) for i, r in enumerate(rows) if isinstance(r, OfferRow)]
             con.executemany("INSERT INTO offer_text (rowid, words) VALUES (?, ?)", texts)
         return len(rows)
 
     def end_rebuild(self, positions: Positions) -> None:
         with self._write_lock:
             with self._transaction() as con:
-                con.execute(
-                    f"INSERT INTO postings ({_POSTING_COLUMNS}) "  # noqa: S608
-                    f"SELECT {_POSTING_COLUMNS} FROM postings_load "
-                    "ORDER BY key, price_key, offer_id"
-                )
-                con.execute("DROP TABLE postings_load")
+                con.execute(_POSTINGS_OF_OFFERS)
                 self._save_positions(con, positions)
-            self._postings_table = "postings"
+            self._count_postings()
             self._writer.execute("ANALYZE")
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -399,6 +391,7 @@ class SqliteSearchIndex:
             row.price_key,
             row.skills,
             row.langs,
+            _JSON.encode(row.posting_keys()),
             row.snapshot,
         )
 
@@ -418,7 +411,7 @@ class SqliteSearchIndex:
 
     def _insert_postings(self, con: sqlite3.Connection, postings: list[tuple[Any, ...]]) -> None:
         con.executemany(
-            f"INSERT INTO {self._postings_table} ({_POSTING_COLUMNS}) "  # noqa: S608
+            f"INSERT INTO postings ({_POSTING_COLUMNS}) "  # noqa: S608
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             postings,
         )
@@ -478,11 +471,7 @@ class SqliteSearchIndex:
         values = self._offer_values(row) if row is not None else tombstone(data)
         if old is None:
             oid = self._next_id(con)
-            con.execute(
-                f"INSERT INTO offers (id, offer_id, {_OFFER_COLUMNS}) "  # noqa: S608
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (oid, *values),
-            )
+            con.execute(_INSERT_OFFER, (oid, *values))
         else:
             oid = old[0]
             before = self._stored_row(con, oid)
