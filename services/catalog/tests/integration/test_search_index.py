@@ -19,6 +19,7 @@ from catalog.settings import CatalogSettings
 from catalog.store import offer_document
 from delego_shared.events.topics import OFFERS, PROVIDERS
 from delego_shared.messaging.topics_admin import end_offsets
+from delego_shared.mongo import Mongo
 from delego_shared.settings import Settings
 from delego_shared.types import utcnow
 
@@ -80,8 +81,11 @@ async def insert_without_event(c: Catalog, provider_id: str, title: str) -> str:
 
 
 async def drop(settings: Settings) -> None:
-    app = create_app(settings)
-    await app.state.runtime.mongo.client.drop_database(settings.database)
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    try:
+        await mongo.client.drop_database(settings.database)
+    finally:
+        await mongo.close()
 
 
 async def test_a_fresh_replica_builds_its_index_from_the_offers_collection(settings_for, tmp_path):
