@@ -11,6 +11,7 @@ from catalog.adapters.sqlite_search import SqliteSearchIndex
 from catalog.app import create_app
 from catalog.domain import OfferDraft, ProviderProfile, parse
 from catalog.handlers import CatalogService
+from catalog.settings import CatalogSettings
 from catalog.store import CatalogStore
 from delego_shared.events import OFFERS, PROVIDERS, Envelope
 from delego_shared.events.catalog import (
@@ -209,7 +210,7 @@ async def test_a_crash_between_store_and_publish_loses_no_event(settings_for, tm
         assert nothing == []
 
         # a new process starts: its relay finds the pending event and publishes it
-        app = create_app(settings)
+        app = create_app(CatalogSettings.of(settings, search_index_dir=str(tmp_path / "new")))
         async with app.router.lifespan_context(app):
             recs = await read_records(settings.kafka_bootstrap, settings.topic(PROVIDERS.name))
             assert len(recs) == 1
