@@ -322,6 +322,8 @@ class CatalogStore:
         Same semantics as `catalog.domain.search_offers`; invalid filters raise
         `ValidationFailed`.
         """
+        if query.text is not None:
+            raise ValueError("the store query has no text search: use the search index")
         after = check_query(query, taxonomy)
         if after is not None:
             try:
