@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import httpx
 import pytest_asyncio
 from catalog.app import create_app
 from catalog.handlers import CatalogService
+from catalog.settings import CatalogSettings
 from catalog.store import CatalogStore
 from delego_shared.events.topics import ALL_TOPICS
 from delego_shared.http import mint_token
@@ -130,7 +132,14 @@ class Catalog:
 
 
 async def running_catalog(settings: Settings) -> AsyncIterator[Catalog]:
-    """Start the app's lifespan (indexes, topics, broker, relay); drop its database after."""
+    """Start the app's lifespan (indexes, topics, broker, relay, search index); drop its
+    database and its search index after."""
+    with tempfile.TemporaryDirectory(prefix="catalog-search-") as index_dir:
+        async for c in _running(CatalogSettings.of(settings, search_index_dir=index_dir)):
+            yield c
+
+
+async def _running(settings: Settings) -> AsyncIterator[Catalog]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -243,6 +243,14 @@ def api_router(service: CatalogService) -> APIRouter:
         time_zone: Annotated[
             list[str] | None, Query(description="provider IANA zone; repeat for several")
         ] = None,
+        text: Annotated[
+            str | None,
+            Query(
+                description="words in the title or description, all required; accents and "
+                "case ignored, each word matches as a prefix (`tradu jurid`)",
+                examples=["traduction juridique"],
+            ),
+        ] = None,
         cursor: str | None = None,
         limit: Annotated[int, Query(description=f"1-{MAX_LIMIT}")] = 20,
     ) -> SearchPage:
@@ -256,6 +264,7 @@ def api_router(service: CatalogService) -> APIRouter:
             pricing_model=pricing_model,
             delivery_mode=delivery_mode,
             time_zones=time_zone,
+            text=text,
             cursor=cursor,
             limit=limit,
         )

@@ -12,6 +12,12 @@ Authorization rules (the HTTP layer checks the *role* first, 403):
 Writes are optimistic: load, apply, store conditionally on the version read;
 if another request won in between, the command is re-applied on the fresh
 state (a few times) before answering 409.
+
+Search is answered by this replica's search index (`search_index.SearchIndex`),
+not by the store. After a command's write (and publish), its snapshot goes
+into the local index at once: the provider who has just published an offer
+finds it on the next search through the same replica (read-your-writes).
+Other replicas see it when their follower reads the event from the topic.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
-from delego_shared.events.catalog import OfferStatus
+from delego_shared.events.catalog import OfferSnapshot, OfferStatus, ProviderSnapshot
 from delego_shared.http import Conflict, NotFound, Principal, Role, Unprocessable
+from delego_shared.logging import get_logger
 from delego_shared.messaging import PublishNow, publish_nothing
 from delego_shared.types import new_id, utcnow
 
@@ -35,9 +42,13 @@ from .domain import (
     ProviderProfile,
     SearchPage,
     Taxonomy,
+    check_query,
     default_taxonomy,
 )
+from .search_index import SearchIndex
 from .store import OFFERS, PROVIDERS, AlreadyExists, CatalogStore, StaleVersion
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 5
@@ -47,12 +58,14 @@ class CatalogService:
     def __init__(
         self,
         store: CatalogStore,
+        index: SearchIndex,
         *,
         taxonomy: Taxonomy | None = None,
         clock: Callable[[], datetime] = utcnow,
         publish: PublishNow = publish_nothing,
     ) -> None:
         self.store = store
+        self.index = index
         self.taxonomy = taxonomy or default_taxonomy()
         self.clock = clock
         self.publish = publish
@@ -67,6 +80,21 @@ class CatalogService:
                 continue
         raise Conflict("the resource was changed concurrently; please retry")
 
+    async def _indexed(
+        self, offer: OfferSnapshot | None = None, provider: ProviderSnapshot | None = None
+    ) -> None:
+        """Read-your-writes: the local index learns the new state right after the write.
+
+        The write is done (and published); if the index fails now, the follower
+        applies the same snapshot from the topic shortly, so the command still succeeds.
+        """
+        try:
+            await self.index.apply(
+                [offer] if offer is not None else [], [provider] if provider is not None else []
+            )
+        except Exception as exc:
+            log.warning("search_index.apply_failed", error_type=type(exc).__name__, error=str(exc))
+
     # -- providers ------------------------------------------------------------------------
 
     async def register_provider(self, who: Principal, profile: ProviderProfile) -> Provider:
@@ -77,6 +105,7 @@ class CatalogService:
         except AlreadyExists:
             raise Conflict(f"provider {who.subject} is already registered") from None
         await self.publish(PROVIDERS, provider.provider_id)
+        await self._indexed(provider=provider.snapshot())
         return provider
 
     async def read_provider(self, provider_id: str) -> Provider:
@@ -100,6 +129,7 @@ class CatalogService:
             if updated is not None:
                 await self.store.save_provider(provider, before, [updated])
                 await self.publish(PROVIDERS, provider_id)
+                await self._indexed(provider=provider.snapshot())
             return provider
 
         return await self._retrying(attempt)
@@ -111,6 +141,7 @@ class CatalogService:
             suspended = provider.suspend(self.clock(), reason_code)
             await self.store.save_provider(provider, before, [suspended])
             await self.publish(PROVIDERS, provider_id)
+            await self._indexed(provider=provider.snapshot())
             return provider
 
         return await self._retrying(attempt)
@@ -122,6 +153,7 @@ class CatalogService:
             reinstated = provider.reinstate(self.clock())
             await self.store.save_provider(provider, before, [reinstated])
             await self.publish(PROVIDERS, provider_id)
+            await self._indexed(provider=provider.snapshot())
             return provider
 
         return await self._retrying(attempt)
@@ -183,6 +215,7 @@ class CatalogService:
             if offer.version != before:  # drafts change without an event
                 await self.store.save_offer(offer, before, [updated])
                 await self.publish(OFFERS, offer_id)
+                await self._indexed(offer=offer.snapshot())
             return offer
 
         return await self._retrying(attempt)
@@ -195,6 +228,7 @@ class CatalogService:
             published = offer.publish(provider, self.clock(), self.taxonomy)
             await self.store.save_offer(offer, before, [published])
             await self.publish(OFFERS, offer_id)
+            await self._indexed(offer=offer.snapshot())
             return offer
 
         return await self._retrying(attempt)
@@ -206,6 +240,7 @@ class CatalogService:
             withdrawn = offer.withdraw(self.clock())
             await self.store.save_offer(offer, before, [withdrawn])
             await self.publish(OFFERS, offer_id)
+            await self._indexed(offer=offer.snapshot())
             return offer
 
         return await self._retrying(attempt)
@@ -230,7 +265,9 @@ class CatalogService:
         return [Offer.from_snapshot(s) for s in snaps]
 
     async def search(self, query: OfferQuery) -> SearchPage:
-        return await self.store.search(query, self.taxonomy)
+        """One page from this replica's search index (`domain.search` semantics)."""
+        after = check_query(query, self.taxonomy)
+        return await self.index.search(query, after)
 
 
 def _may_edit(who: Principal, offer: Offer) -> bool:

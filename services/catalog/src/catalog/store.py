@@ -31,7 +31,7 @@ search only: no event depends on them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -292,7 +292,29 @@ class CatalogStore:
         cursor = self.offers.find(f, _SNAPSHOT_ONLY).sort("_id", 1).limit(limit)
         return [OfferSnapshot.model_validate(d["offer"]) async for d in cursor]
 
-    # -- search ---------------------------------------------------------------------------
+    # -- the search read model's source ---------------------------------------------------
+
+    async def all_providers(self) -> list[ProviderSnapshot]:
+        """Every provider (a bounded collection), read once when the search index is built."""
+        cursor = self.providers.find({}, {"provider": 1})
+        return [ProviderSnapshot.model_validate(d["provider"]) async for d in cursor]
+
+    async def public_offers(self, batch: int = 2000) -> AsyncIterator[list[Document]]:
+        """Published and withdrawn offers in batches, as stored (the JSON form of their
+        snapshots): one pass when the search index is built (withdrawn ones keep their
+        version, so an old event cannot revive them)."""
+        statuses = [OfferStatus.PUBLISHED.value, OfferStatus.WITHDRAWN.value]
+        cursor = self.offers.find({"status": {"$in": statuses}}, _SNAPSHOT_ONLY, batch_size=batch)
+        chunk: list[Document] = []
+        async for d in cursor:
+            chunk.append(d["offer"])
+            if len(chunk) >= batch:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    # -- search on the store (the benchmark's reference; the service uses the index) ------
 
     async def search(self, query: OfferQuery, taxonomy: Taxonomy | None = None) -> SearchPage:
         """One page of published offers of active providers, by (reference amount, offer id).
@@ -300,6 +322,8 @@ class CatalogStore:
         Same semantics as `catalog.domain.search_offers`; invalid filters raise
         `ValidationFailed`.
         """
+        if query.text is not None:
+            raise ValueError("the store query has no text search: use the search index")
         after = check_query(query, taxonomy)
         if after is not None:
             try:

@@ -7,9 +7,11 @@ import json
 from datetime import datetime
 
 import pytest
+from catalog.adapters.sqlite_search import SqliteSearchIndex
 from catalog.app import create_app
 from catalog.domain import OfferDraft, ProviderProfile, parse
 from catalog.handlers import CatalogService
+from catalog.settings import CatalogSettings
 from catalog.store import CatalogStore
 from delego_shared.events import OFFERS, PROVIDERS, Envelope
 from delego_shared.events.catalog import (
@@ -179,14 +181,14 @@ async def test_suspension_and_reinstatement_publish_events_and_hide_offers_meanw
     assert [e.provider.version for e in events] == [1, 2, 3]  # type: ignore[attr-defined]
 
 
-async def test_a_crash_between_store_and_publish_loses_no_event(settings_for):
+async def test_a_crash_between_store_and_publish_loses_no_event(settings_for, tmp_path):
     """State and event are stored together; a relay started later publishes exactly once."""
     settings = settings_for("catalog")
     mongo = Mongo(settings.mongodb_url, settings.database)
     try:
         # the process that handled the request "dies" before any relay ran
         store = CatalogStore(mongo, settings.source)  # no relay, no kick
-        service = CatalogService(store)
+        service = CatalogService(store, SqliteSearchIndex(tmp_path / "search.sqlite"))
         profile = parse(
             ProviderProfile,
             {
@@ -208,7 +210,7 @@ async def test_a_crash_between_store_and_publish_loses_no_event(settings_for):
         assert nothing == []
 
         # a new process starts: its relay finds the pending event and publishes it
-        app = create_app(settings)
+        app = create_app(CatalogSettings.of(settings, search_index_dir=str(tmp_path / "new")))
         async with app.router.lifespan_context(app):
             recs = await read_records(settings.kafka_bootstrap, settings.topic(PROVIDERS.name))
             assert len(recs) == 1
@@ -237,7 +239,11 @@ async def test_an_accepted_command_has_its_events_on_the_topics_when_it_answers(
     settings = catalog.settings
     mongo = Mongo(settings.mongodb_url, settings.database)
     relay = OutboxRelay(mongo, EventPublisher(catalog.app.state.runtime.broker, settings), [])
-    service = CatalogService(CatalogStore(mongo, settings.source), publish=relay.publish_now)
+    service = CatalogService(
+        CatalogStore(mongo, settings.source),
+        catalog.app.state.search_index,
+        publish=relay.publish_now,
+    )
     providers = settings.topic(PROVIDERS.name)
     offers = settings.topic(OFFERS.name)
     try:

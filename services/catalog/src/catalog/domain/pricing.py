@@ -15,7 +15,7 @@ Only prices in the same currency are compared; there is no FX conversion.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from delego_shared.events.common import (
     HourlyPricing,
@@ -53,16 +53,36 @@ def reference_price(pricing: AnyPricing) -> Money:
             return pricing.unit_price
 
 
+REFERENCE_FIELD = {
+    "hourly": "rate",
+    "package": "price",
+    "subscription": "price_per_period",
+    "per_unit": "unit_price",
+}
+"""Where `reference_price` is in each pricing model's JSON form (read models map the
+published JSON without building the models)."""
+
+
 def reference_price_key(pricing: AnyPricing) -> str:
     """A fixed-width string that sorts like the reference amount, for a store index.
 
     Useful where a Decimal128 index is not available (FerretDB): "16.25" becomes
     "000000000000016.2500". Currency is not part of it: filter on currency first.
     """
-    amount = reference_price(pricing).amount
+    return amount_key(reference_price(pricing).amount)
+
+
+def amount_key(amount: Decimal, rounding: str = ROUND_HALF_EVEN) -> str:
+    """`reference_price_key` of any amount, rounded to the key's 4 decimals with `rounding`.
+
+    Raises ValueError for negative amounts and amounts of 10^15 or more.
+    """
     if amount < 0:
         raise ValueError("reference prices are positive")
-    q = amount.quantize(Decimal(1).scaleb(-_INDEX_FRACTION_DIGITS))
+    try:
+        q = amount.quantize(Decimal(1).scaleb(-_INDEX_FRACTION_DIGITS), rounding=rounding)
+    except ArithmeticError as exc:  # decimal.InvalidOperation on absurd exponents
+        raise ValueError(f"amount {amount} is too large to index") from exc
     text = f"{q:f}"
     whole, _, frac = text.partition(".")
     if len(whole) > _INDEX_INT_DIGITS:

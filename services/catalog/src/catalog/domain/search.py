@@ -14,13 +14,17 @@ An offer is returned when all of these hold (absent filters match everything):
 - `pricing_model`: equals `pricing.model`;
 - `delivery_mode`: equals the offer's delivery mode (no implication: a `mixed`
   offer is found by `mixed` only);
-- `time_zones`: the provider's IANA time zone is one of them.
+- `time_zones`: the provider's IANA time zone is one of them;
+- `text`: every word of it starts a word of the offer's title or description
+  (`text.search_terms`: lower case, accents removed; prefix match, so
+  `tradu jurid` finds "Traduction juridique", in French as in English).
 
 Order is `(reference amount, offer_id)` ascending: total and stable, so a
 cursor (the key of the last item returned) pages without gaps or repeats while
-offers are added. For the store: index the reference amount with
+offers are added. A read model indexes the reference amount with
 `pricing.reference_price_key` (sortable string) and the currency, and
-denormalise provider status and time zone onto the offer document.
+denormalises the provider's status and time zone onto the offer
+(`catalog.search_index`).
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import Issues
 from .model import unknown_category_message, unknown_skill_message
-from .pricing import reference_price
+from .pricing import MAX_AMOUNT, reference_price
 from .taxonomy import MAX_LEVEL, MIN_LEVEL, Taxonomy, default_taxonomy
-from .text import check_languages, check_zone, language_matches
+from .text import check_languages, check_zone, language_matches, search_terms, text_matches
 
 MAX_LIMIT = 100
+MAX_TEXT_LENGTH = 200
+MAX_TEXT_WORDS = 8
 
 SortKey = tuple[Decimal, str]
 
@@ -65,6 +71,7 @@ class OfferQuery(BaseModel):
     pricing_model: PricingModel | None = None
     delivery_mode: DeliveryMode | None = None
     time_zones: list[str] | None = None
+    text: str | None = None
     cursor: str | None = None
     limit: int = 20
 
@@ -100,6 +107,14 @@ def check_query(query: OfferQuery, taxonomy: Taxonomy | None = None) -> SortKey 
         issues.add("max_price", f"must be greater than zero, got {query.max_price}")
     for i, zone in enumerate(query.time_zones or []):
         check_zone(zone, f"time_zones.{i}", issues)
+    if query.text is not None:
+        words = search_terms(query.text)
+        if len(query.text) > MAX_TEXT_LENGTH:
+            issues.add("text", f"must be at most {MAX_TEXT_LENGTH} characters")
+        elif not words:
+            issues.add("text", "must contain at least one letter or digit")
+        elif len(words) > MAX_TEXT_WORDS:
+            issues.add("text", f"must have at most {MAX_TEXT_WORDS} words, got {len(words)}")
     if not 1 <= query.limit <= MAX_LIMIT:
         issues.add("limit", f"must be between 1 and {MAX_LIMIT}, got {query.limit}")
     key: SortKey | None = None
@@ -131,7 +146,7 @@ def decode_cursor(cursor: str) -> SortKey:
         value = Decimal(amount)
     except (binascii.Error, ValueError, TypeError, InvalidOperation) as exc:
         raise ValueError("bad cursor") from exc
-    if not value.is_finite():
+    if not value.is_finite() or not 0 <= value < MAX_AMOUNT:  # no offer has such a price
         raise ValueError("bad cursor")
     return value, offer_id
 
@@ -164,7 +179,18 @@ def offer_matches(
         return False
     if query.delivery_mode is not None and offer.delivery_mode is not query.delivery_mode:
         return False
-    return not (query.time_zones is not None and provider.time_zone not in query.time_zones)
+    if query.time_zones is not None and provider.time_zone not in query.time_zones:
+        return False
+    return query.text is None or text_matches(search_terms(query.text), offer_words(offer))
+
+
+def offer_words(offer: OfferSnapshot) -> list[str]:
+    """The words text search looks at: title and description."""
+    return text_words(offer.title, offer.description)
+
+
+def text_words(title: str, description: str) -> list[str]:
+    return search_terms(f"{title}\n{description}")
 
 
 def search_offers(

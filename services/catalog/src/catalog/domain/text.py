@@ -7,6 +7,7 @@ these helpers run them without raising so that every problem is collected.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import cache
 from typing import Any
 
@@ -18,6 +19,8 @@ from .errors import Issues
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _PHONE = re.compile(r"\+?\d[\d .\-()/]{7,}\d")
 _MIN_PHONE_DIGITS = 9
+_WORD = re.compile(r"[^\W_]+")  # letters and digits
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def contact_data_problem(text: str) -> str | None:
@@ -121,3 +124,25 @@ def language_matches(wanted: str, offered: str) -> bool:
     if "-" not in w:
         return primary_language(o) == w
     return "-" not in o and primary_language(w) == o
+
+
+def search_terms(text: str) -> list[str]:
+    """Words of a text as search compares them: lower case, accents removed.
+
+    A word is a run of letters and digits; `Traduction d'été` gives
+    `["traduction", "d", "ete"]`. French and English are both served by
+    folding accents (é → e, ç → c) and by matching query words as prefixes
+    (`tradu` finds `traduction`, `translat` finds `translation`, `translator`)
+    instead of stemming, which would need one stemmer per language.
+    """
+    folded = _NON_ASCII.sub(_drop_mark, unicodedata.normalize("NFKD", text)).lower()
+    return _WORD.findall(folded)
+
+
+def _drop_mark(m: re.Match[str]) -> str:
+    return "" if unicodedata.combining(m.group()) else m.group()
+
+
+def text_matches(wanted: list[str], words: list[str]) -> bool:
+    """Every wanted word starts some word of the text (prefix match, AND)."""
+    return all(any(w.startswith(t) for w in words) for t in wanted)

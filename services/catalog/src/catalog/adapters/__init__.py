@@ -1,0 +1,1 @@
+"""Engines behind the catalog's ports (`search_index.SearchIndex`)."""
