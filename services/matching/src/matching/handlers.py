@@ -272,19 +272,29 @@ class RequestHandlers:
             return p
         return None
 
-    async def _before_store(self, req: ClientRequest, old: Proposal | None) -> None:
-        """Write-ahead: the sweep will look at a proposal before it can exist."""
+    async def _before_store(self, req: ClientRequest, old: Proposal | None) -> bool:
+        """Write-ahead: the sweep will look at a proposal before it can exist. True when
+        that created the request's entry (it then already is exactly this proposal)."""
         opened = self._opens(req, old)
-        if opened is not None:
-            await self.store.proposal_due(req.request_id, opened.expires_at, opened.provider_id)
+        if opened is None:
+            return False
+        return await self.store.proposal_due(req.request_id, opened.expires_at, opened.provider_id)
 
     async def _after_store(
-        self, req: ClientRequest, old_status: RequestStatus | None, old: Proposal | None
+        self,
+        req: ClientRequest,
+        old_status: RequestStatus | None,
+        old: Proposal | None,
+        *,
+        entry_created: bool = False,
     ) -> None:
         """Follow-ups of a stored state, each by `_id` (a crash here is reconciled)."""
         opened = self._opens(req, old)
         if opened is not None:
-            await self.store.set_proposal_due(req.request_id, opened.expires_at, opened.provider_id)
+            if not entry_created:  # an older entry: make it exactly the stored proposal
+                await self.store.set_proposal_due(
+                    req.request_id, opened.expires_at, opened.provider_id
+                )
         elif old_status is RequestStatus.PROPOSED and req.status is not RequestStatus.PROPOSED:
             await self.store.proposal_closed(req.request_id)
         if req.status is RequestStatus.RATED and old_status is not RequestStatus.RATED:
@@ -340,7 +350,7 @@ class RequestHandlers:
 
             try:
                 events = action(req, now, finder)
-                await self._before_store(req, old)
+                entry_created = await self._before_store(req, old)
                 envelopes = self._envelopes(events, stored.correlation_id)
                 pending = await self.store.save_request(req, before, envelopes)
             except StaleRequest:
@@ -354,7 +364,7 @@ class RequestHandlers:
                 raise
             if old is not None:
                 await self._release_if_dead(req, old.reservation, Hold(request_id, old.attempt))
-            await self._after_store(req, old_status, old)
+            await self._after_store(req, old_status, old, entry_created=entry_created)
             await self.publish(REQUESTS_COLLECTION, request_id, stored=envelopes, pending=pending)
             log.info("request.changed", events=[e.event_type for e in events], **req.log_fields())
             return req
@@ -377,13 +387,13 @@ class RequestHandlers:
         try:
             events += req.propose(now, lambda _: outcome)
             envelopes = self._envelopes(events)
-            await self._before_store(req, None)
+            entry_created = await self._before_store(req, None)
             await self.store.insert_request(req, envelopes, envelopes[0].id)
         except BaseException:
             if outcome.best is not None:
                 await self.store.release(outcome.best.reservation, hold)
             raise
-        await self._after_store(req, None, None)
+        await self._after_store(req, None, None, entry_created=entry_created)
         await self.publish(
             REQUESTS_COLLECTION, req.request_id, stored=envelopes, pending=len(envelopes)
         )

@@ -306,18 +306,20 @@ class MatchingStore:
 
     # -- open proposals (what the expiry sweep looks at) --------------------
 
-    async def proposal_due(self, request_id: str, expires_at: datetime, provider_id: str) -> None:
+    async def proposal_due(self, request_id: str, expires_at: datetime, provider_id: str) -> bool:
         """Before storing a state with an open proposal: make sure the sweep will look.
 
         `$min` and `$addToSet`: if the state is not stored after all, `due`
         stays no later than the proposal that really is open, and `providers`
-        still holds its provider.
+        still holds its provider. True when this created the entry: it then
+        holds exactly this proposal and needs no `set_proposal_due` after.
         """
-        await self.open_proposals.update_one(
+        res = await self.open_proposals.update_one(
             {"_id": request_id},
             {"$min": {"due": expires_at}, "$addToSet": {"providers": provider_id}},
             upsert=True,
         )
+        return res.upserted_id is not None
 
     async def set_proposal_due(
         self, request_id: str, expires_at: datetime, provider_id: str

@@ -25,6 +25,8 @@ from ..logging import get_logger
 
 log = get_logger(__name__)
 
+COMMIT_TIMEOUT_S = 10.0
+
 
 class OffsetCommits:
     def __init__(self, interval_s: float) -> None:
@@ -53,10 +55,11 @@ class OffsetCommits:
         for consumer, offsets in pending.items():
             await self._commit(consumer, offsets)
 
-    @staticmethod
-    async def _commit(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit(self, consumer: Any, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await consumer.commit(offsets)
+            # aiokafka retries a commit while the coordinator or the topic is away: bounded
+            # here, so a stop or the next flush never waits on it (the records come again)
+            await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_S)
         except Exception as exc:  # partition revoked, consumer stopping, broker away
             log.info(
                 "offsets.commit_skipped",

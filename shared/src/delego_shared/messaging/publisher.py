@@ -5,11 +5,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import aiokafka
+from aiokafka.errors import OutOfOrderSequenceNumber, UnknownProducerId
 from faststream.kafka import KafkaBroker
 
 from ..events.envelope import Envelope
+from ..logging import get_logger
 from ..settings import Settings
+
+log = get_logger(__name__)
+
+PRODUCER_LOST = (OutOfOrderSequenceNumber, UnknownProducerId)
+"""The idempotent producer's sequence state no longer matches the broker's (a broker
+restart while records were in flight): aiokafka never recovers from it by itself
+(aio-libs/aiokafka#1017), every later send fails the same way. A new producer
+(new producer id) does; the records that failed are sent again by their caller."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,11 @@ class EventPublisher:
     def __init__(self, broker: KafkaBroker, settings: Settings) -> None:
         self.broker = broker
         self.settings = settings
+
+    async def renew_producer(self, failed: Any) -> None:
+        """Replace the broker's producer (see `PRODUCER_LOST`) if it still is `failed`:
+        concurrent senders that saw the same loss renew it once."""
+        await _renew_producer(self.broker, failed)
 
     async def publish(self, envelope: Envelope) -> None:
         """Publish directly. Services publish through the outbox; this is for tools and tests."""
@@ -52,6 +69,7 @@ class EventPublisher:
         waiting for the acks together costs one round trip, not one per record.
         """
         pending: list[asyncio.Future[object]] = []
+        producer = _current_producer(self.broker)
         try:
             for r in records:
                 topic = self.settings.topic(r.topic) if r.logical else r.topic
@@ -60,9 +78,39 @@ class EventPublisher:
                     r.body, topic=topic, key=key, headers=dict(r.headers), no_confirm=True
                 )
                 pending.append(fut)
+        except PRODUCER_LOST:
+            await self.renew_producer(producer)
+            raise
         finally:
             if pending:
                 results = await asyncio.gather(*pending, return_exceptions=True)
+                if any(isinstance(res, PRODUCER_LOST) for res in results):
+                    await self.renew_producer(producer)
                 for res in results:
                     if isinstance(res, BaseException):
                         raise res
+
+
+_renewing: dict[int, asyncio.Lock] = {}
+
+
+def _current_producer(broker: KafkaBroker) -> Any:
+    """FastStream has no public way to replace its producer; this and `_renew_producer`
+    are the one place that reaches into it (`config.producer`, its connection arguments)."""
+    return getattr(getattr(broker.config.producer, "_producer", None), "producer", None)
+
+
+async def _renew_producer(broker: KafkaBroker, failed: Any) -> None:
+    lock = _renewing.setdefault(id(broker), asyncio.Lock())
+    fast: Any = broker.config.producer
+    async with lock:
+        if failed is None or _current_producer(broker) is not failed:
+            return  # renewed already (by another sender that saw the same loss)
+        log.warning("producer.renewed", reason="idempotent producer state lost")
+        kwargs: dict[str, Any] = dict(broker._connection_kwargs)
+        await fast.disconnect()
+        await fast.connect(
+            aiokafka.AIOKafkaProducer(**kwargs),
+            serializer=fast.serializer,
+            codec=fast.codec,
+        )
