@@ -12,7 +12,7 @@ LOCALINFRA := $(PYTHON) deploy/local/localinfra.py
 
 SOAK_RUNS ?= 20
 
-.PHONY: run soak test bench fault-run fuzz lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
+.PHONY: run soak test bench fault-run chaos fuzz lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
 
 ## run: start the platform on this machine (local Kafka + FerretDB unless DELEGO_* point elsewhere)
 run: deps infra-install
@@ -25,6 +25,10 @@ soak: deps infra-install
 ## fault-run: flows under load while billing and matching are SIGKILLed and the broker restarts; counts lost/duplicated
 fault-run: deps infra-install
 	$(UV) run --frozen python benchmarks/fault_run.py $(FAULT_ARGS)
+
+## chaos: 1,000 flows while each service is SIGKILLed, the broker restarts and the store is down 30 s; checks the books
+chaos: deps infra-install
+	$(UV) run --frozen python benchmarks/chaos.py $(CHAOS_ARGS)
 
 ## fuzz: 1,000 hostile records per consumed topic, then a valid flow; prints sent/parked/applied/crashes/lag
 fuzz: deps infra-install
