@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from ..events.topics import ALL_TOPICS
 from ..logging import configure_logging, get_logger
@@ -28,6 +29,7 @@ from ..timing import cancel_and_wait
 from .problems import install_problem_handlers
 
 log = get_logger(__name__)
+DOCS_ASSETS_URL = "/docs-assets"
 S = TypeVar("S", bound=Settings)
 
 
@@ -123,7 +125,15 @@ def create_http_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    # Swagger UI and ReDoc from the assets `fastapi-offline` ships, served by the service
+    # itself: `/docs` and `/redoc` work without internet (FastAPI's default loads a CDN).
+    app = FastAPIOffline(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        static_url=DOCS_ASSETS_URL,
+    )
     app.state.settings = settings
     app.state.runtime = runtime
     install_problem_handlers(app)
