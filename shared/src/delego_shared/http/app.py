@@ -22,10 +22,12 @@ from ..events.topics import ALL_TOPICS
 from ..logging import configure_logging, get_logger
 from ..messaging import EventConsumer, EventPublisher, Outbox, OutboxRelay, create_broker
 from ..messaging.inbox import Inbox
-from ..messaging.topics_admin import ensure_topics
+from ..messaging.topics_admin import consumer_lag, ensure_topics
+from ..metrics import set_consumer_lag
 from ..mongo import IndexSpec, Mongo
 from ..settings import Settings
-from ..timing import cancel_and_wait
+from ..timing import cancel_and_wait, survive
+from .metrics import install_metrics
 from .problems import install_problem_handlers
 
 log = get_logger(__name__)
@@ -80,6 +82,8 @@ class ServiceRuntime:
             self.relay.start()
         for loop in self.background:
             self._tasks.append(asyncio.create_task(loop()))
+        if self.consumer.topics:
+            self._tasks.append(asyncio.create_task(self._lag_loop(), name="consumer-lag"))
         self.started = True
         log.info(
             "service.started", database=self.settings.database, kafka=self.settings.kafka_bootstrap
@@ -94,6 +98,23 @@ class ServiceRuntime:
         await self.broker.stop()
         await self.mongo.close()
         self.started = False
+
+    async def read_consumer_lag(self) -> dict[tuple[str, int], int]:
+        """The group's lag per (logical topic, partition), cached in the lag gauge."""
+        lag = await consumer_lag(
+            self.settings.kafka_bootstrap, self.consumer.group, self.consumer.topics
+        )
+        by_partition = {
+            (self.settings.logical_topic(tp.topic), tp.partition): n for tp, n in lag.items()
+        }
+        set_consumer_lag(self.consumer.group, by_partition)
+        return by_partition
+
+    async def _lag_loop(self) -> None:
+        """Consumer lag on a slow timer (two broker requests), never per scrape."""
+        while True:
+            await survive(self.read_consumer_lag, "metrics.lag_read_failed")
+            await asyncio.sleep(self.settings.metrics_lag_interval_s)
 
     async def broker_ready(self) -> bool:
         try:
@@ -137,6 +158,7 @@ def create_http_app(
     app.state.settings = settings
     app.state.runtime = runtime
     install_problem_handlers(app)
+    install_metrics(app)
 
     @app.get("/health/live", tags=["health"], summary="The process answers")
     async def live() -> dict[str, str]:
