@@ -67,6 +67,12 @@ HTTP_DURATION = Histogram(
     buckets=_SECONDS,
 )
 
+SERVICE_READY = Gauge(
+    "delego_service_ready",
+    "1 when the last readiness check (GET /health/ready, polled by the orchestrator's "
+    "health check) found the database and the broker reachable, else 0",
+)
+
 # --- consumers ------------------------------------------------------------------------
 
 EVENTS_CONSUMED = Counter(

@@ -23,7 +23,7 @@ from ..logging import configure_logging, get_logger
 from ..messaging import EventConsumer, EventPublisher, Outbox, OutboxRelay, create_broker
 from ..messaging.inbox import Inbox
 from ..messaging.topics_admin import consumer_lag, ensure_topics
-from ..metrics import set_consumer_lag
+from ..metrics import SERVICE_READY, set_consumer_lag
 from ..mongo import IndexSpec, Mongo
 from ..settings import Settings
 from ..timing import cancel_and_wait, survive
@@ -173,6 +173,7 @@ def create_http_app(
     async def ready() -> Any:
         checks = await runtime.readiness()
         ok = all(checks.values()) and runtime.started
+        SERVICE_READY.set(1 if ok else 0)
         return JSONResponse(
             {"status": "ready" if ok else "not_ready", "checks": checks},
             status_code=200 if ok else 503,
