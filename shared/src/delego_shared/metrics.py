@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -212,6 +213,21 @@ def observe_completed_to_invoiced(completed_at: datetime, issued_at: datetime) -
 # --- consumer helpers -----------------------------------------------------------------
 
 
+_SeriesKey = tuple[str, str, str]
+_consumed: dict[_SeriesKey, Any] = {}
+_handled: dict[tuple[str, str, str, str], Any] = {}
+_durations: dict[_SeriesKey, Any] = {}
+
+
+def _child(cache: dict[Any, Any], metric: Any, key: Any) -> Any:
+    """A labelled series, looked up once per label set (`labels()` costs a lock and a
+    tuple build on every call; this is one dict lookup on the per-record path)."""
+    child = cache.get(key)
+    if child is None:
+        child = cache[key] = metric.labels(*key)
+    return child
+
+
 class HandlingTimer:
     """One record's metrics in a consumer: received, retries, outcome and duration."""
 
@@ -223,16 +239,15 @@ class HandlingTimer:
 
     def received(self, event_type: str) -> None:
         self.type = event_type
-        EVENTS_CONSUMED.labels(self.topic, event_type, self.group).inc()
+        _child(_consumed, EVENTS_CONSUMED, (self.topic, event_type, self.group)).inc()
 
     def retried(self, cause: str) -> None:
         EVENTS_RETRIED.labels(self.topic, self.type, self.group, cause).inc()
 
     def done(self, outcome: str) -> None:
-        EVENTS_HANDLED.labels(self.topic, self.type, self.group, outcome).inc()
-        HANDLING_DURATION.labels(self.topic, self.type, self.group).observe(
-            time.perf_counter() - self._start
-        )
+        key = (self.topic, self.type, self.group)
+        _child(_handled, EVENTS_HANDLED, (*key, outcome)).inc()
+        _child(_durations, HANDLING_DURATION, key).observe(time.perf_counter() - self._start)
 
 
 def set_consumer_lag(group: str, lag: Mapping[tuple[str, int], int]) -> None:
