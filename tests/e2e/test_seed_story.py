@@ -9,6 +9,7 @@ import socket
 from datetime import datetime
 from decimal import Decimal
 
+import httpx
 import pytest
 from delego_cli.demo.data import STORY_START, WEBHOOK_SECRET
 from delego_cli.demo.sinks import SmtpSink, WebhookReceiver
@@ -18,6 +19,7 @@ from delego_shared.events import ALL_TOPICS
 from delego_shared.messaging.topics_admin import delete_topics_with_prefix
 from delego_shared.settings import Settings
 from delego_shared.testing.kafka_tools import read_records
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
 
@@ -80,6 +82,19 @@ async def story(infra, namespace, tmp_path, monkeypatch):
         await hooks.stop()
         smtp.stop()
         assert all(p.poll() is not None for p in procs), "a service process was left behind"
+
+
+async def scrape(url: str) -> dict[str, float]:
+    """`/metrics` of a service as {sample with labels: value}."""
+    async with httpx.AsyncClient() as http:
+        resp = await http.get(f"{url}/metrics")
+    assert resp.status_code == 200
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(resp.text):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
 
 
 def by_title(report, word):
@@ -168,4 +183,25 @@ async def test_the_seed_story(story, infra):
 
     # the four services are separate processes, all alive until the end of the story
     assert len({p.pid for p in procs}) == 4 and all(p.poll() is None for p in procs)
+
+    # their /metrics count what the report shows
+    metrics = {s: await scrape(cfg.url(s)) for s in ("matching", "billing", "notifications")}
+    billing = metrics["billing"]
+    invoices = sum(len(o.invoices) for o in report.outcomes)
+    assert billing["delego_billing_invoices_issued_total"] == invoices
+    decisions = sum(
+        v for k, v in billing.items() if k.startswith("delego_billing_tax_credit_decisions_total")
+    )
+    assert decisions == sum(len(i["lines"]) for o in report.outcomes for i in o.invoices)
+    # billed at acceptance: the dating package (the concierge's first period is not
+    # observed); at completion: translation, tutoring and moderation
+    assert billing["delego_flow_accepted_to_invoiced_seconds_count"] == 1
+    assert billing["delego_flow_completed_to_invoiced_seconds_count"] == 3
+    assert metrics["matching"]["delego_matching_requests_matched_total"] == len(expected)
+    delivered = sum(
+        v
+        for k, v in metrics["notifications"].items()
+        if k.startswith("delego_notifications_total") and 'outcome="delivered"' in k
+    )
+    assert delivered >= len(report.mails) + len(report.webhooks)
     _ = os

@@ -7,12 +7,14 @@
     delego seed                       the demo catalog, through the catalog's HTTP API
     delego token ROLE SUBJECT         a development JWT
     delego contracts generate|check   the AsyncAPI catalogue of the platform
+    delego status [--watch]           health, consumer lag, outbox backlog, DLQs, last minute
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +28,7 @@ from delego_shared.http.auth import Role, mint_token
 from delego_shared.settings import Settings
 
 from . import kafka_ops
+from . import status as platform_status
 
 app = typer.Typer(
     help=__doc__, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False
@@ -244,3 +247,52 @@ def contracts_check() -> None:
     if not ok:
         raise typer.Exit(1)
     typer.echo("contracts up to date and backward compatible")
+
+
+@app.command()
+def status(
+    bootstrap: Bootstrap = "127.0.0.1:9092",
+    service: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--service",
+            "-s",
+            help="NAME=URL of a service (repeatable); default http://127.0.0.1:8001.. "
+            "as `make run` starts them (DELEGO_BASE_PORT)",
+        ),
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="topic name prefix")] = "",
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="refresh until Ctrl-C")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 5.0,
+) -> None:
+    """One screen: each service's health, consumer lag per group, outbox backlog per
+    service, DLQ records waiting and each topic's records in the last minute."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from .platform import PlatformConfig
+
+    cfg = PlatformConfig.from_env()
+    urls = {name: cfg.url(name) for name in platform_status.SERVICES}
+    for item in service or []:
+        name, sep, url = item.partition("=")
+        if not sep or not url:
+            raise typer.BadParameter(f"expected NAME=URL, got {item!r}", param_hint="--service")
+        urls[name] = url.rstrip("/")
+
+    def snapshot() -> Any:
+        return platform_status.render(
+            asyncio.run(platform_status.collect(urls, bootstrap, prefix=prefix))
+        )
+
+    console = Console()
+    if not watch:
+        console.print(snapshot())
+        return
+    with Live(snapshot(), console=console, refresh_per_second=1) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(snapshot())
+        except KeyboardInterrupt:
+            pass

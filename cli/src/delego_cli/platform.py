@@ -191,7 +191,8 @@ class Platform:
                         pending.discard(service)
                         self.log(
                             f"  {service:<14} ready  {self.cfg.url(service)}  "
-                            f"(docs {self.cfg.url(service)}/docs, log "
+                            f"(docs {self.cfg.url(service)}/docs, "
+                            f"metrics {self.cfg.url(service)}/metrics, log "
                             f".delego/run/logs/{service}.log, pid {proc.pid})"
                         )
                 await asyncio.sleep(0.5)

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     """How often a relay beats and looks for relays that died (it then sweeps for them);
     the normal path publishes right after the write."""
     outbox_lease_s: float = Field(default=30.0, gt=0)
+    metrics_lag_interval_s: float = Field(default=15.0, gt=0)
+    """How often the consumer lag metric is read from the broker (cached between reads)."""
 
     def check_safe_to_run(self) -> None:
         """Refuse, in production, a JWT secret anyone could know or guess.

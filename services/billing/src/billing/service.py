@@ -29,6 +29,12 @@ from delego_shared.events.envelope import Envelope
 from delego_shared.events.matching import MatchAccepted, WorkCompleted
 from delego_shared.logging import get_logger
 from delego_shared.messaging import Outbox, PublishNow, publish_nothing
+from delego_shared.metrics import (
+    BILLING_CREDIT_NOTES,
+    count_invoice_issued,
+    observe_accepted_to_invoiced,
+    observe_completed_to_invoiced,
+)
 
 from .domain.certificate import TaxCertificate, build_certificate, certificate_id_for
 from .domain.errors import BillingError
@@ -131,7 +137,7 @@ class BillingService:
         lines = price_at_acceptance(terms, period(e.accepted_at, 0, e.client_zone))
         if not lines:
             return
-        await self.issue_invoice(
+        invoice, created = await self.issue_invoice(
             source=f"{e.request_id}|package",
             client_id=e.client_id,
             request_id=e.request_id,
@@ -143,6 +149,8 @@ class BillingService:
             ],
             cause=cause,
         )
+        if created:
+            observe_accepted_to_invoiced(e.accepted_at, invoice.issued_at)
 
     async def complete_work(self, e: WorkCompleted, cause: Envelope | None, now: datetime) -> None:
         """Hourly / per-unit work, or a subscription's overage beyond its included hours."""
@@ -186,7 +194,7 @@ class BillingService:
         minutes = lines[0].intervention_minutes
         if minutes is None and e.actual_hours is not None:
             minutes = int((e.actual_hours * 60).to_integral_value())
-        await self.issue_invoice(
+        invoice, created = await self.issue_invoice(
             source=work_key,
             client_id=e.client_id,
             request_id=e.request_id,
@@ -196,6 +204,8 @@ class BillingService:
             interventions=[Intervention(_local_date(at, zone), minutes, lines[0].label_code)],
             cause=cause,
         )
+        if created:
+            observe_completed_to_invoiced(e.completed_at, invoice.issued_at)
 
     async def cancel_request(self, request_id: str, cancelled_at: datetime) -> None:
         if await self.store.cancel_subscription(request_id, cancelled_at):
@@ -279,12 +289,14 @@ class BillingService:
         doc, created = await self._numbered(
             "invoice", invoice_id, issued_at, lambda _seq, _at: {"invoice": inputs}
         )
+        invoice = invoice_from_doc(doc)
         if created:
             log.info("invoice.issued", invoice_id=invoice_id, number=doc["number"])
+            count_invoice_issued(ln.decision.code.value for ln in invoice.lines)
         await self._post_invoice(doc)
         if created:
             await self.publish(INVOICES, invoice_id)
-        return invoice_from_doc(doc), created
+        return invoice, created
 
     async def _finish_invoice(self, reservation: Mapping[str, Any]) -> tuple[Any, bool]:
         """Allocate the caps of the reservation's year, then insert the invoice."""
@@ -585,6 +597,7 @@ class BillingService:
             )
             if created:
                 log.info("credit_note.issued", credit_note_id=cn_id, number=stored["number"])
+                BILLING_CREDIT_NOTES.inc()
         cn = credit_note_from_doc(stored)
         if not stored.get("cap_restored"):
             if cn.cap_reversal.lines:

@@ -38,6 +38,7 @@ from delego_shared.events.envelope import Envelope
 from delego_shared.events.topics import OFFERS, PROVIDERS
 from delego_shared.logging import get_logger
 from delego_shared.messaging import EventConsumer, PublishNow, publish_nothing
+from delego_shared.metrics import count_business_events
 from delego_shared.timing import survive
 from delego_shared.types import new_id, utcnow
 
@@ -366,6 +367,7 @@ class RequestHandlers:
                 await self._release_if_dead(req, old.reservation, Hold(request_id, old.attempt))
             await self._after_store(req, old_status, old, entry_created=entry_created)
             await self.publish(REQUESTS_COLLECTION, request_id, stored=envelopes, pending=pending)
+            count_business_events(events)
             log.info("request.changed", events=[e.event_type for e in events], **req.log_fields())
             return req
         raise TooMuchContention(request_id)
@@ -397,6 +399,7 @@ class RequestHandlers:
         await self.publish(
             REQUESTS_COLLECTION, req.request_id, stored=envelopes, pending=len(envelopes)
         )
+        count_business_events(events)
         log.info("request.submitted", events=[e.event_type for e in events], **req.log_fields())
         return req
 

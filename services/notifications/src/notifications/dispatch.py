@@ -40,6 +40,7 @@ from delego_shared.events import Envelope
 from delego_shared.events.notifications import Channel
 from delego_shared.logging import get_logger
 from delego_shared.messaging import PublishNow
+from delego_shared.metrics import count_business_events
 from delego_shared.timing import survive, wake_or_timeout
 
 from .channels import EmailSender, InAppSender, WebhookSender
@@ -369,6 +370,7 @@ class Dispatcher:
             stored,
             "delivery.failed",
             planned.key,
+            events=[failed],
             attempts=attempts,
             code=decision.failed_code,
             failover_channel=successors[0].channel.value if successors else None,
@@ -525,7 +527,9 @@ class Dispatcher:
             await self.store.settle_parts(doc["parts"], State.FAILED, now)
         if stored:
             await self._complete(key)
-        await self._stored(stored, "digest.failed", key, attempts=attempts, code=failure.code)
+        await self._stored(
+            stored, "digest.failed", key, events=events, attempts=attempts, code=failure.code
+        )
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -556,6 +560,7 @@ class Dispatcher:
         `events` and `pending` as `publish_now` takes them)."""
         if stored:
             log.info(what, **fields)
+            count_business_events(e.data for e in events)
             if published_from is not None:
                 await self.publish(DELIVERIES, published_from, stored=events, pending=pending)
         else:  # our lease expired and another replica took the delivery over

@@ -18,22 +18,26 @@ from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from ..events.topics import ALL_TOPICS
 from ..logging import configure_logging, get_logger
 from ..messaging import EventConsumer, EventPublisher, Outbox, OutboxRelay, create_broker
 from ..messaging.inbox import Inbox
-from ..messaging.topics_admin import ensure_topics
+from ..messaging.topics_admin import consumer_lag, ensure_topics
+from ..metrics import SERVICE_READY, set_consumer_lag
 from ..mongo import IndexSpec, Mongo
 from ..settings import Settings, UnsafeSettings
 from ..timing import cancel_and_wait, survive
 from ..types import utcnow
 from .idempotency import IdempotencyRecords
+from .metrics import install_metrics
 from .openapi import install_problem_openapi
 from .problems import install_problem_handlers
 
 log = get_logger(__name__)
+DOCS_ASSETS_URL = "/docs-assets"
 S = TypeVar("S", bound=Settings)
 PURGE_INTERVAL_S = 3600.0
 
@@ -99,6 +103,8 @@ class ServiceRuntime:
             self.relay.start()
         for loop in self.background:
             self._tasks.append(asyncio.create_task(loop()))
+        if self.consumer.topics:
+            self._tasks.append(asyncio.create_task(self._lag_loop(), name="consumer-lag"))
         self.started = True
         log.info(
             "service.started", database=self.settings.database, kafka=self.settings.kafka_bootstrap
@@ -113,6 +119,23 @@ class ServiceRuntime:
         await self.broker.stop()
         await self.mongo.close()
         self.started = False
+
+    async def read_consumer_lag(self) -> dict[tuple[str, int], int]:
+        """The group's lag per (logical topic, partition), cached in the lag gauge."""
+        lag = await consumer_lag(
+            self.settings.kafka_bootstrap, self.consumer.group, self.consumer.topics
+        )
+        by_partition = {
+            (self.settings.logical_topic(tp.topic), tp.partition): n for tp, n in lag.items()
+        }
+        set_consumer_lag(self.consumer.group, by_partition)
+        return by_partition
+
+    async def _lag_loop(self) -> None:
+        """Consumer lag on a slow timer (two broker requests), never per scrape."""
+        while True:
+            await survive(self.read_consumer_lag, "metrics.lag_read_failed")
+            await asyncio.sleep(self.settings.metrics_lag_interval_s)
 
     async def broker_ready(self) -> bool:
         try:
@@ -159,11 +182,20 @@ def create_http_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    # Swagger UI and ReDoc from the assets `fastapi-offline` ships, served by the service
+    # itself: `/docs` and `/redoc` work without internet (FastAPI's default loads a CDN).
+    app = FastAPIOffline(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        static_url=DOCS_ASSETS_URL,
+    )
     app.state.settings = settings
     app.state.runtime = runtime
     install_problem_handlers(app)
     install_problem_openapi(app)
+    install_metrics(app)
 
     @app.get("/health/live", tags=["health"], summary="The process answers")
     async def live() -> Liveness:
@@ -179,6 +211,7 @@ def create_http_app(
     async def ready() -> JSONResponse:
         checks = await runtime.readiness()
         ok = all(checks.values()) and runtime.started
+        SERVICE_READY.set(1 if ok else 0)
         consuming = runtime.consumer.health()  # records waiting for the store or broker
         status = "not_ready" if not ok else "degraded" if consuming["waiting"] else "ready"
         body = Readiness(status=status, checks=checks, consumer=consuming)

@@ -49,6 +49,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from ..events.base import Event, Topic
 from ..events.envelope import Envelope, MalformedEvent
 from ..logging import get_logger
+from ..metrics import HandlingTimer
 from ..settings import Settings
 from .commits import OffsetCommits
 from .dead_letter import H_REPLAY_GROUP, DeadLetterQueue, RawRecord
@@ -127,6 +128,8 @@ class EventConsumer:
         self._sleep = sleep
         self._waiting: dict[tuple[str, int], dict[str, Any]] = {}
         self.commits = OffsetCommits(settings.consumer_commit_interval_s)
+        self.topics: list[str] = []
+        """Physical topics subscribed (the lag metric reads them on a slow timer)."""
 
     def on(self, *event_types: type[Event]) -> Callable[[Handler], Handler]:
         """Decorator: `@consumer.on(OfferPublished, OfferUpdated)`."""
@@ -150,6 +153,7 @@ class EventConsumer:
         per subscriber only).
         """
         names = [self.settings.topic(t.name if isinstance(t, Topic) else t) for t in topics]
+        self.topics.extend(names)
 
         async def decoder(msg: Any) -> Any:  # keep the raw bytes: we decode ourselves
             return msg.body
@@ -187,6 +191,7 @@ class EventConsumer:
         replay_for = record.header(H_REPLAY_GROUP)
         if replay_for is not None and replay_for != self.group:
             return  # replayed for another group, which failed on it; we applied it already
+        timer = HandlingTimer(self.settings.logical_topic(record.topic), self.group)
         try:
             envelope = Envelope.from_record(record.headers, record.value)
             check_provenance(self.settings.logical_topic(record.topic), envelope)
@@ -198,10 +203,14 @@ class EventConsumer:
                 partition=record.partition,
                 reason=str(exc)[:500],
             )
+            timer.received("forged" if isinstance(exc, ForgedEvent) else "malformed")
             await self._park(record, exc, attempts=0)
+            timer.done("parked")
             return
+        timer.received(envelope.type)
         handler = self._handlers.get(envelope.type)
         if handler is None:
+            timer.done("ignored")
             return  # another consumer's business; a known type we do not need
         with structlog.contextvars.bound_contextvars(
             correlation_id=envelope.correlation_id,
@@ -211,17 +220,21 @@ class EventConsumer:
         ):
             inbox = self.inbox
             if inbox is not None and await self._until_done(
-                record, "inbox", lambda: inbox.seen(envelope.id)
+                record, "inbox", lambda: inbox.seen(envelope.id), timer
             ):
                 log.info("event.duplicate_skipped")
+                timer.done("duplicate")
                 return
-            applied = await self._run(handler, envelope, record)
+            applied = await self._run(handler, envelope, record, timer)
             if applied and inbox is not None:
                 await self._until_done(
-                    record, "inbox", lambda: inbox.mark(envelope.id, envelope.type)
+                    record, "inbox", lambda: inbox.mark(envelope.id, envelope.type), timer
                 )
+            timer.done("applied" if applied else "parked")
 
-    async def _run(self, handler: Handler, envelope: Envelope, record: RawRecord) -> bool:
+    async def _run(
+        self, handler: Handler, envelope: Envelope, record: RawRecord, timer: HandlingTimer
+    ) -> bool:
         """Apply the handler; True when applied, False when parked."""
         attempt = 0  # failures that count towards parking; transient ones do not
         waits = 0
@@ -231,6 +244,7 @@ class EventConsumer:
             except Exception as exc:
                 if is_transient(exc):
                     waits += 1
+                    timer.retried("dependency")
                     await self._wait(record, "handler", exc, waits)
                     continue
                 attempt += 1
@@ -241,8 +255,9 @@ class EventConsumer:
                         error_type=type(exc).__name__,
                         error=str(exc),
                     )
-                    await self._park(record, exc, attempts=attempt)
+                    await self._park(record, exc, attempts=attempt, timer=timer)
                     return False
+                timer.retried("error")
                 delay = self._backoff(attempt)
                 log.warning(
                     "event.retry",
@@ -257,11 +272,21 @@ class EventConsumer:
             log.debug("event.applied", attempts=attempt + 1)
             return True
 
-    async def _park(self, record: RawRecord, error: BaseException, attempts: int) -> None:
-        await self._until_done(record, "dlq", lambda: self.dlq.park(record, error, attempts))
+    async def _park(
+        self,
+        record: RawRecord,
+        error: BaseException,
+        attempts: int,
+        timer: HandlingTimer | None = None,
+    ) -> None:
+        await self._until_done(record, "dlq", lambda: self.dlq.park(record, error, attempts), timer)
 
     async def _until_done(
-        self, record: RawRecord, step: str, action: Callable[[], Awaitable[T]]
+        self,
+        record: RawRecord,
+        step: str,
+        action: Callable[[], Awaitable[T]],
+        timer: HandlingTimer | None = None,
     ) -> T:
         """Our own infrastructure steps (inbox, DLQ): the record is not at fault, so any
         failure is waited out, never turned into a parked or a skipped record."""
@@ -271,6 +296,8 @@ class EventConsumer:
                 result = await action()
             except Exception as exc:
                 waits += 1
+                if timer is not None:
+                    timer.retried("dependency")
                 await self._wait(record, step, exc, waits)
                 continue
             if waits:

@@ -46,6 +46,7 @@ from pymongo import ReturnDocument
 
 from ..events.envelope import Envelope
 from ..logging import get_logger
+from ..metrics import OUTBOX_PUBLISH_LATENCY, OUTBOX_PUBLISHED, Backlog, register_backlog
 from ..mongo import Document, DuplicateKeyError, IndexSpec, Mongo
 from ..timing import cancel_and_wait, wake_or_timeout
 from .publisher import EventPublisher, OutgoingRecord
@@ -177,6 +178,19 @@ class OutboxRelay:
         self.dead_after = timedelta(seconds=max(3 * sweep_interval_s, 10.0))
         self._publishing: dict[tuple[str, str], _CountedLock] = {}
         self._task: asyncio.Task[None] | None = None
+        self._unpublished: dict[tuple[str, str], tuple[int, datetime]] = {}
+        """Documents this relay is publishing or will retry: (pending count, oldest
+        stored_at). The outbox backlog metrics are computed from it, never from a scan."""
+        register_backlog(self)
+
+    def backlog(self) -> dict[str, Backlog]:
+        """Unpublished events this relay knows of, per collection (for `/metrics`)."""
+        out: dict[str, Backlog] = {c: Backlog(0, None) for c in self.collections}
+        for (collection, _), (n, stored_at) in list(self._unpublished.items()):
+            b = out.get(collection, Backlog(0, None))
+            oldest = stored_at if b.oldest is None or stored_at < b.oldest else b.oldest
+            out[collection] = Backlog(b.pending + n, oldest)
+        return out
 
     def kick(self) -> None:
         """Ask for a full sweep now (after a repair that stored events, for instance)."""
@@ -259,14 +273,24 @@ class OutboxRelay:
     async def _publish(self, collection: str, doc: Document | None) -> int:
         entries = Outbox.pending(doc)
         if doc is None or not entries:
+            if doc is not None:
+                self._unpublished.pop((collection, str(doc["_id"])), None)
             return 0
+        key = (collection, str(doc["_id"]))
+        self._unpublished[key] = (len(entries), entries[0][1]["stored_at"])
         await self.publisher.send_all(
             [
                 OutgoingRecord(e["topic"], e["key"], e["headers"], e["body"].encode(), logical=True)
                 for _, e in entries
             ]
         )
+        acked = datetime.now(UTC)
         await self._remove(collection, doc["_id"], [event_id for event_id, _ in entries])
+        self._unpublished.pop(key, None)
+        OUTBOX_PUBLISHED.labels(collection).inc(len(entries))
+        latency = OUTBOX_PUBLISH_LATENCY.labels(collection)
+        for _, e in entries:
+            latency.observe(max(0.0, (acked - e["stored_at"]).total_seconds()))
         return len(entries)
 
     async def _remove(self, collection: str, document_id: Any, event_ids: list[str]) -> None:
@@ -338,6 +362,7 @@ class OutboxRelay:
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:
+                self._unpublished.pop((collection, str(document_id)), None)
                 return 0  # another replica has it, or it was published meanwhile
             try:
                 return await self._publish(collection, doc)

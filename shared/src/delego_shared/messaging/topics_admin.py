@@ -94,3 +94,21 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartit
         return dict(await consumer.end_offsets(tps))
     finally:
         await consumer.stop()
+
+
+async def consumer_lag(
+    bootstrap: str, group: str, topics: Iterable[str]
+) -> dict[TopicPartition, int]:
+    """Records on each partition of `topics` not yet committed by `group` (one admin
+    request for the committed offsets, one for the end offsets)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="delego-admin")
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    lag: dict[TopicPartition, int] = {}
+    for tp, end in (await end_offsets(bootstrap, topics)).items():
+        meta = committed.get(tp)
+        lag[tp] = max(0, end - (meta.offset if meta is not None and meta.offset >= 0 else 0))
+    return lag
