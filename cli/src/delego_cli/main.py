@@ -7,6 +7,7 @@
     delego seed                       the demo catalog, through the catalog's HTTP API
     delego token ROLE SUBJECT         a development JWT
     delego contracts generate|check   the AsyncAPI catalogue of the platform
+    delego privacy erase|status SUBJ  a person's erasure across the services, its receipts
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from delego_shared.http.auth import Role, mint_token
 from delego_shared.settings import Settings
 
 from . import kafka_ops
+from .privacy import privacy_app
 
 app = typer.Typer(
     help=__doc__, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False
@@ -36,6 +38,7 @@ contracts_app = typer.Typer(help="The published AsyncAPI catalogue.", no_args_is
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(privacy_app, name="privacy")
 
 REPO = Path(__file__).resolve().parents[3]
 ASYNCAPI = REPO / "contracts" / "asyncapi.json"

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from .api import api_router, install_domain_problems
 from .handlers import CatalogService
+from .privacy import wire_privacy
 from .settings import CatalogSettings
 from .store import OUTBOX_COLLECTIONS, CatalogStore, store_indexes
 
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     store = CatalogStore(runtime.mongo, settings.source)
     service = CatalogService(store, publish=runtime.relay.publish_now)
+    wire_privacy(runtime, service)
     app = create_http_app(
         runtime, title="Delego catalog", description=DESCRIPTION, routers=[api_router(service)]
     )
