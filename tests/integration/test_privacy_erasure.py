@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from billing.app import create_app as billing_app
 from billing.settings import BillingSettings
 from catalog.app import create_app as catalog_app
-from delego_cli.privacy import request_erasure, wait_for_erasure
+from delego_cli.privacy import collect_export, request_erasure, wait_for_erasure
 from delego_shared.events import ALL_TOPICS
 from delego_shared.events.base import dlq_name
 from delego_shared.http import mint_token
@@ -218,6 +218,50 @@ async def scan_databases(p: Platform, needles: list[str]) -> list[str]:
     return found
 
 
+async def client_with_history(p: Platform, client_id: str, provider_id: str) -> str:
+    """Contact data, a tax profile, a completed and rated request with private text,
+    its invoice issued and its notifications sent; returns the request id."""
+    client = p.auth(client_id, "client")
+    await register_provider(p, provider_id)
+    ok(
+        await p.http["notifications"].put(
+            "/v1/me/contact",
+            json={
+                "email": EMAIL,
+                "locale": "fr",
+                "zone": "Europe/Paris",
+                "channels": ["email", "inapp"],
+            },
+            headers=client,
+        )
+    )
+    # acceptance in the inbox (a rendered message), the rest by e-mail
+    ok(
+        await p.http["notifications"].put(
+            "/v1/me/preferences/match_accepted/email", json={"enabled": False}, headers=client
+        )
+    )
+    ok(
+        await p.http["billing"].put(
+            "/tax-profile", json={"residence_country": "FR", "dependents": 2}, headers=client
+        )
+    )
+    rid = await play_request(p, client_id)
+    await wait_for(lambda: invoices_of(p, client_id, rid), timeout=60)
+
+    async def inbox() -> Any:
+        r = ok(await p.http["notifications"].get("/v1/me/inbox", headers=client))
+        return r["items"]
+
+    await wait_for(inbox, timeout=60)
+    return rid
+
+
+async def invoices_of(p: Platform, client_id: str, rid: str) -> list[dict[str, Any]]:
+    r = ok(await p.http["billing"].get("/invoices", headers=p.auth(client_id, "client")))
+    return [i for i in r if i.get("request_id") == rid]
+
+
 async def test_erasure_of_a_client_reaches_every_service_and_leaves_nothing_on_topics(
     settings_for: Callable[..., Settings], mailbox: tuple[Mailbox, int]
 ) -> None:
@@ -226,44 +270,7 @@ async def test_erasure_of_a_client_reaches_every_service_and_leaves_nothing_on_t
     provider_id = f"prv-{uuid.uuid4().hex[:8]}"
     async with platform(settings_for, smtp_port) as p:
         client = p.auth(client_id, "client")
-        await register_provider(p, provider_id)
-        ok(
-            await p.http["notifications"].put(
-                "/v1/me/contact",
-                json={
-                    "email": EMAIL,
-                    "locale": "fr",
-                    "zone": "Europe/Paris",
-                    "channels": ["email", "inapp"],
-                },
-                headers=client,
-            )
-        )
-        # acceptance in the inbox (a rendered message), the rest by e-mail
-        ok(
-            await p.http["notifications"].put(
-                "/v1/me/preferences/match_accepted/email", json={"enabled": False}, headers=client
-            )
-        )
-        ok(
-            await p.http["billing"].put(
-                "/tax-profile", json={"residence_country": "FR", "dependents": 2}, headers=client
-            )
-        )
-        rid = await play_request(p, client_id)
-
-        async def invoiced() -> Any:
-            r = ok(await p.http["billing"].get("/invoices", headers=client))
-            items = r["items"] if isinstance(r, dict) else r
-            return [i for i in items if i.get("request_id") == rid]
-
-        await wait_for(invoiced, timeout=60)
-
-        async def inbox() -> Any:
-            r = ok(await p.http["notifications"].get("/v1/me/inbox", headers=client))
-            return r["items"]
-
-        await wait_for(inbox, timeout=60)
+        rid = await client_with_history(p, client_id, provider_id)
         # the personal data is there before the erasure (so the scans below can fail)
         assert await scan_databases(p, [EMAIL, PRIVATE])
 
@@ -284,7 +291,7 @@ async def test_erasure_of_a_client_reaches_every_service_and_leaves_nothing_on_t
         assert req["status"] == "rated"
         profile = ok(await p.http["billing"].get("/tax-profile", headers=client))
         assert profile["declared"] is False and profile["dependents"] == 0
-        assert await invoiced()
+        assert await invoices_of(p, client_id, rid)
         assert ok(await p.http["notifications"].get("/v1/me/inbox", headers=client))["items"] == []
         # and nothing on any topic ever carried the e-mail or the private text
         found, read = await scan_topics(p, [EMAIL, PRIVATE])
@@ -320,3 +327,44 @@ async def test_a_provider_erases_themselves_through_notifications(
 
 async def _no_name_in(p: Platform) -> bool:
     return await scan_databases(p, [str(PROFILE["display_name"])]) == []
+
+
+async def test_export_gathers_what_every_service_holds_about_a_client_and_a_provider(
+    settings_for: Callable[..., Settings], mailbox: tuple[Mailbox, int]
+) -> None:
+    _, smtp_port = mailbox
+    client_id = f"cli-{uuid.uuid4().hex[:8]}"
+    provider_id = f"prv-{uuid.uuid4().hex[:8]}"
+    async with platform(settings_for, smtp_port) as p:
+        rid = await client_with_history(p, client_id, provider_id)
+        operator = mint_token(p.settings["catalog"], "op-1", "operator")
+
+        mine = await collect_export(p.http, client_id, operator)
+
+        parts = mine["services"]
+        assert set(parts) == {"catalog", "matching", "billing", "notifications"}
+        assert parts["notifications"]["contact"]["email"] == EMAIL
+        assert parts["notifications"]["inbox"] and all(
+            i["user_id"] == client_id for i in parts["notifications"]["inbox"]
+        )
+        [request] = parts["matching"]["requests"]
+        assert request["request_id"] == rid and request["spec"]["description"] == PRIVATE
+        assert parts["matching"]["ratings"]["given"]["given"]
+        assert parts["billing"]["tax_profile"]["dependents"] == 2
+        assert [i["request_id"] for i in parts["billing"]["as_client"]["invoices"]] == [rid]
+        assert parts["catalog"]["provider"] is None
+
+        theirs = (await collect_export(p.http, provider_id, operator))["services"]
+        assert theirs["catalog"]["provider"]["display_name"] == PROFILE["display_name"]
+        assert len(theirs["catalog"]["offers"]) == 1
+        assert [i["request_id"] for i in theirs["billing"]["as_provider"]["invoices"]] == [rid]
+        assert theirs["matching"]["ratings"]["received"]["count"] == 1
+        assert theirs["notifications"]["contact"] is None  # the provider gave none here
+
+        # a person reads their own part; not someone else's
+        own = ok(await p.http["billing"].get("/v1/me/data", headers=p.auth(client_id, "client")))
+        assert own["subject_id"] == client_id and own["data"]["tax_profile"]["dependents"] == 2
+        other = await p.http["billing"].get(
+            "/v1/me/data", params={"subject_id": client_id}, headers=p.auth(provider_id, "provider")
+        )
+        assert other.status_code == 403

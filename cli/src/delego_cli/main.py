@@ -8,6 +8,7 @@
     delego token ROLE SUBJECT         a development JWT
     delego contracts generate|check   the AsyncAPI catalogue of the platform
     delego privacy erase|status SUBJ  a person's erasure across the services, its receipts
+    delego privacy export SUBJ        everything the services hold about a person, as JSON
 """
 
 from __future__ import annotations

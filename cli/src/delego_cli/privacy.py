@@ -1,27 +1,36 @@
-"""`delego privacy` — a person's erasure across the services, and its receipts.
+"""`delego privacy` — a person's erasure across the services, its receipts, their export.
 
-`erase SUBJECT` publishes `ErasureRequested` on `privacy.subjects.v1` (keyed by the
-subject id, source `/delego/privacy`); each service erases what it holds and
+`erase SUBJECT` publishes `ErasureRequested` on `privacy.subjects.v1` (keyed by
+the subject id, source `/delego/privacy`); each service erases what it holds and
 answers with `ErasureCompleted`. `status SUBJECT` reads the topic and says which
 services have confirmed the subject's latest erasure (exit code 0 once all four
 have, 1 before). Receipts whose `ce_source` is not the service they name are
-ignored: only billing can confirm for billing.
+ignored: only billing can confirm for billing. `export SUBJECT` gathers
+`GET /v1/me/data` of the four services (operator token) into one JSON document.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
 
+import httpx
 import typer
 from aiokafka import AIOKafkaProducer
 from delego_shared.events.envelope import Envelope, MalformedEvent
 from delego_shared.events.privacy import ERASING_SERVICES, ErasureCompleted, ErasureRequested
 from delego_shared.events.topics import PRIVACY_SUBJECTS
+from delego_shared.http.auth import Role, mint_token
 from delego_shared.messaging.owners import owner_source
+from delego_shared.settings import Settings
 from delego_shared.types import utcnow
 
 from . import kafka_ops
@@ -129,6 +138,45 @@ async def wait_for_erasure(
         await asyncio.sleep(1.0)
 
 
+SERVICE_URLS = {
+    "catalog": "http://127.0.0.1:8001",
+    "matching": "http://127.0.0.1:8002",
+    "billing": "http://127.0.0.1:8003",
+    "notifications": "http://127.0.0.1:8004",
+}
+"""Defaults of `make run`; `DELEGO_<SERVICE>_URL` overrides each."""
+
+
+class ExportFailed(RuntimeError):
+    """A service did not answer the export: the document would be incomplete."""
+
+
+async def collect_export(
+    services: Mapping[str, httpx.AsyncClient], subject_id: str, operator_token: str
+) -> dict[str, Any]:
+    """`GET /v1/me/data?subject_id=` on every service (operator token), in one document."""
+    parts: dict[str, Any] = {}
+    for name, http in services.items():
+        r = await http.get(
+            "/v1/me/data",
+            params={"subject_id": subject_id},
+            headers={"Authorization": f"Bearer {operator_token}"},
+        )
+        if r.status_code != 200:
+            raise ExportFailed(f"{name}: HTTP {r.status_code} {r.text[:300]}")
+        parts[name] = r.json()["data"]
+    return {"subject_id": subject_id, "exported_at": utcnow().isoformat(), "services": parts}
+
+
+async def export_from_urls(urls: Mapping[str, str], subject_id: str, token: str) -> dict[str, Any]:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {
+            name: await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=30))
+            for name, url in urls.items()
+        }
+        return await collect_export(clients, subject_id, token)
+
+
 # --- commands --------------------------------------------------------------------------
 
 privacy_app = typer.Typer(help="A person's erasure across the services.", no_args_is_help=True)
@@ -165,3 +213,27 @@ def status(
     typer.echo(json.dumps(st.to_json(), indent=2))
     if not st.complete:
         raise typer.Exit(1)
+
+
+@privacy_app.command("export")
+def export(
+    subject: str,
+    out: Annotated[Path | None, typer.Option(help="write the JSON here (default: stdout)")] = None,
+) -> None:
+    """Everything the four services hold about SUBJECT, as one JSON document (art. 15, 20)."""
+    urls = {
+        name: os.environ.get(f"DELEGO_{name.upper()}_URL", url)
+        for name, url in SERVICE_URLS.items()
+    }
+    token = mint_token(Settings(), "privacy-export", Role.OPERATOR, ttl=timedelta(minutes=5))
+    try:
+        document = asyncio.run(export_from_urls(urls, subject, token))
+    except (ExportFailed, httpx.HTTPError) as exc:
+        typer.echo(f"error: export incomplete: {exc}", err=True)
+        raise typer.Exit(2) from None
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n")
+        typer.echo(f"wrote {out}")

@@ -11,6 +11,10 @@ to the shared topic `privacy.subjects.v1`, the same way in all four services:
 So a crash anywhere in between redelivers the request: the erasure runs again
 (changing nothing already erased) and the receipt is posted (again). The operator
 reads the receipts with `delego privacy status <subject>`.
+
+`export_router` is the other half: `GET /v1/me/data` on every service, the
+person's own data (an operator may name the subject), gathered by
+`delego privacy export <subject>`.
 """
 
 from __future__ import annotations
@@ -18,15 +22,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, cast
+from typing import Annotated, Any, Literal, cast
+
+from fastapi import APIRouter, Query
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel
 
 from .events.envelope import Envelope
 from .events.privacy import ErasureCompleted, ErasureRequested
 from .events.topics import PRIVACY_SUBJECTS
 from .http.app import ServiceRuntime
+from .http.auth import Caller
+from .http.problems import Forbidden
 from .logging import get_logger
 from .messaging.consumer import PermanentError
-from .types import utcnow
+from .types import Identifier, utcnow
 
 log = get_logger(__name__)
 
@@ -70,3 +80,44 @@ def take_part_in_erasure(
 
     runtime.consumer.on(ErasureRequested)(on_request)
     runtime.consumer.subscribe([PRIVACY_SUBJECTS])
+
+
+# --- export (GDPR art. 15 and 20) ------------------------------------------------------
+
+Exporter = Callable[[str], Awaitable[dict[str, Any]]]
+"""A service's export: subject id → what it holds about them (JSON-able)."""
+
+
+class DataExport(BaseModel):
+    """What one service holds about one person."""
+
+    service: str
+    subject_id: str
+    exported_at: datetime
+    data: dict[str, Any]
+
+
+def export_router(
+    service: str, export: Exporter, *, clock: Callable[[], datetime] = utcnow
+) -> APIRouter:
+    """`GET /v1/me/data`: the caller's own data; an operator may name `subject_id`."""
+    router = APIRouter(prefix="/v1/me", tags=["privacy"])
+
+    @router.get(
+        "/data",
+        summary="Everything this service holds about the caller (right of access, art. 15)",
+        responses={401: {"description": "no valid token"}, 403: {"description": "not yours"}},
+    )
+    async def my_data(
+        who: Caller,
+        subject_id: Annotated[
+            Identifier | None, Query(description="operators only: whose data to export")
+        ] = None,
+    ) -> DataExport:
+        subject = subject_id or who.subject
+        if subject != who.subject and not who.is_operator:
+            raise Forbidden("only operators may export another person's data")
+        data = jsonable_encoder(await export(subject))
+        return DataExport(service=service, subject_id=subject, exported_at=clock(), data=data)
+
+    return router

@@ -21,19 +21,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from delego_shared.http import ServiceRuntime
-from delego_shared.privacy import ErasureResult, take_part_in_erasure
+from delego_shared.mongo import Document
+from delego_shared.privacy import ErasureResult, export_router, take_part_in_erasure
+from fastapi import APIRouter
 
 from .store import PROFILES, BillingStore
+from .views import credit_note_view, invoice_view
 
 KEPT = ("invoices", "credit_notes", "ledger_entries", "tax_certificates", "cap_consumption")
 """Kept 10 years under Code de commerce L123-22 and LPF L102 B (see the module doc)."""
+EXPORT_LIMIT = 500
+"""Documents per kind in one export (the listing endpoints' own maximum)."""
 
 
 class PrivacyStore:
     def __init__(self, store: BillingStore) -> None:
+        self.store = store
         self.db = store.db
+
+    async def profile(self, client_id: str) -> dict[str, Any] | None:
+        return await self.db[PROFILES].find_one({"_id": client_id})
+
+    async def documents(self, flt: dict[str, Any]) -> tuple[list[Document], list[Document]]:
+        """Invoices and credit notes by `client_id` or `provider_id`: the indexed
+        queries `GET /invoices` and `GET /credit-notes` already run."""
+        return await self.store.list_invoices(
+            flt, EXPORT_LIMIT
+        ), await self.store.list_credit_notes(flt, EXPORT_LIMIT)
 
     async def delete_profile(self, client_id: str) -> int:
         res = await self.db[PROFILES].delete_one({"_id": client_id})
@@ -52,7 +69,28 @@ class BillingErasure:
         )
 
 
+class BillingExport:
+    """The use case: the tax profile, and the invoices and credit notes of the subject
+    as client or as provider (right of access)."""
+
+    def __init__(self, store: PrivacyStore) -> None:
+        self.store = store
+
+    async def __call__(self, subject_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"tax_profile": await self.store.profile(subject_id)}
+        for role in ("client", "provider"):
+            invoices, credit_notes = await self.store.documents({f"{role}_id": subject_id})
+            out[f"as_{role}"] = {
+                "invoices": [invoice_view(d).model_dump(mode="json") for d in invoices],
+                "credit_notes": [credit_note_view(d).model_dump(mode="json") for d in credit_notes],
+            }
+        return out
+
+
 def wire_privacy(
     runtime: ServiceRuntime, store: BillingStore, clock: Callable[[], datetime]
-) -> None:
-    take_part_in_erasure(runtime, BillingErasure(PrivacyStore(store)), clock=clock)
+) -> APIRouter:
+    """Take part in erasures; return the export router."""
+    privacy = PrivacyStore(store)
+    take_part_in_erasure(runtime, BillingErasure(privacy), clock=clock)
+    return export_router("billing", BillingExport(privacy), clock=clock)

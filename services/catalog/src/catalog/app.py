@@ -30,9 +30,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     store = CatalogStore(runtime.mongo, settings.source)
     service = CatalogService(store, publish=runtime.relay.publish_now)
-    wire_privacy(runtime, service)
+    privacy = wire_privacy(runtime, service)
     app = create_http_app(
-        runtime, title="Delego catalog", description=DESCRIPTION, routers=[api_router(service)]
+        runtime,
+        title="Delego catalog",
+        description=DESCRIPTION,
+        routers=[api_router(service), privacy],
     )
     install_domain_problems(app)
     app.state.store = store

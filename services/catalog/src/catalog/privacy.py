@@ -17,9 +17,12 @@ provider is not suspended again. Earlier snapshots already on
 
 from __future__ import annotations
 
+from typing import Any
+
 from delego_shared.http import ServiceRuntime
 from delego_shared.http.auth import Principal, Role
-from delego_shared.privacy import ErasureResult, take_part_in_erasure
+from delego_shared.privacy import ErasureResult, export_router, take_part_in_erasure
+from fastapi import APIRouter
 
 from .domain import ProviderChanges
 from .handlers import CatalogService
@@ -50,5 +53,25 @@ class CatalogErasure:
         return ErasureResult(erased={"provider_profile": renamed})
 
 
-def wire_privacy(runtime: ServiceRuntime, service: CatalogService) -> None:
+class CatalogExport:
+    """The use case: the subject's provider profile and all its offers, if a provider."""
+
+    def __init__(self, service: CatalogService) -> None:
+        self.service = service
+
+    async def __call__(self, subject_id: str) -> dict[str, Any]:
+        provider = await self.service.store.get_provider(subject_id)
+        if provider is None:
+            return {"provider": None, "offers": []}
+        offers = await self.service.offers_of(ERASER, subject_id)
+        return {
+            "provider": provider.snapshot().model_dump(mode="json"),
+            "suspension_reason": provider.suspension_reason,
+            "offers": [o.snapshot().model_dump(mode="json") for o in offers],
+        }
+
+
+def wire_privacy(runtime: ServiceRuntime, service: CatalogService) -> APIRouter:
+    """Take part in erasures; return the export router."""
     take_part_in_erasure(runtime, CatalogErasure(service), clock=service.clock)
+    return export_router("catalog", CatalogExport(service), clock=service.clock)

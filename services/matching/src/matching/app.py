@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s, [PROVIDERS.name, OFFERS.name], projection.apply_to_index, group=runtime.consumer.group
     )
     handlers = RequestHandlers(store, index, s, publish=runtime.relay.publish_now)
-    wire_privacy(runtime, store)
+    privacy = wire_privacy(runtime, store)
 
     runtime.add_background(handlers.sweep_loop)
     runtime.add_background(follower.run)
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Delego matching",
         description="Pairs client requests with providers on skills, languages, time zones "
         "and weekly capacity; runs each request's lifecycle to completion.",
-        routers=[api_router(handlers, store)],
+        routers=[api_router(handlers, store), privacy],
     )
     platform_lifespan = app.router.lifespan_context
 

@@ -17,9 +17,13 @@ existed are not listed there and are not reached by this path.
 
 from __future__ import annotations
 
+from typing import Any
+
 from delego_shared.http import ServiceRuntime
-from delego_shared.privacy import ErasureResult, take_part_in_erasure
+from delego_shared.mongo import find_by_ids
+from delego_shared.privacy import ErasureResult, export_router, take_part_in_erasure
 from delego_shared.types import utcnow
+from fastapi import APIRouter
 
 from .store import MatchingStore
 
@@ -58,6 +62,17 @@ class PrivacyStore:
         )
         return res.modified_count == 1
 
+    async def requests_of(self, request_ids: list[str]) -> list[dict[str, Any]]:
+        found = await find_by_ids(self.store.requests, request_ids, {"state": 1})
+        return [found[i]["state"] for i in request_ids if i in found]
+
+    async def ratings(self, subject_id: str) -> dict[str, Any]:
+        given = await self.store.client_ratings.find_one({"_id": subject_id}, {"given": 1})
+        received = await self.store.provider_ratings.find_one(
+            {"_id": subject_id}, {"count": 1, "total": 1}
+        )
+        return {"given": given, "received": received}
+
     async def delete_client_ratings(self, client_id: str) -> int:
         res = await self.store.client_ratings.delete_one({"_id": client_id})
         return res.deleted_count
@@ -90,5 +105,27 @@ class MatchingErasure:
         )
 
 
-def wire_privacy(runtime: ServiceRuntime, store: MatchingStore) -> None:
-    take_part_in_erasure(runtime, MatchingErasure(PrivacyStore(store)), clock=utcnow)
+class MatchingExport:
+    """The use case: the client's requests in full (their own private descriptions
+    included) and the ratings given or received (right of access).
+
+    A provider's proposals and assignments are not listed yet: matching keeps no
+    per-provider index of requests, and finding them would scan `requests`.
+    """
+
+    def __init__(self, store: PrivacyStore) -> None:
+        self.store = store
+
+    async def __call__(self, subject_id: str) -> dict[str, Any]:
+        ids = await self.store.request_ids(subject_id)
+        return {
+            "requests": await self.store.requests_of(ids),
+            "ratings": await self.store.ratings(subject_id),
+        }
+
+
+def wire_privacy(runtime: ServiceRuntime, store: MatchingStore) -> APIRouter:
+    """Take part in erasures; return the export router."""
+    privacy = PrivacyStore(store)
+    take_part_in_erasure(runtime, MatchingErasure(privacy), clock=utcnow)
+    return export_router("matching", MatchingExport(privacy))

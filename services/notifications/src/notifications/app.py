@@ -78,7 +78,7 @@ def create_app(
         runtime,
         title="Delego notifications",
         description="Recipients, preferences, in-app inbox, webhook endpoints, delivery status.",
-        routers=[api_router(store, routing, now), privacy],
+        routers=[api_router(store, routing, now), *privacy],
     )
     app.state.store = store
     app.state.dispatcher = dispatcher

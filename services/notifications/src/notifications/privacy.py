@@ -1,8 +1,8 @@
 """The person's erasure in notifications (GDPR art. 17) and the person's own request for it.
 
 Notifications is the only holder of contact data on the platform, so it is where
-the person asks (`POST /v1/me/erasure`, 202) and where the link between an id and
-a person is cut. What it erases, each by `_id` (no scan):
+the person asks (`POST /v1/me/erasure`, 202; `GET /v1/me/data` exports) and
+where the link between an id and a person is cut. What it erases, each by `_id` (no scan):
 
 - `recipients/<subject>`: e-mail, locale, zone, quiet hours, preferences;
 - the rendered in-app messages listed in `inbox_index/<subject>` (their text
@@ -18,12 +18,14 @@ it and are not erased by this path.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from delego_shared.events.envelope import Envelope
 from delego_shared.events.privacy import ErasureRequested
 from delego_shared.http import ServiceRuntime
 from delego_shared.http.auth import Caller
-from delego_shared.privacy import ErasureResult, take_part_in_erasure
+from delego_shared.mongo import find_by_ids
+from delego_shared.privacy import ErasureResult, export_router, take_part_in_erasure
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
@@ -40,6 +42,13 @@ class PrivacyStore:
     async def delete(self, collection: str, _id: str) -> int:
         res = await self.db[collection].delete_one({"_id": _id})
         return res.deleted_count
+
+    async def document(self, collection: str, _id: str) -> dict[str, Any] | None:
+        return await self.db[collection].find_one({"_id": _id})
+
+    async def documents(self, collection: str, ids: list[str]) -> list[dict[str, Any]]:
+        found = await find_by_ids(self.db[collection], ids)
+        return [found[i] for i in ids if i in found]
 
     async def inbox_item_ids(self, subject_id: str) -> list[str]:
         doc = await self.db[INBOX_INDEX].find_one({"_id": subject_id}, {"items": 1})
@@ -68,6 +77,25 @@ class NotificationsErasure:
                 "recipients": await self.store.delete(RECIPIENTS, subject_id),
             }
         )
+
+
+class NotificationsExport:
+    """The use case: what notifications holds about one subject (right of access).
+
+    Contact data and preferences, and the in-app messages listed in the inbox
+    index. Deliveries are left out: ids, kinds and states of what was sent,
+    whose content is the messages themselves.
+    """
+
+    def __init__(self, store: PrivacyStore) -> None:
+        self.store = store
+
+    async def __call__(self, subject_id: str) -> dict[str, Any]:
+        ids = await self.store.inbox_item_ids(subject_id)
+        return {
+            "contact": await self.store.document(RECIPIENTS, subject_id),
+            "inbox": await self.store.documents(INBOX, ids),
+        }
 
 
 class ErasureAccepted(BaseModel):
@@ -100,10 +128,16 @@ def privacy_router(runtime: ServiceRuntime, clock: Clock) -> APIRouter:
     return router
 
 
-def wire_privacy(runtime: ServiceRuntime, store: NotificationsStore, clock: Clock) -> APIRouter:
-    """Take part in erasures; return the router for the person's own request."""
-    take_part_in_erasure(runtime, NotificationsErasure(PrivacyStore(store)), clock=clock)
-    return privacy_router(runtime, clock)
+def wire_privacy(
+    runtime: ServiceRuntime, store: NotificationsStore, clock: Clock
+) -> list[APIRouter]:
+    """Take part in erasures; return the routers for the person's erasure and export."""
+    privacy = PrivacyStore(store)
+    take_part_in_erasure(runtime, NotificationsErasure(privacy), clock=clock)
+    return [
+        privacy_router(runtime, clock),
+        export_router("notifications", NotificationsExport(privacy), clock=clock),
+    ]
 
 
-__all__ = ["NotificationsErasure", "PrivacyStore", "wire_privacy"]
+__all__ = ["NotificationsErasure", "NotificationsExport", "PrivacyStore", "wire_privacy"]
