@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -99,24 +99,35 @@ async def erasure_status(
     bootstrap: str, subject_id: str, *, prefix: str = "", idle_s: float = 1.0
 ) -> ErasureStatus:
     """Read `privacy.subjects.v1` from the beginning (an operator's read of a small topic)."""
-    requests: list[ErasureRequested] = []
-    receipts: list[ErasureCompleted] = []
     key = subject_id.encode()
+    envelopes = []
     async for rec in kafka_ops.read(
         bootstrap, prefix + PRIVACY_SUBJECTS.name, from_beginning=True, follow=False, idle_s=idle_s
     ):
         if rec.key != key:
             continue
         try:
-            env = Envelope.from_record(rec.headers, rec.value)
+            envelopes.append(Envelope.from_record(rec.headers, rec.value))
         except MalformedEvent:
             continue
-        if isinstance(env.data, ErasureRequested):
-            requests.append(env.data)
-        elif isinstance(env.data, ErasureCompleted) and env.source == owner_source(
-            env.data.service
+    return status_of(subject_id, envelopes)
+
+
+def status_of(subject_id: str, envelopes: Iterable[Envelope]) -> ErasureStatus:
+    """The latest request for the subject and the receipts of that request; a receipt
+    counts only when its `ce_source` is the service it names."""
+    requests: list[ErasureRequested] = []
+    receipts: list[ErasureCompleted] = []
+    for env in envelopes:
+        data = env.data
+        if isinstance(data, ErasureRequested) and data.subject_id == subject_id:
+            requests.append(data)
+        elif (
+            isinstance(data, ErasureCompleted)
+            and data.subject_id == subject_id
+            and env.source == owner_source(data.service)
         ):
-            receipts.append(env.data)
+            receipts.append(data)
     status = ErasureStatus(subject_id)
     if requests:
         status.request = max(requests, key=lambda r: r.requested_at)
