@@ -8,6 +8,8 @@
     delego token ROLE SUBJECT         a development JWT
     delego contracts generate|check   the AsyncAPI catalogue of the platform
     delego status [--watch]           health, consumer lag, outbox backlog, DLQs, last minute
+    delego privacy erase|status SUBJ  a person's erasure across the services, its receipts
+    delego privacy export SUBJ        everything the services hold about a person, as JSON
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from delego_shared.settings import Settings
 
 from . import kafka_ops
 from . import status as platform_status
+from .privacy import privacy_app
 
 app = typer.Typer(
     help=__doc__, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False
@@ -39,6 +42,7 @@ contracts_app = typer.Typer(help="The published AsyncAPI catalogue.", no_args_is
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(privacy_app, name="privacy")
 
 REPO = Path(__file__).resolve().parents[3]
 ASYNCAPI = REPO / "contracts" / "asyncapi.json"

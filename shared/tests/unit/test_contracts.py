@@ -19,6 +19,7 @@ def test_document_lists_every_topic_and_event_with_cloudevents_headers():
         "matching.requests.v1",
         "billing.invoices.v1",
         "notifications.deliveries.v1",
+        "privacy.subjects.v1",
     }
     msg = doc["components"]["messages"]["InvoiceIssued"]
     assert msg["x-ce-type"] == "delego.billing.InvoiceIssued.v1"

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from .api import api_router
 from .domain.rules import BillingRules
 from .handlers import BillingHandlers, Clock, system_clock
+from .privacy import wire_privacy
 from .service import BillingService
 from .settings import BillingSettings
 from .store import OUTBOX_COLLECTIONS, BillingStore, store_indexes
@@ -33,6 +34,7 @@ def create_app(settings: BillingSettings | None = None, *, clock: Clock | None =
     )
     handlers = BillingHandlers(service, clock=now, sweep=runtime.relay.kick)
     handlers.register(runtime)
+    privacy = wire_privacy(runtime, store, now)
 
     async def scheduler() -> None:
         await handlers.run_scheduler(settings.scheduler_interval_s, settings.repair_interval_s)
@@ -42,7 +44,7 @@ def create_app(settings: BillingSettings | None = None, *, clock: Clock | None =
         runtime,
         title="Delego billing",
         description="Invoices, credit notes, ledger, tax profile and annual tax certificates.",
-        routers=[api_router(service, now)],
+        routers=[api_router(service, now), privacy],
     )
     app.state.store = store
     app.state.service = service

@@ -14,6 +14,7 @@ from .adapters.sqlite_search import SqliteSearchIndex
 from .api import api_router, install_domain_problems
 from .follower import SearchFollower
 from .handlers import CatalogService
+from .privacy import wire_privacy
 from .settings import CatalogSettings
 from .store import OUTBOX_COLLECTIONS, CatalogStore, store_indexes
 
@@ -40,8 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     follower = SearchFollower(s, [PROVIDERS.name, OFFERS.name], index, store)
     service = CatalogService(store, index, publish=runtime.relay.publish_now)
     runtime.add_background(follower.run)  # waits for follower.start()
+    privacy = wire_privacy(runtime, service)
     app = create_http_app(
-        runtime, title="Delego catalog", description=DESCRIPTION, routers=[api_router(service)]
+        runtime,
+        title="Delego catalog",
+        description=DESCRIPTION,
+        routers=[api_router(service), privacy],
     )
     install_domain_problems(app)
     platform_lifespan = app.router.lifespan_context

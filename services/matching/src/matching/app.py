@@ -14,6 +14,7 @@ from .api import api_router
 from .domain import CandidateIndex
 from .follower import CatalogFollower
 from .handlers import CatalogProjection, RequestHandlers
+from .privacy import wire_privacy
 from .settings import MatchingSettings
 from .store import OUTBOX_COLLECTIONS, MatchingStore, store_indexes
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s, [PROVIDERS.name, OFFERS.name], projection.apply_to_index, group=runtime.consumer.group
     )
     handlers = RequestHandlers(store, index, s, publish=runtime.relay.publish_now)
+    privacy = wire_privacy(runtime, store)
 
     runtime.add_background(handlers.sweep_loop)
     runtime.add_background(follower.run)
@@ -46,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Delego matching",
         description="Pairs client requests with providers on skills, languages, time zones "
         "and weekly capacity; runs each request's lifecycle to completion.",
-        routers=[api_router(handlers, store)],
+        routers=[api_router(handlers, store), privacy],
     )
     platform_lifespan = app.router.lifespan_context
 

@@ -32,6 +32,10 @@ Collections (database `delego_matching` by default):
   counts each rating once even when the reconciliation repeats it; the
   request is then flagged `rating_counted`.
 
+- `subject_requests`: per client (`_id` = client id) the ids of its requests
+  (`request_ids`), added before the request is inserted, so that a person's
+  erasure finds their requests by `_id` (`privacy.py`), never by a scan.
+
 Every access on a per-request path is by `_id` (FerretDB v1 only pushes an
 `_id` equality down); the queries that remain are crash-recovery sweeps run at
 start-up and on a slow timer, and `store_indexes()` gives them an index on
@@ -63,6 +67,7 @@ CAPACITY = "capacity"
 OPEN_PROPOSALS = "open_proposals"
 PROVIDER_RATINGS = "provider_ratings"
 CLIENT_RATINGS = "client_ratings"
+SUBJECT_REQUESTS = "subject_requests"
 OUTBOX_COLLECTIONS = (REQUESTS,)
 
 E4 = Decimal(10_000)
@@ -152,6 +157,7 @@ class MatchingStore:
         self.open_proposals = mongo.db[OPEN_PROPOSALS]
         self.provider_ratings = mongo.db[PROVIDER_RATINGS]
         self.client_ratings = mongo.db[CLIENT_RATINGS]
+        self.subject_requests = mongo.db[SUBJECT_REQUESTS]
 
     # -- catalog read model -------------------------------------------------
 
@@ -244,6 +250,10 @@ class MatchingStore:
         self, req: ClientRequest, envelopes: Sequence[Envelope], correlation_id: str
     ) -> None:
         doc = {"_id": req.request_id, "correlation_id": correlation_id, **self._fields(req)}
+        # listed first: the list is a superset of the client's stored requests
+        await self.subject_requests.update_one(
+            {"_id": req.client_id}, {"$addToSet": {"request_ids": req.request_id}}, upsert=True
+        )
         await self.requests.insert_one(Outbox.attach(doc, envelopes))
 
     async def save_request(

@@ -25,6 +25,7 @@ from .channels import EmailSender, InAppSender, WebhookSender
 from .dispatch import Dispatcher
 from .domain import Renderer, RoutingRules, default_rules
 from .handlers import EventRouter, Releaser
+from .privacy import wire_privacy
 from .settings import Clock, NotificationsSettings
 from .store import OUTBOX_COLLECTIONS, NotificationsStore, store_indexes
 
@@ -69,6 +70,7 @@ def create_app(
     for topic in CONSUMED:
         runtime.consumer.on(*registry.for_topic(topic))(router.handle)
     runtime.consumer.subscribe(CONSUMED)
+    privacy = wire_privacy(runtime, store, now)
     releaser = Releaser(store, s, clock=now, dispatcher=dispatcher)
     runtime.add_background(dispatcher.run)
     runtime.add_background(releaser.run)
@@ -76,7 +78,7 @@ def create_app(
         runtime,
         title="Delego notifications",
         description="Recipients, preferences, in-app inbox, webhook endpoints, delivery status.",
-        routers=[api_router(store, routing, now)],
+        routers=[api_router(store, routing, now), *privacy],
     )
     app.state.store = store
     app.state.dispatcher = dispatcher

@@ -4,16 +4,25 @@ Importing this package registers every event type, so any consumer can decode
 any record of the platform.
 """
 
-from . import billing, catalog, matching, notifications
+from . import billing, catalog, matching, notifications, privacy
 from .base import Event, EventRegistry, Topic, UnknownEventType, dlq_name, event, registry
 from .envelope import Envelope, MalformedEvent
-from .topics import ALL_TOPICS, DELIVERIES, INVOICES, OFFERS, PROVIDERS, REQUESTS
+from .topics import (
+    ALL_TOPICS,
+    DELIVERIES,
+    INVOICES,
+    OFFERS,
+    PRIVACY_SUBJECTS,
+    PROVIDERS,
+    REQUESTS,
+)
 
 __all__ = [
     "ALL_TOPICS",
     "DELIVERIES",
     "INVOICES",
     "OFFERS",
+    "PRIVACY_SUBJECTS",
     "PROVIDERS",
     "REQUESTS",
     "Envelope",
@@ -28,5 +37,6 @@ __all__ = [
     "event",
     "matching",
     "notifications",
+    "privacy",
     "registry",
 ]

@@ -14,7 +14,8 @@ from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-TOPIC_SERVICES = ("catalog", "matching", "billing", "notifications")
+TOPIC_SERVICES = ("catalog", "matching", "billing", "notifications", "privacy")
+"""`privacy` is the operators' tooling (`delego privacy`), not a deployable."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class Topic:
     major: int
     key_doc: str = "aggregate id"
     partitions: int = 6
+    writers: tuple[str, ...] = ()
+    """Services besides the owner that may publish on it (only the shared
+    `privacy.subjects.v1`, where every service posts its erasure receipt)."""
 
     def __post_init__(self) -> None:
         if self.service not in TOPIC_SERVICES:

@@ -19,6 +19,12 @@ from ..events.topics import ALL_TOPICS
 TOPIC_OWNERS: Mapping[str, str] = {t.name: t.service for t in ALL_TOPICS}
 """Logical topic name → the service that owns (alone publishes on) it."""
 
+TOPIC_WRITERS: Mapping[str, frozenset[str]] = {
+    t.name: frozenset((t.service, *t.writers)) for t in ALL_TOPICS
+}
+"""Logical topic name → every service that may publish on it (the owner, plus the
+declared `writers` of a shared topic such as `privacy.subjects.v1`)."""
+
 
 class ForgedEvent(ValueError):
     """A record that its topic's owner did not publish: parked, never applied."""
@@ -34,8 +40,9 @@ def check_provenance(logical_topic: str, envelope: Envelope) -> None:
     owner = TOPIC_OWNERS.get(logical_topic)
     if owner is None:
         raise ForgedEvent(f"topic '{logical_topic}' has no owner: nobody may publish on it")
-    expected = owner_source(owner)
-    if envelope.source != expected:
+    allowed = {owner_source(w) for w in TOPIC_WRITERS[logical_topic]}
+    expected = " or ".join(sorted(allowed))
+    if envelope.source not in allowed:
         raise ForgedEvent(
             f"forged: ce_source '{envelope.source[:200]}' is not the owner of "
             f"{logical_topic} (expected {expected})"

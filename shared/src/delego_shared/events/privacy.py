@@ -1,0 +1,56 @@
+"""Events of `privacy.subjects.v1` (key: subject id): a person's erasure and the
+receipts of the services that carried it out. Ids and counts only: an erasure
+event must not itself become a record of the person.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..types import Identifier, UtcInstant
+from .base import Event, event
+from .topics import PRIVACY_SUBJECTS
+
+ERASING_SERVICES = ("catalog", "matching", "billing", "notifications")
+"""The services that each confirm an erasure with an `ErasureCompleted`."""
+
+
+@event("delego.privacy.ErasureRequested.v1", PRIVACY_SUBJECTS)
+class ErasureRequested(Event):
+    """Erase (or pseudonymise) what every service holds about `subject_id` (GDPR art. 17)."""
+
+    erasure_id: Identifier
+    subject_id: Identifier
+    requested_by: Literal["operator", "subject"]
+    requested_at: UtcInstant
+
+    def key(self) -> str:
+        return self.subject_id
+
+
+@event("delego.privacy.ErasureCompleted.v1", PRIVACY_SUBJECTS)
+class ErasureCompleted(Event):
+    """One service's receipt: what it erased (documents per kind) and what it keeps.
+
+    Published after the erasure's writes are stored, before the request's offset
+    is committed: a crash in between erases again (idempotently) and repeats the
+    receipt, whose counts are then those of the repeat (often zero).
+    """
+
+    erasure_id: Identifier
+    subject_id: Identifier
+    service: Literal["catalog", "matching", "billing", "notifications"]
+    erased: dict[str, int] = Field(
+        default_factory=dict, examples=[{"recipients": 1, "inbox_items": 3}]
+    )
+    kept: list[str] = Field(
+        default_factory=list,
+        description="kinds of data kept under a legal obligation (see the service's README)",
+        examples=[["invoices", "credit_notes", "ledger_entries"]],
+    )
+    completed_at: UtcInstant
+
+    def key(self) -> str:
+        return self.subject_id
