@@ -177,3 +177,22 @@ async def test_readiness_shows_consumers_waiting_for_the_store_as_degraded(
     assert r.status_code == code
     assert r.json()["status"] == status
     assert r.json()["consumer"]["waiting"] == waiting
+
+
+async def test_an_unreachable_store_is_a_503_problem_to_retry():
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise ServerSelectionTimeoutError("no servers")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/boom")
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "5"
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["title"] == "Service unavailable"

@@ -30,16 +30,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from delego_shared.events import Envelope
 from delego_shared.events.notifications import Channel
 from delego_shared.logging import get_logger
-from delego_shared.messaging import PublishNow
+from delego_shared.messaging import PublishNow, is_transient
 from delego_shared.metrics import count_business_events
 from delego_shared.timing import survive, wake_or_timeout
 
@@ -71,6 +72,7 @@ from .settings import Clock, NotificationsSettings
 from .store import DELIVERIES, NotificationsStore, planned_of, source_of
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 INTERNAL_ERROR = Failure("internal_error", permanent=False)
 
@@ -307,8 +309,10 @@ class Dispatcher:
             event = source.caused(
                 delivered_event(planned, attempts=attempts, at=now), self.settings.source
             )
-            pending = await self.store.mark_delivered(
-                planned.key, self.owner, attempts=attempts, now=now, events=[event]
+            pending = await self._outcome(
+                lambda: self.store.mark_delivered(
+                    planned.key, self.owner, attempts=attempts, now=now, events=[event]
+                )
             )
             if pending is not None:
                 self._unschedule_soon(planned.key)
@@ -336,13 +340,15 @@ class Dispatcher:
             endpoints=endpoints,
         )
         if isinstance(decision, RetryAt):
-            stored = await self.store.schedule_retry(
-                planned.key,
-                self.owner,
-                attempts=attempts,
-                at=decision.at,
-                code=failure.code,
-                now=now,
+            stored = await self._outcome(
+                lambda: self.store.schedule_retry(
+                    planned.key,
+                    self.owner,
+                    attempts=attempts,
+                    at=decision.at,
+                    code=failure.code,
+                    now=now,
+                )
             )
             await self._stored(
                 stored, "delivery.retry_scheduled", None, attempts=attempts, code=failure.code
@@ -355,14 +361,16 @@ class Dispatcher:
             self.settings.source,
         )
         successors = [decision.next] if isinstance(decision, FailOver) else []
-        stored = await self.store.mark_failed(
-            planned.key,
-            self.owner,
-            attempts=attempts,
-            code=decision.failed_code,
-            now=now,
-            events=[failed],
-            failover=successors,
+        stored = await self._outcome(
+            lambda: self.store.mark_failed(
+                planned.key,
+                self.owner,
+                attempts=attempts,
+                code=decision.failed_code,
+                now=now,
+                events=[failed],
+                failover=successors,
+            )
         )
         if stored:
             await self._complete(planned.key)
@@ -474,8 +482,10 @@ class Dispatcher:
                 )
                 for p in parts
             ]
-            pending = await self.store.mark_delivered(
-                key, self.owner, attempts=attempts, now=now, events=events
+            pending = await self._outcome(
+                lambda: self.store.mark_delivered(
+                    key, self.owner, attempts=attempts, now=now, events=events
+                )
             )
             if pending is not None:
                 await self.store.settle_parts(doc["parts"], State.DELIVERED, now)
@@ -494,8 +504,10 @@ class Dispatcher:
             None if failure.permanent else self.policy.next_attempt_at(now, attempts, self.rng)
         )
         if retry_at is not None:
-            stored = await self.store.schedule_retry(
-                key, self.owner, attempts=attempts, at=retry_at, code=failure.code, now=now
+            stored = await self._outcome(
+                lambda: self.store.schedule_retry(
+                    key, self.owner, attempts=attempts, at=retry_at, code=failure.code, now=now
+                )
             )
             await self._stored(
                 stored, "digest.retry_scheduled", None, attempts=attempts, code=failure.code
@@ -514,14 +526,16 @@ class Dispatcher:
             )
             for p in parts
         ]
-        stored = await self.store.mark_failed(
-            key,
-            self.owner,
-            attempts=attempts,
-            code=failure.code,
-            now=now,
-            events=events,
-            failover=successors,
+        stored = await self._outcome(
+            lambda: self.store.mark_failed(
+                key,
+                self.owner,
+                attempts=attempts,
+                code=failure.code,
+                now=now,
+                events=events,
+                failover=successors,
+            )
         )
         if stored:
             await self.store.settle_parts(doc["parts"], State.FAILED, now)
@@ -532,6 +546,22 @@ class Dispatcher:
         )
 
     # --- helpers ----------------------------------------------------------------------
+
+    async def _outcome(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Store what a send did. The send happened: a store outage is waited out (with
+        backoff, while our lease holds) rather than leaving the delivery to be sent again
+        by the sweep once the lease ends."""
+        deadline = time.monotonic() + self.lease.total_seconds() / 2
+        delay = 0.2
+        while True:
+            try:
+                return await write()
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("delivery.outcome_waits_for_store", error_type=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _complete(self, key: str) -> None:
         """After a final failure: insert the recorded successors, send the due ones now,

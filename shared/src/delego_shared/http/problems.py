@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..logging import get_logger
+from ..messaging.consumer import is_transient
 
 log = get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -126,6 +127,19 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):  # the store or the broker is away: nothing is wrong with the call
+            log.warning(
+                "http.dependency_unavailable", path=request.url.path, error_type=type(exc).__name__
+            )
+            response = problem(
+                503,
+                "service-unavailable",
+                "Service unavailable",
+                "A backing service is unreachable; retry later (with the same Idempotency-Key).",
+                request.url.path,
+            )
+            response.headers["Retry-After"] = "5"
+            return response
         log.exception("http.unhandled_error", path=request.url.path)
         return problem(
             500,
