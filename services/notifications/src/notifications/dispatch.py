@@ -129,8 +129,8 @@ class Dispatcher:
     def submit_taken(self, doc: dict[str, Any], recipient: Recipient | None) -> None:
         """Send this delivery, stored already taken by us (`sender`), with its recipient."""
         key: str = doc["_id"]
+        self._taken[key] = (doc, recipient)  # also when the key is already queued
         if key not in self._queued:
-            self._taken[key] = (doc, recipient)
             self._queued.add(key)
             self._queue.put_nowait(key)
 
@@ -182,9 +182,11 @@ class Dispatcher:
             key = await self._queue.get()
             try:
                 taken = self._taken.pop(key, None)
-                if taken is None:
-                    await self.dispatch(key)
-                else:
+                # the sweep may have queued the key of a delivery this process was storing
+                # already taken (its entry comes first): the claim fails, the doc arrives
+                if taken is None and not await self.dispatch(key):
+                    taken = self._taken.pop(key, None)
+                if taken is not None:
                     await self._send_taken(*taken)
             except asyncio.CancelledError:
                 raise

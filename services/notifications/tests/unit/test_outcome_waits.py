@@ -46,7 +46,7 @@ async def test_other_errors_and_outages_past_half_the_lease_are_not_waited_out(
     async def bug() -> None:
         raise ValueError("not the store")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not the store"):
         await dispatcher()._outcome(bug)
 
     async def away() -> None:
