@@ -26,11 +26,11 @@ import asyncio
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from delego_shared.events.catalog import OfferSnapshot, ProviderSnapshot
 from delego_shared.events.envelope import Envelope, MalformedEvent
 from delego_shared.logging import get_logger
-from delego_shared.messaging.topics_admin import end_offsets, partitions
+from delego_shared.messaging.topics_admin import end_offsets, follow_partitions, partitions
 from delego_shared.settings import Settings
 from delego_shared.timing import survive
 
@@ -100,22 +100,13 @@ class SearchFollower:
         self, followed: list[TopicPartition], until: dict[tuple[str, int], int] | None
     ) -> None:
         """Read from `self.positions`, until those end offsets (catch-up) or forever."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            client_id=f"delego-{self.settings.service_name}-search",
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        consumer = await follow_partitions(
+            self.settings.kafka_bootstrap,
+            f"delego-{self.settings.service_name}-search",
+            followed,
+            self.positions,
         )
-        await consumer.start()
         try:
-            consumer.assign(followed)
-            for tp in followed:
-                at = self.positions.get((tp.topic, tp.partition))
-                if at is None:
-                    await consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, at)
             while until is None or any(self.positions.get(k, 0) < e for k, e in until.items()):
                 batch = await consumer.getmany(timeout_ms=1000, max_records=500)
                 if batch:

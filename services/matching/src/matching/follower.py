@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from delego_shared.events.envelope import Envelope, MalformedEvent
 from delego_shared.logging import get_logger
-from delego_shared.messaging.topics_admin import partitions
+from delego_shared.messaging.topics_admin import follow_partitions, partitions
 from delego_shared.settings import Settings
 from delego_shared.timing import survive
 
@@ -91,23 +91,14 @@ class CatalogFollower:
             await asyncio.sleep(1.0)  # reconnect
 
     async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            client_id=f"delego-{self.settings.service_name}-follower",
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        followed = await self._partitions()
+        consumer = await follow_partitions(
+            self.settings.kafka_bootstrap,
+            f"delego-{self.settings.service_name}-follower",
+            followed,
+            self.positions,
         )
-        await consumer.start()
         try:
-            followed = await self._partitions()
-            consumer.assign(followed)
-            for tp in followed:
-                at = self.positions.get((tp.topic, tp.partition))
-                if at is None:
-                    await consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, at)
             log.info("catalog_follower.started", partitions=len(followed))
             while True:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=500)

@@ -112,3 +112,35 @@ async def consumer_lag(
         meta = committed.get(tp)
         lag[tp] = max(0, end - (meta.offset if meta is not None and meta.offset >= 0 else 0))
     return lag
+
+
+async def follow_partitions(
+    bootstrap: str,
+    client_id: str,
+    followed: Iterable[TopicPartition],
+    positions: dict[tuple[str, int], int],
+) -> AIOKafkaConsumer:
+    """A started consumer of no group on these partitions, each at its position (else from
+    the beginning): for a replica that follows topics itself and keeps its own positions.
+    The caller stops it."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        tps = list(followed)
+        consumer.assign(tps)
+        for tp in tps:
+            at = positions.get((tp.topic, tp.partition))
+            if at is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, at)
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
