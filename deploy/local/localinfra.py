@@ -16,6 +16,9 @@ Every command is idempotent. Settings (environment):
     DELEGO_STATE_DIR        data, logs, pid files (default <repo>/.delego/local)
     DELEGO_LOCAL_KAFKA_PORT       (default 9092; the controller uses port+1)
     DELEGO_LOCAL_MONGO_PORT       (default 27017)
+    DELEGO_LOCAL_KAFKA_SASL_USERS a JSON file {"admin": "<password>", "<user>": ...}:
+                                  Kafka as in production (SASL_PLAINTEXT, SCRAM-SHA-512,
+                                  ACLs; `admin` is the super user); unset: PLAINTEXT
 """
 
 from __future__ import annotations
@@ -126,17 +129,24 @@ class Layout:
     state: Path
     kafka_port: int
     mongo_port: int
+    kafka_sasl_users: Path | None = None
 
     @classmethod
     def from_env(
-        cls, state: str | None = None, kafka_port: int | None = None, mongo_port: int | None = None
+        cls,
+        state: str | None = None,
+        kafka_port: int | None = None,
+        mongo_port: int | None = None,
+        kafka_sasl_users: str | None = None,
     ) -> Layout:
         env = os.environ
+        users = kafka_sasl_users or env.get("DELEGO_LOCAL_KAFKA_SASL_USERS")
         return cls(
             cache=Path(env.get("DELEGO_CACHE_DIR", Path.home() / ".cache" / "delego")),
             state=Path(state or env.get("DELEGO_STATE_DIR", REPO / ".delego" / "local")).resolve(),
             kafka_port=kafka_port or int(env.get("DELEGO_LOCAL_KAFKA_PORT", "9092")),
             mongo_port=mongo_port or int(env.get("DELEGO_LOCAL_MONGO_PORT", "27017")),
+            kafka_sasl_users=Path(users).resolve() if users else None,
         )
 
     @property
@@ -368,20 +378,74 @@ class Kafka(Component):
             f"{self.layout.kafka_libs}/*",
         ]
 
+    def sasl_users(self) -> dict[str, str]:
+        """The SCRAM users (name -> password) of a SASL broker; empty: a PLAINTEXT broker."""
+        path = self.layout.kafka_sasl_users
+        if path is None:
+            return {}
+        try:
+            users = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InfraError(f"cannot read the Kafka SASL users file {path}: {exc}") from exc
+        if not isinstance(users, dict) or not users.get("admin"):
+            raise InfraError(f"{path}: a JSON object of user -> password with an 'admin' entry")
+        for name, password in users.items():
+            # kafka-storage's --add-scram syntax: `[name=..,password=..]`, no quoting
+            if not all(
+                isinstance(v, str) and v and not set(v) & set(',[]="') for v in (name, password)
+            ):
+                raise InfraError(
+                    f"{path}: user {name!r}: names and passwords must be non-empty"
+                    ' strings without , [ ] = or "'
+                )
+        return users
+
+    def _listener_config(self, users: dict[str, str]) -> list[str]:
+        controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+        if not users:
+            return [
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},{controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ]
+        # As in compose: clients authenticate with SCRAM-SHA-512 and the StandardAuthorizer
+        # applies the ACLs (`delego kafka acls apply`). `admin` is the super user the
+        # broker itself and the operators' tools use. The controller listener stays
+        # PLAINTEXT on the loopback (SCRAM cannot authenticate a KRaft controller: its
+        # credentials live in the metadata log it serves); its principal is ANONYMOUS,
+        # which must be a super user to register the broker with the controller.
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required"
+            f' username="admin" password="{users["admin"]}";'
+        )
+        return [
+            f"listeners=SASL_PLAINTEXT://127.0.0.1:{self.port},{controller}",
+            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name=SASL_PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            f"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={jaas}",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:admin;User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found=false",
+        ]
+
     def prepare(self) -> None:
         data = self.dir / "data"
         props = self.dir / "server.properties"
+        users = self.sasl_users()
+        props.touch(mode=0o600)  # it may hold the admin password
+        props.chmod(0o600)
         props.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    *self._listener_config(users),
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     f"log.dirs={data}",
                     "num.partitions=3",
                     "offsets.topic.replication.factor=1",
@@ -409,6 +473,12 @@ class Kafka(Component):
                 f"--cluster-id={cluster_id}",
                 "-c",
                 str(props),
+                # the SCRAM users are created with the storage, before anyone connects
+                *(
+                    arg
+                    for name, password in users.items()
+                    for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+                ),
             ],
             capture_output=True,
             text=True,
@@ -557,9 +627,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", help="data/log/pid directory (default $DELEGO_STATE_DIR)")
     parser.add_argument("--kafka-port", type=int)
     parser.add_argument("--mongo-port", type=int)
+    parser.add_argument(
+        "--kafka-sasl-users",
+        help="JSON file of SCRAM users (default $DELEGO_LOCAL_KAFKA_SASL_USERS)",
+    )
     parser.add_argument("--timeout", type=float, default=180.0)
     args = parser.parse_args(argv)
-    layout = Layout.from_env(args.state_dir, args.kafka_port, args.mongo_port)
+    layout = Layout.from_env(
+        args.state_dir, args.kafka_port, args.mongo_port, args.kafka_sasl_users
+    )
     names = list(COMPONENTS) if args.component == "all" else [args.component]
     comps = [COMPONENTS[n](layout) for n in names]
     try:

@@ -20,11 +20,19 @@ from delego_shared.messaging.dead_letter import (
     H_REPLAY_OF,
     H_TOPIC,
 )
-from delego_shared.messaging.topics_admin import end_offsets
+from delego_shared.messaging.topics_admin import Kafka, end_offsets
+from delego_shared.settings import KafkaAccess, Settings
 
 
 class BrokerUnreachable(RuntimeError):
     pass
+
+
+def operator_access(bootstrap: str) -> KafkaAccess:
+    """The operators' way into Kafka: `DELEGO_KAFKA_SECURITY_PROTOCOL` and
+    `DELEGO_KAFKA_SASL_PASSWORD` as for a service, as user `admin` (the broker's super
+    user) unless `DELEGO_KAFKA_SASL_USERNAME` says otherwise."""
+    return Settings(kafka_bootstrap=bootstrap, service_name="admin").kafka_access
 
 
 @dataclass(frozen=True)
@@ -34,24 +42,24 @@ class TopicInfo:
     messages: int
 
 
-async def _admin(bootstrap: str) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+async def _admin(kafka: Kafka) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(**KafkaAccess.of(kafka).client_options(), request_timeout_ms=5000)
     try:
         await asyncio.wait_for(admin.start(), timeout=8)
     except (KafkaConnectionError, KafkaError, TimeoutError, OSError) as exc:
         raise BrokerUnreachable(
-            f"cannot reach Kafka at {bootstrap}: {exc or type(exc).__name__}"
+            f"cannot reach Kafka at {KafkaAccess.of(kafka).bootstrap}: {exc or type(exc).__name__}"
         ) from None
     return admin
 
 
-async def create_topics(bootstrap: str, prefix: str = "") -> list[str]:
-    await (await _admin(bootstrap)).close()  # clear error when unreachable
-    return await ensure_topics(bootstrap, ALL_TOPICS, prefix=prefix)
+async def create_topics(kafka: Kafka, prefix: str = "") -> list[str]:
+    await (await _admin(kafka)).close()  # clear error when unreachable
+    return await ensure_topics(kafka, ALL_TOPICS, prefix=prefix)
 
 
-async def list_topics(bootstrap: str) -> list[TopicInfo]:
-    admin = await _admin(bootstrap)
+async def list_topics(kafka: Kafka) -> list[TopicInfo]:
+    admin = await _admin(kafka)
     try:
         names = sorted(t for t in await admin.list_topics() if not t.startswith("__"))
         described = await admin.describe_topics(names) if names else []
@@ -59,7 +67,9 @@ async def list_topics(bootstrap: str) -> list[TopicInfo]:
         await admin.close()
     partitions = {d["topic"]: len(d["partitions"]) for d in described}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10_000
+        **KafkaAccess.of(kafka).client_options(),
+        enable_auto_commit=False,
+        request_timeout_ms=10_000,
     )
     await consumer.start()
     counts: dict[str, int] = {}
@@ -94,7 +104,7 @@ class Record:
 
 
 async def read(
-    bootstrap: str,
+    kafka: Kafka,
     topic: str,
     *,
     from_beginning: bool,
@@ -102,10 +112,10 @@ async def read(
     limit: int | None = None,
     idle_s: float = 2.0,
 ) -> AsyncIterator[Record]:
-    await (await _admin(bootstrap)).close()
+    await (await _admin(kafka)).close()
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **KafkaAccess.of(kafka).client_options(),
         group_id=f"delego-cli-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
@@ -154,9 +164,9 @@ class Parked:
         return self.record.header_map().get(H_BODY_OMITTED) != "true"
 
 
-async def parked_records(bootstrap: str, dlq_topic: str) -> list[Parked]:
+async def parked_records(kafka: Kafka, dlq_topic: str) -> list[Parked]:
     """Every parked record of `dlq_topic` in order; replay markers say which were replayed."""
-    records = [r async for r in read(bootstrap, dlq_topic, from_beginning=True, follow=False)]
+    records = [r async for r in read(kafka, dlq_topic, from_beginning=True, follow=False)]
     markers = [r.header_map().get(H_REPLAY_OF) for r in records]
     replayed = {int(m) for m in markers if m is not None and m.isdigit()}
     return [
@@ -173,7 +183,7 @@ class ReplayResult:
 
 
 async def replay_dlq(
-    bootstrap: str,
+    kafka: Kafka,
     dlq_topic: str,
     *,
     group: str | None = None,
@@ -187,11 +197,13 @@ async def replay_dlq(
     is appended to the DLQ, so a second run does not resend it; a crash between
     the two resends one record once, which its consumer's inbox absorbs.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        **KafkaAccess.of(kafka).client_options(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     n, already, unreplayable = 0, 0, []
     try:
-        for p in await parked_records(bootstrap, dlq_topic):
+        for p in await parked_records(kafka, dlq_topic):
             rec = p.record
             if offsets is not None and rec.offset not in offsets:
                 continue
@@ -217,14 +229,14 @@ async def replay_dlq(
     return ReplayResult(n, already, unreplayable)
 
 
-async def consumer_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+async def consumer_lag(kafka: Kafka, group: str, topics: list[str]) -> int:
     """Records on `topics` not yet committed by consumer group `group`."""
-    admin = await _admin(bootstrap)
+    admin = await _admin(kafka)
     try:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
-    end = await end_offsets(bootstrap, topics)
+    end = await end_offsets(kafka, topics)
     lag = 0
     for tp, last in end.items():
         meta = committed.get(tp)

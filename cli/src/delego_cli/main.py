@@ -10,6 +10,7 @@
     delego status [--watch]           health, consumer lag, outbox backlog, DLQs, last minute
     delego privacy erase|status SUBJ  a person's erasure across the services, its receipts
     delego privacy export SUBJ        everything the services hold about a person, as JSON
+    delego acls apply|show            each service's Kafka ACLs (SASL broker, as `admin`)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aiokafka.errors import KafkaError
 from delego_shared import contracts
 from delego_shared.events.base import dlq_name
 from delego_shared.http.auth import Role, mint_token
+from delego_shared.messaging.acls import SERVICES, platform_acls
 from delego_shared.settings import Settings
 
 from . import kafka_ops
@@ -39,10 +41,12 @@ app = typer.Typer(
 topics_app = typer.Typer(help="Topics of the platform.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead-letter topics.", no_args_is_help=True)
 contracts_app = typer.Typer(help="The published AsyncAPI catalogue.", no_args_is_help=True)
+acls_app = typer.Typer(help="Kafka ACLs of the service users.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(acls_app, name="acls")
 
 REPO = Path(__file__).resolve().parents[3]
 ASYNCAPI = REPO / "contracts" / "asyncapi.json"
@@ -74,14 +78,14 @@ def topics_create(
     prefix: Annotated[str, typer.Option(help="topic name prefix")] = "",
 ) -> None:
     """Create every platform topic and its .dlq with explicit partition counts (idempotent)."""
-    created = _run(kafka_ops.create_topics(bootstrap, prefix))
+    created = _run(kafka_ops.create_topics(kafka_ops.operator_access(bootstrap), prefix))
     typer.echo(f"created {len(created)} topic(s)" + (": " + ", ".join(created) if created else ""))
 
 
 @topics_app.command("list")
 def topics_list(bootstrap: Bootstrap = "127.0.0.1:9092") -> None:
     """Topics with partition and message counts."""
-    infos = _run(kafka_ops.list_topics(bootstrap))
+    infos = _run(kafka_ops.list_topics(kafka_ops.operator_access(bootstrap)))
     width = max((len(i.name) for i in infos), default=10)
     typer.echo(f"{'topic':<{width}}  partitions  messages")
     for i in infos:
@@ -129,7 +133,11 @@ def tail(
 
     async def go() -> None:
         async for rec in kafka_ops.read(
-            bootstrap, topic, from_beginning=from_beginning, follow=follow, limit=limit
+            kafka_ops.operator_access(bootstrap),
+            topic,
+            from_beginning=from_beginning,
+            follow=follow,
+            limit=limit,
         ):
             typer.echo(_format(rec, raw))
 
@@ -152,7 +160,7 @@ def dlq_list(topic: str, bootstrap: Bootstrap = "127.0.0.1:9092", group: Group =
     dlq = topic if topic.endswith(".dlq") else dlq_name(topic)
     parked = [
         p
-        for p in _run(kafka_ops.parked_records(bootstrap, dlq))
+        for p in _run(kafka_ops.parked_records(kafka_ops.operator_access(bootstrap), dlq))
         if group is None or p.group == group
     ]
     for p in parked:
@@ -185,7 +193,12 @@ def dlq_replay(
     each for the consumer group that failed on it only, and each once."""
     dlq = topic if topic.endswith(".dlq") else dlq_name(topic)
     result = _run(
-        kafka_ops.replay_dlq(bootstrap, dlq, group=group, offsets=set(offset) if offset else None)
+        kafka_ops.replay_dlq(
+            kafka_ops.operator_access(bootstrap),
+            dlq,
+            group=group,
+            offsets=set(offset) if offset else None,
+        )
     )
     typer.echo(
         f"replayed {result.replayed} record(s) from {dlq}"
@@ -286,7 +299,9 @@ def status(
 
     def snapshot() -> Any:
         return platform_status.render(
-            asyncio.run(platform_status.collect(urls, bootstrap, prefix=prefix))
+            asyncio.run(
+                platform_status.collect(urls, kafka_ops.operator_access(bootstrap), prefix=prefix)
+            )
         )
 
     console = Console()
@@ -300,3 +315,27 @@ def status(
                 live.update(snapshot())
         except KeyboardInterrupt:
             pass
+
+
+@acls_app.command("apply")
+def acls_apply(bootstrap: Bootstrap = "127.0.0.1:9092", prefix: str = "") -> None:
+    """Let each service write only its own topics (and the DLQs of those it consumes).
+
+    Run as the broker's super user (`DELEGO_KAFKA_SASL_USERNAME`, default `admin`, and
+    `DELEGO_KAFKA_SASL_PASSWORD`); idempotent.
+    """
+    from . import acls
+
+    try:
+        n = acls.apply_acls(kafka_ops.operator_access(bootstrap), platform_acls(prefix=prefix))
+    except kafka_ops.BrokerUnreachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{n} ACLs in place for {', '.join(SERVICES)}")
+
+
+@acls_app.command("show")
+def acls_show(prefix: str = "") -> None:
+    """The ACLs `apply` creates, one per line: principal, operation, resource, pattern."""
+    for a in platform_acls(prefix=prefix):
+        typer.echo(f"{a.principal}\t{a.operation}\t{a.resource}:{a.name}\t{a.pattern}")

@@ -30,7 +30,8 @@ from delego_shared.events.privacy import ERASING_SERVICES, ErasureCompleted, Era
 from delego_shared.events.topics import PRIVACY_SUBJECTS
 from delego_shared.http.auth import Role, mint_token
 from delego_shared.messaging.owners import owner_source
-from delego_shared.settings import Settings
+from delego_shared.messaging.topics_admin import Kafka
+from delego_shared.settings import KafkaAccess, Settings
 from delego_shared.types import utcnow
 
 from . import kafka_ops
@@ -39,7 +40,7 @@ OPERATOR_SOURCE = owner_source(PRIVACY_SUBJECTS.service)
 """`/delego/privacy`: the operators' tooling, owner of `privacy.subjects.v1`."""
 
 
-async def request_erasure(bootstrap: str, subject_id: str, *, prefix: str = "") -> ErasureRequested:
+async def request_erasure(kafka: Kafka, subject_id: str, *, prefix: str = "") -> ErasureRequested:
     """Publish one erasure request (acks=all) and return it."""
     request = ErasureRequested(
         erasure_id=f"era_{uuid.uuid4().hex}",
@@ -48,11 +49,15 @@ async def request_erasure(bootstrap: str, subject_id: str, *, prefix: str = "") 
         requested_at=utcnow(),
     )
     envelope = Envelope(data=request, source=OPERATOR_SOURCE)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        **KafkaAccess.of(kafka).client_options(), acks="all", enable_idempotence=True
+    )
     try:
         await producer.start()
     except Exception as exc:
-        raise kafka_ops.BrokerUnreachable(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+        raise kafka_ops.BrokerUnreachable(
+            f"cannot reach Kafka at {KafkaAccess.of(kafka).bootstrap}: {exc}"
+        ) from None
     try:
         await producer.send_and_wait(
             prefix + PRIVACY_SUBJECTS.name,
@@ -96,13 +101,13 @@ class ErasureStatus:
 
 
 async def erasure_status(
-    bootstrap: str, subject_id: str, *, prefix: str = "", idle_s: float = 1.0
+    kafka: Kafka, subject_id: str, *, prefix: str = "", idle_s: float = 1.0
 ) -> ErasureStatus:
     """Read `privacy.subjects.v1` from the beginning (an operator's read of a small topic)."""
     key = subject_id.encode()
     envelopes = []
     async for rec in kafka_ops.read(
-        bootstrap, prefix + PRIVACY_SUBJECTS.name, from_beginning=True, follow=False, idle_s=idle_s
+        kafka, prefix + PRIVACY_SUBJECTS.name, from_beginning=True, follow=False, idle_s=idle_s
     ):
         if rec.key != key:
             continue
@@ -137,13 +142,13 @@ def status_of(subject_id: str, envelopes: Iterable[Envelope]) -> ErasureStatus:
 
 
 async def wait_for_erasure(
-    bootstrap: str, subject_id: str, *, prefix: str = "", timeout_s: float = 60.0
+    kafka: Kafka, subject_id: str, *, prefix: str = "", timeout_s: float = 60.0
 ) -> ErasureStatus:
     """Poll the status until every service confirmed or `timeout_s` passed."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while True:
-        status = await erasure_status(bootstrap, subject_id, prefix=prefix)
+        status = await erasure_status(kafka, subject_id, prefix=prefix)
         if status.complete or loop.time() >= deadline:
             return status
         await asyncio.sleep(1.0)
@@ -206,7 +211,7 @@ def erase(subject: str, bootstrap: Bootstrap = "127.0.0.1:9092", prefix: Prefix 
     """Ask every service to erase SUBJECT (a user id); `status` shows their receipts."""
     from .main import _run
 
-    request = _run(request_erasure(bootstrap, subject, prefix=prefix))
+    request = _run(request_erasure(kafka_ops.operator_access(bootstrap), subject, prefix=prefix))
     typer.echo(f"erasure {request.erasure_id} of {subject} requested")
 
 
@@ -220,7 +225,11 @@ def status(
     """Which services have confirmed SUBJECT's latest erasure (exit 1 until all four have)."""
     from .main import _run
 
-    st = _run(wait_for_erasure(bootstrap, subject, prefix=prefix, timeout_s=wait))
+    st = _run(
+        wait_for_erasure(
+            kafka_ops.operator_access(bootstrap), subject, prefix=prefix, timeout_s=wait
+        )
+    )
     typer.echo(json.dumps(st.to_json(), indent=2))
     if not st.complete:
         raise typer.Exit(1)

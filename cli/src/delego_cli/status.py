@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import httpx
 from aiokafka import AIOKafkaConsumer
 from delego_shared.events import ALL_TOPICS
-from delego_shared.messaging.topics_admin import partitions
+from delego_shared.messaging.topics_admin import Kafka, partitions
+from delego_shared.settings import KafkaAccess
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Group
 from rich.table import Table
@@ -92,16 +93,18 @@ async def service_status(http: httpx.AsyncClient, name: str, url: str) -> Servic
     return out
 
 
-async def kafka_status(bootstrap: str, prefix: str = "", window_s: float = 60.0) -> KafkaStatus:
+async def kafka_status(kafka: Kafka, prefix: str = "", window_s: float = 60.0) -> KafkaStatus:
     """DLQ records not replayed yet, and records per topic in the last `window_s`."""
     out = KafkaStatus()
     try:
         topics = [prefix + t.name for t in ALL_TOPICS]
         for topic in topics:
-            parked = await kafka_ops.parked_records(bootstrap, f"{topic}.dlq")
+            parked = await kafka_ops.parked_records(kafka, f"{topic}.dlq")
             out.dlq_waiting[topic] = sum(1 for p in parked if not p.replayed)
-        tps = await partitions(bootstrap, topics)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        tps = await partitions(kafka, topics)
+        consumer = AIOKafkaConsumer(
+            **KafkaAccess.of(kafka).client_options(), enable_auto_commit=False
+        )
         await consumer.start()
         try:
             since = int((time.time() - window_s) * 1000)
@@ -131,14 +134,14 @@ async def _stop(consumer: AIOKafkaConsumer) -> None:
 
 
 async def collect(
-    urls: Mapping[str, str], bootstrap: str, *, prefix: str = "", timeout: float = 5.0
+    urls: Mapping[str, str], kafka: Kafka, *, prefix: str = "", timeout: float = 5.0
 ) -> PlatformStatus:
     async with httpx.AsyncClient(timeout=timeout) as http:
-        services, kafka = await asyncio.gather(
+        services, broker = await asyncio.gather(
             asyncio.gather(*(service_status(http, n, u) for n, u in urls.items())),
-            kafka_status(bootstrap, prefix),
+            kafka_status(kafka, prefix),
         )
-    return PlatformStatus(list(services), kafka)
+    return PlatformStatus(list(services), broker)
 
 
 def _ready(s: ServiceStatus) -> Text:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "dev-only-change-me-0123456789abcdef"
@@ -23,6 +25,47 @@ class UnsafeSettings(RuntimeError):
     """Settings a production service must not start with (one line, for operators)."""
 
 
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256"]
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """Where the broker is and who we are to it: every Kafka client Delego builds
+    (broker factory, admin, followers, CLI) takes one, so none connects without the
+    service's credentials. A bare bootstrap string is PLAINTEXT (`of`)."""
+
+    bootstrap: str
+    security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    username: str = ""
+    password: SecretStr = field(default=SecretStr(""), repr=False)
+
+    @classmethod
+    def of(cls, kafka: KafkaAccess | str) -> KafkaAccess:
+        return kafka if isinstance(kafka, KafkaAccess) else cls(kafka)
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol != "PLAINTEXT"
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments of aiokafka's producer, consumer and admin client."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl:
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": self.password.get_secret_value(),
+            }
+        if self.security_protocol == "SASL_SSL":
+            options["ssl_context"] = ssl.create_default_context()
+        return options
+
+
 class Settings(BaseSettings):
     """Platform settings; a service subclasses it to add its own (same prefix)."""
 
@@ -34,6 +77,13 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console", "auto"] = "auto"
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="SASL_PLAINTEXT or SASL_SSL in production (per-service user, ACLs)",
+    )
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str = Field(default="", description="default: the service name")
+    kafka_sasl_password: SecretStr = SecretStr("")
     topic_prefix: str = Field(
         default="", description="prepended to every topic name (test isolation)"
     )
@@ -70,6 +120,26 @@ class Settings(BaseSettings):
     outbox_lease_s: float = Field(default=30.0, gt=0)
     metrics_lag_interval_s: float = Field(default=15.0, gt=0)
     """How often the consumer lag metric is read from the broker (cached between reads)."""
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_password(self) -> Settings:
+        if self.kafka_security_protocol != "PLAINTEXT" and not self.kafka_sasl_password:
+            raise ValueError(
+                f"DELEGO_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs"
+                " DELEGO_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    @property
+    def kafka_access(self) -> KafkaAccess:
+        """This service's way into Kafka: as user `<service>` (or the one configured)."""
+        return KafkaAccess(
+            self.kafka_bootstrap,
+            self.kafka_security_protocol,
+            self.kafka_sasl_mechanism,
+            self.kafka_sasl_username or self.service_name,
+            self.kafka_sasl_password,
+        )
 
     def check_safe_to_run(self) -> None:
         """Refuse, in production, a JWT secret anyone could know or guess.

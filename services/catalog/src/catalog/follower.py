@@ -60,7 +60,7 @@ class SearchFollower:
         followed = await self._partitions()
         ends = {
             (tp.topic, tp.partition): o
-            for tp, o in (await end_offsets(self.settings.kafka_bootstrap, self.topics)).items()
+            for tp, o in (await end_offsets(self.settings.kafka_access, self.topics)).items()
         }
         self.positions = await self.index.positions()
         stale = [k for k, at in self.positions.items() if at > ends.get(k, 0)]
@@ -101,7 +101,7 @@ class SearchFollower:
     ) -> None:
         """Read from `self.positions`, until those end offsets (catch-up) or forever."""
         consumer = await follow_partitions(
-            self.settings.kafka_bootstrap,
+            self.settings.kafka_access,
             f"delego-{self.settings.service_name}-search",
             followed,
             self.positions,
@@ -145,7 +145,7 @@ class SearchFollower:
     async def _partitions(self) -> list[TopicPartition]:
         """Every partition of the followed topics (waits until each topic exists)."""
         while True:
-            found = await partitions(self.settings.kafka_bootstrap, self.topics)
+            found = await partitions(self.settings.kafka_access, self.topics)
             missing = sorted(set(self.topics) - {tp.topic for tp in found})
             if not missing:
                 return sorted(found)

@@ -59,7 +59,7 @@ class CatalogFollower:
     async def start_positions(self) -> Positions:
         """The group's committed offsets: the read model holds everything below them."""
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **self.settings.kafka_access.client_options(),
             client_id=f"delego-{self.settings.service_name}-follower",
         )
         await admin.start()
@@ -93,7 +93,7 @@ class CatalogFollower:
     async def _follow(self) -> None:
         followed = await self._partitions()
         consumer = await follow_partitions(
-            self.settings.kafka_bootstrap,
+            self.settings.kafka_access,
             f"delego-{self.settings.service_name}-follower",
             followed,
             self.positions,
@@ -112,7 +112,7 @@ class CatalogFollower:
     async def _partitions(self) -> list[TopicPartition]:
         """Every partition of the followed topics (waits until each topic exists)."""
         while True:
-            found = await partitions(self.settings.kafka_bootstrap, self.topics)
+            found = await partitions(self.settings.kafka_access, self.topics)
             missing = sorted(set(self.topics) - {tp.topic for tp in found})
             if not missing:
                 return sorted(found)

@@ -96,7 +96,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         await self.mongo.ensure_indexes(self.indexes)
         await ensure_topics(
-            self.settings.kafka_bootstrap, ALL_TOPICS, prefix=self.settings.topic_prefix
+            self.settings.kafka_access, ALL_TOPICS, prefix=self.settings.topic_prefix
         )
         await self.broker.start()
         if self.outbox_collections:
@@ -123,7 +123,7 @@ class ServiceRuntime:
     async def read_consumer_lag(self) -> dict[tuple[str, int], int]:
         """The group's lag per (logical topic, partition), cached in the lag gauge."""
         lag = await consumer_lag(
-            self.settings.kafka_bootstrap, self.consumer.group, self.consumer.topics
+            self.settings.kafka_access, self.consumer.group, self.consumer.topics
         )
         by_partition = {
             (self.settings.logical_topic(tp.topic), tp.partition): n for tp, n in lag.items()

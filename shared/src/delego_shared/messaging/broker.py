@@ -10,14 +10,30 @@ from __future__ import annotations
 import logging
 
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from ..logging import get_logger
-from ..settings import Settings
+from ..settings import KafkaAccess, Settings
+
+
+def broker_security(access: KafkaAccess) -> BaseSecurity | None:
+    """FastStream's form of our Kafka credentials (None: PLAINTEXT)."""
+    if not access.sasl:
+        return None
+    scram = SASLScram512 if access.sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return scram(
+        access.username,
+        access.password.get_secret_value(),
+        use_ssl=access.security_protocol == "SASL_SSL",
+    )
 
 
 def create_broker(settings: Settings, *, description: str | None = None) -> KafkaBroker:
+    """As the service's own Kafka user when SASL is configured: the broker's ACLs then
+    let it write only its own topics (and the DLQs of those it consumes)."""
     return KafkaBroker(
         settings.kafka_bootstrap,
+        security=broker_security(settings.kafka_access),
         client_id=f"delego-{settings.service_name}",
         acks="all",
         enable_idempotence=True,

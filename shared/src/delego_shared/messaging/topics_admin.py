@@ -10,10 +10,19 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from ..events.base import Topic, dlq_name
+from ..settings import KafkaAccess
+
+Kafka = KafkaAccess | str
+"""The broker and our credentials (`Settings.kafka_access`); a bare bootstrap string
+is a PLAINTEXT broker."""
+
+
+def _admin(kafka: Kafka) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**KafkaAccess.of(kafka).client_options(), client_id="delego-admin")
 
 
 async def ensure_topics(
-    bootstrap: str,
+    kafka: Kafka,
     topics: Iterable[Topic],
     *,
     prefix: str = "",
@@ -29,7 +38,7 @@ async def ensure_topics(
     for t in topics:
         wanted[prefix + t.name] = partitions or t.partitions
         wanted[dlq_name(prefix + t.name)] = dlq_partitions
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="delego-admin")
+    admin = _admin(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -44,11 +53,11 @@ async def ensure_topics(
         await admin.close()
 
 
-async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> int:
+async def delete_topics_with_prefix(kafka: Kafka, prefix: str) -> int:
     """Delete every topic whose name starts with `prefix` (test clean-up)."""
     if not prefix:
         raise ValueError("refusing to delete topics without a prefix")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="delego-admin")
+    admin = _admin(kafka)
     await admin.start()
     try:
         doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
@@ -59,7 +68,7 @@ async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> int:
         await admin.close()
 
 
-async def partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
+async def partitions(kafka: Kafka, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of `topics` as the broker describes them (a missing topic has none).
 
     A bare consumer's `partitions_for_topic` knows only topics it has fetched
@@ -69,7 +78,7 @@ async def partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartiti
     names = list(topics)
     if not names:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="delego-admin")
+    admin = _admin(kafka)
     await admin.start()
     try:
         described = await admin.describe_topics(names)
@@ -83,12 +92,12 @@ async def partitions(bootstrap: str, topics: Iterable[str]) -> list[TopicPartiti
     ]
 
 
-async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+async def end_offsets(kafka: Kafka, topics: Iterable[str]) -> dict[TopicPartition, int]:
     """The end offset of every partition of `topics` (a missing topic has none)."""
-    tps = await partitions(bootstrap, topics)
+    tps = await partitions(kafka, topics)
     if not tps:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**KafkaAccess.of(kafka).client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(tps))
@@ -97,25 +106,25 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartit
 
 
 async def consumer_lag(
-    bootstrap: str, group: str, topics: Iterable[str]
+    kafka: Kafka, group: str, topics: Iterable[str]
 ) -> dict[TopicPartition, int]:
     """Records on each partition of `topics` not yet committed by `group` (one admin
     request for the committed offsets, one for the end offsets)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="delego-admin")
+    admin = _admin(kafka)
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
     lag: dict[TopicPartition, int] = {}
-    for tp, end in (await end_offsets(bootstrap, topics)).items():
+    for tp, end in (await end_offsets(kafka, topics)).items():
         meta = committed.get(tp)
         lag[tp] = max(0, end - (meta.offset if meta is not None and meta.offset >= 0 else 0))
     return lag
 
 
 async def follow_partitions(
-    bootstrap: str,
+    kafka: Kafka,
     client_id: str,
     followed: Iterable[TopicPartition],
     positions: dict[tuple[str, int], int],
@@ -124,7 +133,7 @@ async def follow_partitions(
     the beginning): for a replica that follows topics itself and keeps its own positions.
     The caller stops it."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **KafkaAccess.of(kafka).client_options(),
         client_id=client_id,
         group_id=None,
         enable_auto_commit=False,
