@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import jsonschema
 import pytest
 import yaml
 from delego_shared.events import ALL_TOPICS
+from delego_shared.messaging.acls import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 APP_SERVICES = ("catalog", "matching", "billing", "notifications")
+JOBS = ("topics", "acls")  # one-shot operator jobs (the CLI image)
 
 
 def test_compose_file_is_valid_against_the_compose_specification():
@@ -25,13 +28,13 @@ def test_compose_file_is_valid_against_the_compose_specification():
 def test_every_service_has_an_image_or_build_and_configuration(name):
     svc = COMPOSE["services"][name]
     assert "image" in svc or "build" in svc
-    if name in APP_SERVICES or name == "topics":
+    if name in (*APP_SERVICES, *JOBS):
         assert svc.get("env_file") == ".env" and (ROOT / ".env").exists()
         assert svc["build"]["dockerfile"] == "deploy/docker/Dockerfile"
         assert (ROOT / svc["build"]["dockerfile"]).exists()
 
 
-@pytest.mark.parametrize("name", sorted(n for n in COMPOSE["services"] if n != "topics"))
+@pytest.mark.parametrize("name", sorted(n for n in COMPOSE["services"] if n not in JOBS))
 def test_every_long_running_service_has_a_health_check(name):
     assert COMPOSE["services"][name]["healthcheck"]["test"]
 
@@ -42,6 +45,7 @@ def test_app_services_can_scale_no_fixed_host_port_and_wait_for_dependencies(nam
     for port in svc.get("ports", []):
         assert ":" not in str(port), f"{name} publishes a fixed host port: {port}"
     assert svc["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert svc["depends_on"]["acls"]["condition"] == "service_completed_successfully"
     assert svc["depends_on"]["mongo"]["condition"] == "service_healthy"
     assert svc["build"]["args"]["PACKAGE"] == f"delego-{name}"
     assert (ROOT / "services" / name / "pyproject.toml").exists()
@@ -68,3 +72,68 @@ def test_env_file_points_services_at_the_compose_infrastructure():
     )
     assert env["DELEGO_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert env["DELEGO_MONGODB_URL"] == "mongodb://mongo:27017/"
+
+    assert env["DELEGO_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+
+
+def _broker_properties() -> dict[str, str]:
+    script = (ROOT / "deploy" / "docker" / "kafka-sasl.sh").read_text()
+    body = script.split("<<PROPS\n", 1)[1].split("\nPROPS\n", 1)[0]
+    return dict(line.split("=", 1) for line in body.splitlines())
+
+
+def test_compose_kafka_authenticates_every_client_and_applies_acls():
+    kafka = COMPOSE["services"]["kafka"]
+    assert kafka["entrypoint"] == ["/bin/bash", "/opt/delego/kafka-sasl.sh"]
+    assert "./deploy/docker/kafka-sasl.sh:/opt/delego/kafka-sasl.sh:ro" in kafka["volumes"]
+    props = _broker_properties()
+    # no PLAINTEXT listener a client could reach: the controller's is on the loopback
+    assert props["listeners"] == "SASL_PLAINTEXT://:9092,CONTROLLER://localhost:9093"
+    assert props["advertised.listeners"] == "SASL_PLAINTEXT://kafka:9092"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["authorizer.class.name"].endswith(".StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert "--command-config" in kafka["healthcheck"]["test"][1]
+
+
+def test_compose_kafka_config_matches_the_local_sasl_broker():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("localinfra", ROOT / "deploy/local/localinfra.py")
+    assert spec is not None and spec.loader is not None
+    localinfra = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = localinfra  # dataclasses look their module up
+    spec.loader.exec_module(localinfra)
+    kafka = localinfra.Kafka(localinfra.Layout.from_env(kafka_port=9092, mongo_port=27017))
+    local = dict(line.split("=", 1) for line in kafka._listener_config({"admin": "pw"}))
+    props = _broker_properties()
+    for key in (
+        "sasl.enabled.mechanisms",
+        "sasl.mechanism.inter.broker.protocol",
+        "inter.broker.listener.name",
+        "listener.security.protocol.map",
+        "authorizer.class.name",
+        "super.users",
+        "allow.everyone.if.no.acl.found",
+    ):
+        assert props[key] == local[key], key
+
+
+def test_every_kafka_user_has_a_secret_and_each_service_reads_only_its_own():
+    script = (ROOT / "deploy" / "docker" / "kafka-sasl.sh").read_text()
+    assert "USERS=(admin " + " ".join(SERVICES) + ")" in script
+    users = ("admin", *SERVICES)
+    assert set(COMPOSE["secrets"]) == {f"kafka_{u}" for u in users}
+    for user in users:
+        assert (ROOT / COMPOSE["secrets"][f"kafka_{user}"]["file"]).read_text().strip()
+    assert COMPOSE["services"]["kafka"]["secrets"] == [f"kafka_{u}" for u in users]
+    for name in APP_SERVICES:
+        svc = COMPOSE["services"][name]
+        assert svc["secrets"] == [f"kafka_{name}"]
+        assert svc["environment"]["DELEGO_SERVICE_NAME"] == name  # the Kafka user name
+        assert svc["environment"]["DELEGO_KAFKA_SASL_PASSWORD_FILE"] == f"/run/secrets/kafka_{name}"
+    for job in JOBS:
+        svc = COMPOSE["services"][job]
+        assert svc["secrets"] == ["kafka_admin"]
+        assert svc["environment"]["DELEGO_KAFKA_SASL_USERNAME"] == "admin"
+    assert COMPOSE["services"]["acls"]["command"] == ["acls", "apply"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -84,6 +85,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
     kafka_sasl_username: str = Field(default="", description="default: the service name")
     kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_sasl_password_file: Path | None = Field(
+        default=None, description="read the password from this file (a compose/Kubernetes secret)"
+    )
     topic_prefix: str = Field(
         default="", description="prepended to every topic name (test isolation)"
     )
@@ -123,10 +127,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _sasl_needs_a_password(self) -> Settings:
+        if self.kafka_sasl_password_file is not None:
+            # a secret file's trailing newline is not part of the password
+            password = self.kafka_sasl_password_file.read_text().rstrip("\r\n")
+            self.kafka_sasl_password = SecretStr(password)
         if self.kafka_security_protocol != "PLAINTEXT" and not self.kafka_sasl_password:
             raise ValueError(
                 f"DELEGO_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs"
-                " DELEGO_KAFKA_SASL_PASSWORD"
+                " DELEGO_KAFKA_SASL_PASSWORD or DELEGO_KAFKA_SASL_PASSWORD_FILE"
             )
         return self
 
