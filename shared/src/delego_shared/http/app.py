@@ -94,6 +94,9 @@ class ServiceRuntime:
         self.background.append(loop)
 
     async def start(self) -> None:
+        if self.settings.environment == "production" and not self.settings.kafka_access.sasl:
+            # anyone who reaches the broker could write any topic: ACLs need SASL
+            log.warning("kafka.plaintext_in_production", kafka=self.settings.kafka_bootstrap)
         await self.mongo.ensure_indexes(self.indexes)
         await ensure_topics(
             self.settings.kafka_access, ALL_TOPICS, prefix=self.settings.topic_prefix
