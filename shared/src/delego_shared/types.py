@@ -236,6 +236,20 @@ class CurrencyMismatch(ValueError):
 
 
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+
+
+def decimal_number_schema(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` of a bounded `Decimal` input: pydantic documents it as a number
+    within the bounds *or any string*; the string branch said nothing of the bounds nor
+    of the format, so schema-valid inputs were refused. A decimal string is still
+    accepted (same bounds); the schema promises the number form."""
+    branches = schema.get("anyOf")
+    if isinstance(branches, list):
+        schema["anyOf"] = [b for b in branches if b.get("type") != "string"]
+        if len(schema["anyOf"]) == 1:
+            schema.update(schema.pop("anyOf")[0])
+
+
 """A decimal amount as a string (what the schema promises; the code accepts no float)."""
 
 
@@ -364,8 +378,15 @@ def _check_zone(name: str) -> str:
     return name
 
 
-IanaZone = Annotated[str, AfterValidator(_check_zone)]
-"""An IANA zone name, validated against the tz database shipped with tzdata."""
+IanaZone = Annotated[
+    str,
+    AfterValidator(_check_zone),
+    WithJsonSchema(
+        {"type": "string", "enum": sorted(_zones()), "description": "IANA time zone name"}
+    ),
+]
+"""An IANA zone name, validated against the tz database shipped with tzdata (the
+schema lists the same names, so a client sees what is accepted)."""
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from delego_shared.http.auth import Caller, Principal, Role, require_role
 from delego_shared.http.idempotency import Idempotent
-from delego_shared.http.openapi import problem_responses
+from delego_shared.http.openapi import documented_rules, problem_responses
 from delego_shared.http.problems import Conflict, Forbidden, NotFound, Unprocessable
 from delego_shared.types import Identifier, Money
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -113,6 +113,9 @@ def _may_see(who: Principal, doc: Invoice | CreditNote) -> bool:
     if who.role is Role.PROVIDER:
         return doc.provider_id == who.subject
     return True
+
+
+RULE_OPERATOR_NAMES_CLIENT = "required for operators (a client reads their own)"
 
 
 def api_router(service: BillingService, clock: Clock) -> APIRouter:
@@ -306,6 +309,7 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
         tags=["tax"],
         summary="The certificates of a year",
         responses=problem_responses(403),
+        openapi_extra=documented_rules(RULE_OPERATOR_NAMES_CLIENT),
     )
     async def get_certificates(
         who: Caller,
@@ -318,7 +322,9 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
         if not subject:
             raise Unprocessable(
                 "client_id is required",
-                errors=[{"field": "client_id", "in": "query", "message": "required for operators"}],
+                errors=[
+                    {"field": "client_id", "in": "query", "message": RULE_OPERATOR_NAMES_CLIENT}
+                ],
             )
         return [CertificateView.of(c) for c in await store.certificates(subject, year)]
 

@@ -35,7 +35,8 @@ from delego_shared.http import (
     problem_responses,
     require_role,
 )
-from delego_shared.types import Money, utcnow
+from delego_shared.http.openapi import documented_rules
+from delego_shared.types import Money, decimal_number_schema, utcnow
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -49,6 +50,7 @@ from .domain import (
 from .domain.capacity import weeks_between
 from .domain.request import Attempt, AttemptOutcome
 from .domain.schedule import in_zone
+from .domain.spec import DRAFT_RULES
 from .handlers import RequestHandlers, RequestNotFound, TooMuchContention
 from .store import MatchingStore
 
@@ -153,10 +155,16 @@ class RequestView(BaseModel):
     )
 
 
+RULE_HOURS_OR_MINUTES = "give the time in actual_hours or in actual_minutes, not both"
+RULE_SOMETHING_DONE = "give the actual hours or minutes, or the units delivered"
+
+
 class CompletionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    actual_hours: Decimal | None = Field(default=None, ge=0, le=1000)
+    actual_hours: Decimal | None = Field(
+        default=None, ge=0, le=1000, json_schema_extra=decimal_number_schema
+    )
     actual_minutes: int | None = Field(
         default=None, ge=0, le=60_000, description="exact alternative to actual_hours"
     )
@@ -165,9 +173,9 @@ class CompletionBody(BaseModel):
     @model_validator(mode="after")
     def _one(self) -> CompletionBody:
         if self.actual_hours is not None and self.actual_minutes is not None:
-            raise ValueError("give the time in actual_hours or in actual_minutes, not both")
+            raise ValueError(RULE_HOURS_OR_MINUTES)
         if self.actual_hours is None and self.actual_minutes is None and self.units is None:
-            raise ValueError("give the actual hours or minutes, or the units delivered")
+            raise ValueError(RULE_SOMETHING_DONE)
         return self
 
 
@@ -307,6 +315,7 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
         status_code=201,
         responses=STATE_CONFLICT,
         summary="Submit a request (client); matching runs at once",
+        openapi_extra=documented_rules(*DRAFT_RULES),
     )
     async def submit(body: RequestDraft, who: ClientCaller, idem: Idempotent) -> RequestView:
         request_id = idem.derived_id("req")  # a retry after a crash finds it by `_id`
@@ -401,6 +410,7 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
         "/requests/{request_id}/complete",
         summary="Report the work done (assigned provider)",
         responses=STATE_CONFLICT,
+        openapi_extra=documented_rules(RULE_HOURS_OR_MINUTES, RULE_SOMETHING_DONE),
     )
     async def complete(request_id: str, body: CompletionBody, who: ProviderCaller) -> RequestView:
         with domain_errors():

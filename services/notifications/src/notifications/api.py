@@ -21,9 +21,10 @@ from delego_shared.http import (
     Unprocessable,
     require_role,
 )
+from delego_shared.http.openapi import documented_rules
 from delego_shared.types import IanaZone, Identifier, LanguageTag, new_id
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 
 from .domain import (
     ALL_KINDS,
@@ -35,7 +36,15 @@ from .domain import (
     State,
     WebhookEndpoint,
 )
-from .domain.recipient import DEFAULT_LOCALE, DEFAULT_ZONE
+from .domain.quiet_hours import RULE_NOT_EMPTY
+from .domain.recipient import (
+    DEFAULT_LOCALE,
+    DEFAULT_ZONE,
+    EMAIL_PATTERN,
+    RULE_HOST,
+    RULE_HTTPS,
+)
+from .domain.routing import default_rules
 from .settings import Clock
 from .store import NotificationsStore
 
@@ -56,7 +65,12 @@ def _invalid(exc: ValidationError) -> Unprocessable:
 class ContactData(BaseModel):
     """What a user says about how to reach them."""
 
-    email: str | None = Field(default=None, max_length=254, examples=["ada@example.org"])
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        examples=["ada@example.org"],
+        json_schema_extra={"pattern": EMAIL_PATTERN},
+    )
     locale: LanguageTag = Field(default=DEFAULT_LOCALE, examples=["fr", "en"])
     zone: IanaZone = Field(default=DEFAULT_ZONE, examples=["Europe/Paris"])
     quiet_hours: QuietHours | None = Field(
@@ -65,8 +79,12 @@ class ContactData(BaseModel):
     channels: list[Channel] = Field(
         default_factory=lambda: [Channel.EMAIL, Channel.INAPP],
         description="failover order: the first usable channel is used, then the next",
+        min_length=1,
+        json_schema_extra={"uniqueItems": True},
     )
-    urgent_kinds: list[str] = Field(
+    urgent_kinds: list[
+        Annotated[str, WithJsonSchema({"type": "string", "enum": list(default_rules().kinds)})]
+    ] = Field(
         default_factory=list,
         max_length=32,
         description="kinds delivered even during quiet hours (e.g. match_proposed)",
@@ -114,7 +132,11 @@ class ReadAll(BaseModel):
 
 
 class WebhookIn(BaseModel):
-    url: str = Field(max_length=2048, examples=["https://erp.example.com/delego/hooks"])
+    url: str = Field(
+        max_length=2048,
+        examples=["https://erp.example.com/delego/hooks"],
+        json_schema_extra={"pattern": r"^https?://[^/?#\s]+"},
+    )
     secret: str = Field(min_length=16, max_length=256, description="HMAC-SHA256 key; write-only")
     event_types: list[str] = Field(
         min_length=1, examples=[["delego.billing.*", "delego.matching.MatchAccepted.v1"]]
@@ -198,13 +220,20 @@ def _delivery_view(doc: dict[str, Any]) -> DeliveryView:
     return DeliveryView(delivery_id=doc["_id"], **fields)
 
 
+RULE_PATTERN_MATCHES = "matches no event type of the catalogue"
+WEBHOOK_RULES = documented_rules(RULE_PATTERN_MATCHES, RULE_HTTPS, RULE_HOST)
+
+
 def _known_patterns(patterns: list[str]) -> None:
     types = [c.event_type for c in registry.types()]
     unknown = [p for p in patterns if not any(fnmatchcase(t, p) for t in types)]
     if unknown:
         raise Unprocessable(
             "event type pattern(s) match no event of the catalogue",
-            errors=[{"field": "event_types", "message": f"'{p}' matches nothing"} for p in unknown],
+            errors=[
+                {"field": "event_types", "message": f"'{p}' {RULE_PATTERN_MATCHES}"}
+                for p in unknown
+            ],
         )
 
 
@@ -239,7 +268,12 @@ def api_router(store: NotificationsStore, rules: RoutingRules, clock: Clock) -> 
         rec = await store.recipient(caller.subject)
         return _contact_view(rec or Recipient(recipient_id=caller.subject), rec is not None)
 
-    @r.put("/me/contact", response_model=ContactView, tags=["me"])
+    @r.put(
+        "/me/contact",
+        response_model=ContactView,
+        tags=["me"],
+        openapi_extra=documented_rules(RULE_NOT_EMPTY),
+    )
     async def put_contact(caller: Caller, body: ContactData) -> ContactView:
         """Replace your contact data (e-mail, locale, zone, quiet hours, channel order)."""
         current = await store.recipient(caller.subject)
@@ -344,7 +378,13 @@ def api_router(store: NotificationsStore, rules: RoutingRules, clock: Clock) -> 
 
     # --- operators: webhooks, delivery status ----------------------------------------
 
-    @r.post("/webhooks", response_model=WebhookView, status_code=201, tags=["operators"])
+    @r.post(
+        "/webhooks",
+        response_model=WebhookView,
+        status_code=201,
+        tags=["operators"],
+        openapi_extra=WEBHOOK_RULES,
+    )
     async def create_webhook(who: Operator, body: WebhookIn, response: Response) -> WebhookView:
         """Register an endpoint; the secret is write-only (never returned)."""
         _known_patterns(body.event_types)
@@ -375,7 +415,12 @@ def api_router(store: NotificationsStore, rules: RoutingRules, clock: Clock) -> 
             raise NotFound(f"no webhook endpoint '{endpoint_id}'")
         return _webhook_view(*found)
 
-    @r.put("/webhooks/{endpoint_id}", response_model=WebhookView, tags=["operators"])
+    @r.put(
+        "/webhooks/{endpoint_id}",
+        response_model=WebhookView,
+        tags=["operators"],
+        openapi_extra=WEBHOOK_RULES,
+    )
     async def put_webhook(who: Operator, endpoint_id: str, body: WebhookIn) -> WebhookView:
         """Replace an endpoint (URL, secret, event types, owner, active)."""
         _known_patterns(body.event_types)
@@ -408,7 +453,7 @@ def api_router(store: NotificationsStore, rules: RoutingRules, clock: Clock) -> 
         who: Operator,
         recipient_id: str | None = None,
         event_id: str | None = None,
-        state: str | None = None,
+        state: Annotated[str | None, Query(json_schema_extra={"enum": [*State.ALL, None]})] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
     ) -> list[DeliveryView]:

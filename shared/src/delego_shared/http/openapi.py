@@ -63,6 +63,17 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": Problem, "description": DESCRIPTIONS.get(c, "error")} for c in codes}
 
 
+RULES_KEY = "x-delego-rules"
+
+
+def documented_rules(*rules: str) -> dict[str, Any]:
+    """`openapi_extra=` for a route whose input rules a JSON schema cannot say (across
+    fields, relative to now, opaque tokens): each rule is listed in the operation
+    (`x-delego-rules`) and in its description, in the words of the 422 it answers, so
+    a client (and the conformance check) can tell them from an undocumented refusal."""
+    return {RULES_KEY: list(rules)}
+
+
 def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
     for dep in dependant.dependencies:
         yield dep

@@ -12,7 +12,13 @@ from typing import Literal
 
 from delego_shared.events.common import SkillLevel, Weekday, WorkingSpan
 from delego_shared.events.matching import DelegationLevel, LiveWindow
-from delego_shared.types import IanaZone, LanguageTag, Money, UtcInstant
+from delego_shared.types import (
+    IanaZone,
+    LanguageTag,
+    Money,
+    UtcInstant,
+    decimal_number_schema,
+)
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .schedule import next_working_day_start
@@ -29,7 +35,7 @@ class NextWorkingDay(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["next_working_day"] = "next_working_day"
-    start: str = "09:00"
+    start: str = Field(default="09:00", json_schema_extra={"pattern": r"^([01]\d|2[0-3]):[0-5]\d$"})
     workdays: frozenset[Weekday] = _WEEKDAYS
 
     @field_validator("start")
@@ -44,13 +50,31 @@ class NextWorkingDay(BaseModel):
         return next_working_day_start(now, client_zone, start=self.start, workdays=self.workdays)
 
 
+RULE_EFFORT = "give an effort estimate in hours or a number of units"
+RULE_BUDGET = "a budget must be greater than zero"
+RULE_LIVE_WINDOW = "the live-session window must end after it starts"
+RULE_DEADLINE_PAST = "the deadline is already past"
+RULE_DEADLINE_AFTER_START = "the deadline must come after not_before"
+DRAFT_RULES = (
+    RULE_EFFORT,
+    RULE_BUDGET,
+    RULE_LIVE_WINDOW,
+    RULE_DEADLINE_PAST,
+    RULE_DEADLINE_AFTER_START,
+)
+"""A draft's rules across fields or relative to now (a JSON schema cannot say them;
+the API documents them in these words, the words of the 422)."""
+
+
 class _RequestFields(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     category: str = Field(min_length=1, max_length=64)
     required_skills: list[SkillLevel] = Field(default_factory=list)
     languages: list[LanguageTag] = Field(min_length=1)
-    effort_hours: Decimal | None = Field(default=None, gt=0, le=1000)
+    effort_hours: Decimal | None = Field(
+        default=None, gt=0, le=1000, json_schema_extra=decimal_number_schema
+    )
     units: int | None = Field(default=None, ge=1, le=10_000)
     client_zone: IanaZone
     budget: Money | None = None
@@ -65,11 +89,11 @@ class _RequestFields(BaseModel):
     @model_validator(mode="after")
     def _coherent(self) -> _RequestFields:
         if self.effort_hours is None and self.units is None:
-            raise ValueError("give an effort estimate in hours or a number of units")
+            raise ValueError(RULE_EFFORT)
         if self.budget is not None and self.budget.amount <= 0:
-            raise ValueError("a budget must be greater than zero")
+            raise ValueError(RULE_BUDGET)
         if self.live_window is not None and self.live_window.end <= self.live_window.start:
-            raise ValueError("the live-session window must end after it starts")
+            raise ValueError(RULE_LIVE_WINDOW)
         return self
 
 
@@ -88,9 +112,9 @@ class RequestDraft(_RequestFields):
             else self.deadline
         )
         if deadline <= now:
-            raise ValueError("the deadline is already past")
+            raise ValueError(RULE_DEADLINE_PAST)
         if deadline <= start:
-            raise ValueError("the deadline must come after not_before")
+            raise ValueError(RULE_DEADLINE_AFTER_START)
         data = self.model_dump(exclude={"deadline"})
         return RequestSpec.model_validate({**data, "deadline": deadline})
 

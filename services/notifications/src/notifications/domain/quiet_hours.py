@@ -8,9 +8,18 @@ days the clocks change. Instants in and out are aware datetimes; results are UTC
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+RULE_NOT_EMPTY = "quiet hours need different start and end"
+
+
+def _wall_clock_schema(schema: dict[str, Any]) -> None:
+    """A local time of day, without offset: JSON schema's `time` format requires one."""
+    schema.pop("format", None)
+    schema["pattern"] = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$"
 
 
 class QuietHours(BaseModel):
@@ -18,13 +27,13 @@ class QuietHours(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    start: time
-    end: time
+    start: time = Field(json_schema_extra=_wall_clock_schema)
+    end: time = Field(json_schema_extra=_wall_clock_schema)
 
     @model_validator(mode="after")
     def _not_empty(self) -> QuietHours:
         if self.start == self.end:
-            raise ValueError("quiet hours need different start and end (e.g. 21:00-08:00)")
+            raise ValueError(f"{RULE_NOT_EMPTY} (e.g. 21:00-08:00)")
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
             raise ValueError("quiet hours are local wall-clock times, without offset")
         return self

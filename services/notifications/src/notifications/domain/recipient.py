@@ -21,7 +21,10 @@ from .quiet_hours import QuietHours
 
 DEFAULT_LOCALE = "fr"
 DEFAULT_ZONE = "Europe/Paris"
-_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+EMAIL_PATTERN = r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+RULE_HOST = "webhook URL needs a host"
+RULE_HTTPS = "webhook URL must be https (plain http only for local hosts)"
 
 
 class Recipient(BaseModel):
@@ -94,10 +97,10 @@ class WebhookEndpoint(BaseModel):
         parts = urlsplit(v)
         host = parts.hostname or ""
         if not host:
-            raise ValueError("webhook URL needs a host")
+            raise ValueError(RULE_HOST)
         if parts.scheme == "https" or (parts.scheme == "http" and _dev_host(host)):
             return v
-        raise ValueError("webhook URL must be https (plain http only for local hosts)")
+        raise ValueError(RULE_HTTPS)
 
     def subscribes(self, event_type: str) -> bool:
         return self.active and any(fnmatchcase(event_type, p) for p in self.event_types)
