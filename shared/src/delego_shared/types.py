@@ -238,6 +238,22 @@ class CurrencyMismatch(ValueError):
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
+POSITIVE_DECIMAL_PATTERN = r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$"
+NON_NEGATIVE_DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+
+
+def decimal_string_pattern(pattern: str) -> Any:
+    """`json_schema_extra` of a `Decimal` field published as a string too: the string
+    form gets the format (and sign) its bounds allow, so the schema says what is read."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        for branch in [schema, *schema.get("anyOf", [])]:
+            if branch.get("type") == "string":
+                branch["pattern"] = pattern
+
+    return extra
+
+
 def decimal_number_schema(schema: dict[str, Any]) -> None:
     """`json_schema_extra` of a bounded `Decimal` input: pydantic documents it as a number
     within the bounds *or any string*; the string branch said nothing of the bounds nor
@@ -378,6 +394,11 @@ def _check_zone(name: str) -> str:
     return name
 
 
+def zone_names() -> list[str]:
+    """Every IANA zone name `IanaZone` accepts, sorted (for JSON schemas)."""
+    return sorted(_zones())
+
+
 IanaZone = Annotated[
     str,
     AfterValidator(_check_zone),
@@ -419,6 +440,9 @@ LanguageTag = Annotated[
     AfterValidator(_check_language),
     WithJsonSchema({"type": "string", "pattern": _BCP47.pattern, "description": "BCP 47"}),
 ]
+
+COUNTRY_PATTERN = _COUNTRY.pattern
+LANGUAGE_PATTERN = _BCP47.pattern
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 """An opaque id (aggregate ids, user ids): safe in keys, headers and URLs."""

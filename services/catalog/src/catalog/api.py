@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from delego_shared.events.catalog import OfferSnapshot, ProviderSnapshot
 from delego_shared.events.common import DeliveryMode, PricingModel
 from delego_shared.http import Caller, Idempotent, NotFound, Principal, Role, require_role
+from delego_shared.http.openapi import documented_rules
 from delego_shared.http.problems import problem
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -37,7 +38,18 @@ from .domain import (
     WrongProvider,
     parse,
 )
-from .domain.search import MAX_LIMIT
+from .domain.model import (
+    CATEGORY_SCHEMA,
+    CURRENCY_SCHEMA,
+    LANGUAGE_SCHEMA,
+    RULES_OFFER,
+    RULES_PROFILE,
+    SKILL_CODE_SCHEMA,
+    ZONE_SCHEMA,
+    positive_decimal_schema,
+)
+from .domain.search import MAX_LIMIT, MAX_TEXT_LENGTH, MAX_TEXT_WORDS, RULES_SEARCH
+from .domain.taxonomy import MAX_LEVEL, MIN_LEVEL
 from .handlers import CatalogService
 
 ProviderRole = Annotated[Principal, Depends(require_role(Role.PROVIDER))]
@@ -146,6 +158,7 @@ def api_router(service: CatalogService) -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         summary="Register yourself as a provider (provider role; id = token subject)",
         responses=_problems(401, 403, 409, 422),
+        openapi_extra=documented_rules(*RULES_PROFILE),
     )
     async def register_provider(who: ProviderRole, body: ProviderProfile) -> ProviderView:
         return _provider_view(await service.register_provider(who, body), who)
@@ -160,6 +173,7 @@ def api_router(service: CatalogService) -> APIRouter:
         "/{provider_id}",
         summary="Update your own profile (partial; operators: any profile)",
         responses=_problems(401, 403, 404, 409, 422),
+        openapi_extra=documented_rules(*RULES_PROFILE),
     )
     async def update_provider(
         who: OwnerRole, provider_id: str, body: ProviderChanges
@@ -198,6 +212,7 @@ def api_router(service: CatalogService) -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         summary="Create a draft offer (provider: for yourself; operator: for provider_id)",
         responses=_problems(401, 403, 404, 409, 422),
+        openapi_extra=documented_rules(*RULES_OFFER),
     )
     async def create_offer(
         who: OwnerRole,
@@ -227,32 +242,55 @@ def api_router(service: CatalogService) -> APIRouter:
         "(hourly rate, package price, price per month or unit price) then offer id. "
         "Pass `next_cursor` back as `cursor` for the next page.",
         responses=_problems(401, 422),
+        openapi_extra=documented_rules(*RULES_SEARCH),
     )
     async def search_offers(
         who: Caller,
-        category: str | None = None,
-        skill: Annotated[str | None, Query(examples=["translation.en-fr"])] = None,
-        min_level: Annotated[int | None, Query(description="with skill, 1-5")] = None,
-        language: Annotated[str | None, Query(description="BCP 47; fr matches fr-BE")] = None,
-        max_price: Annotated[
-            Decimal | None, Query(description="maximum reference price (needs currency)")
+        category: Annotated[str | None, Query(json_schema_extra=CATEGORY_SCHEMA)] = None,
+        skill: Annotated[
+            str | None, Query(examples=["translation.en-fr"], json_schema_extra=SKILL_CODE_SCHEMA)
         ] = None,
-        currency: Annotated[str | None, Query(examples=["EUR"])] = None,
+        min_level: Annotated[
+            int | None, Query(description="with skill, 1-5", ge=MIN_LEVEL, le=MAX_LEVEL)
+        ] = None,
+        language: Annotated[
+            str | None,
+            Query(description="BCP 47; fr matches fr-BE", json_schema_extra=LANGUAGE_SCHEMA),
+        ] = None,
+        max_price: Annotated[
+            Decimal | None,
+            Query(
+                description="maximum reference price (needs currency)",
+                json_schema_extra=positive_decimal_schema(),
+            ),
+        ] = None,
+        currency: Annotated[
+            str | None, Query(examples=["EUR"], json_schema_extra=CURRENCY_SCHEMA)
+        ] = None,
         pricing_model: PricingModel | None = None,
         delivery_mode: DeliveryMode | None = None,
         time_zone: Annotated[
-            list[str] | None, Query(description="provider IANA zone; repeat for several")
+            list[str] | None,
+            Query(
+                description="provider IANA zone; repeat for several",
+                json_schema_extra={"items": ZONE_SCHEMA},
+            ),
         ] = None,
         text: Annotated[
             str | None,
             Query(
                 description="words in the title or description, all required; accents and "
-                "case ignored, each word matches as a prefix (`tradu jurid`)",
+                f"case ignored, each word matches as a prefix (`tradu jurid`); at most "
+                f"{MAX_TEXT_WORDS} words",
                 examples=["traduction juridique"],
+                max_length=MAX_TEXT_LENGTH,
+                json_schema_extra={"pattern": r"[A-Za-z0-9]"},
             ),
         ] = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Query(description=f"1-{MAX_LIMIT}")] = 20,
+        cursor: Annotated[
+            str | None, Query(description="`next_cursor` of the previous page, as it was")
+        ] = None,
+        limit: Annotated[int, Query(description=f"1-{MAX_LIMIT}", ge=1, le=MAX_LIMIT)] = 20,
     ) -> SearchPage:
         query = _offer_query(
             category=category,
@@ -282,6 +320,7 @@ def api_router(service: CatalogService) -> APIRouter:
         "/{offer_id}",
         summary="Update an offer (partial; a published offer publishes OfferUpdated)",
         responses=_problems(401, 403, 404, 409, 422),
+        openapi_extra=documented_rules(*RULES_OFFER),
     )
     async def update_offer(who: OwnerRole, offer_id: str, body: OfferChanges) -> OfferView:
         return _offer_view(await service.update_offer(who, offer_id, body))

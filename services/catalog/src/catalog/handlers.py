@@ -45,6 +45,7 @@ from .domain import (
     check_query,
     default_taxonomy,
 )
+from .domain.model import RULE_OPERATOR_PROVIDER
 from .search_index import SearchIndex
 from .store import OFFERS, PROVIDERS, AlreadyExists, CatalogStore, StaleVersion
 
@@ -176,7 +177,7 @@ class CatalogService:
         if provider_id is None:
             raise Unprocessable(
                 "an operator creates an offer on behalf of a provider",
-                errors=[{"field": "provider_id", "in": "query", "message": "is required"}],
+                errors=[{"field": "provider_id", "in": "query", "message": RULE_OPERATOR_PROVIDER}],
             )
         provider = await self.store.get_provider(provider_id)
         if provider is None:

@@ -15,7 +15,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..types import Currency, Identifier, Money
+from ..types import (
+    NON_NEGATIVE_DECIMAL_PATTERN,
+    POSITIVE_DECIMAL_PATTERN,
+    Currency,
+    Identifier,
+    Money,
+    decimal_string_pattern,
+)
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
@@ -87,7 +94,13 @@ class DeliveryMode(StrEnum):
 class SapDeclaration(Contract):
     """French "services à la personne" registration (makes tax credit possible)."""
 
-    number: str = Field(min_length=3, max_length=32, examples=["SAP123456789"])
+    number: str = Field(
+        min_length=3,
+        max_length=32,
+        examples=["SAP123456789"],
+        # what the catalog accepts: 'SAP' and the 9-digit SIREN
+        json_schema_extra={"pattern": r"^SAP\d{9}$"},
+    )
     declared_on: date
 
 
@@ -101,7 +114,9 @@ class HourlyPricing(Contract):
 class PackagePricing(Contract):
     model: Literal["package"] = "package"
     price: Money
-    hours_included: Decimal | None = Field(default=None, gt=0)
+    hours_included: Decimal | None = Field(
+        default=None, gt=0, json_schema_extra=decimal_string_pattern(POSITIVE_DECIMAL_PATTERN)
+    )
     label: str = Field(default="", max_length=200, examples=["6 guaranteed dates (40 h)"])
 
 
@@ -109,7 +124,9 @@ class SubscriptionPricing(Contract):
     model: Literal["subscription"] = "subscription"
     price_per_period: Money
     period: Literal["month"] = "month"
-    included_hours: Decimal = Field(ge=0)
+    included_hours: Decimal = Field(
+        ge=0, json_schema_extra=decimal_string_pattern(NON_NEGATIVE_DECIMAL_PATTERN)
+    )
     overage_rate: Money | None = None
 
 

@@ -40,6 +40,8 @@ from delego_shared.events.common import DeliveryMode
 from .clock import require_utc
 from .errors import FieldIssue, IllegalTransition, Issues, ProviderNotActive, WrongProvider
 from .model import (
+    DESCRIPTION_MAX,
+    TITLE_MAX,
     OfferChanges,
     OfferDraft,
     SkillClaim,
@@ -52,8 +54,6 @@ from .provider import Provider
 from .taxonomy import MAX_LEVEL, MIN_LEVEL, Taxonomy, default_taxonomy
 from .text import check_currency, check_languages, check_text, primary_language
 
-TITLE_MAX = 200
-DESCRIPTION_MAX = 4000
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 ProviderLike = Provider | ProviderSnapshot

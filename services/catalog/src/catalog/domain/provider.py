@@ -23,7 +23,13 @@ from delego_shared.events.common import SapDeclaration
 
 from .clock import require_utc
 from .errors import IllegalTransition, Issues, ValidationFailed
-from .model import ProviderChanges, ProviderProfile, SkillClaim, check_skills
+from .model import (
+    DISPLAY_NAME_MAX,
+    ProviderChanges,
+    ProviderProfile,
+    SkillClaim,
+    check_skills,
+)
 from .schedule import check_capacity, check_schedule
 from .taxonomy import Taxonomy, default_taxonomy
 from .text import check_country, check_languages, check_text, check_zone
@@ -31,7 +37,6 @@ from .text import check_country, check_languages, check_text, check_zone
 _SAP_NUMBER = re.compile(r"^SAP\d{9}$")
 _REASON = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-DISPLAY_NAME_MAX = 120
 
 
 def check_profile(

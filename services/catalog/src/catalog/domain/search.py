@@ -54,6 +54,15 @@ from .text import check_languages, check_zone, language_matches, search_terms, t
 MAX_LIMIT = 100
 MAX_TEXT_LENGTH = 200
 MAX_TEXT_WORDS = 8
+RULES_SEARCH = (
+    "only meaningful together with skill",
+    "is required with max_price",
+    "only meaningful with max_price",
+    "is not a cursor returned by a previous page",
+    f"must have at most {MAX_TEXT_WORDS} words",
+    "must contain at least one letter or digit",
+)
+"""Search rules a JSON schema cannot say (across parameters, opaque cursors, words)."""
 
 SortKey = tuple[Decimal, str]
 
