@@ -89,3 +89,44 @@ def test_certificates_are_only_for_completed_years_in_the_schema():
     [year] = doc["paths"]["/tax-certificates/{year}"]["post"]["parameters"]
     assert year["schema"]["maximum"] == document_year(datetime.now(UTC)) - 1
     assert year["schema"]["minimum"] == 2000
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_reused_idempotency_key_is_a_documented_rule_of_every_idempotent_command(service):
+    from delego_shared.http.idempotency import KEY_REUSED
+    from delego_shared.http.openapi import RULES_KEY
+
+    for path, method, op in operations(document(service)):
+        if (service, method, path) in IDEMPOTENT:
+            assert KEY_REUSED in op[RULES_KEY], (method, path)
+
+
+def _schema(doc: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    return doc["components"]["schemas"][ref["$ref"].rsplit("/", 1)[-1]]
+
+
+def test_zones_are_the_iana_names_and_catalog_inputs_say_their_formats():
+    from zoneinfo import available_timezones
+
+    doc = document("catalog")
+    body = doc["paths"]["/providers"]["post"]["requestBody"]["content"]["application/json"]
+    profile = _schema(doc, body["schema"])["properties"]
+    assert set(profile["time_zone"]["enum"]) == available_timezones()
+    assert profile["country"]["pattern"] == "^[A-Z]{2}$"
+    assert profile["weekly_capacity_hours"] == {
+        "exclusiveMinimum": 0,
+        "maximum": 168.0,
+        "title": "Weekly Capacity Hours",
+        "type": "number",
+    }
+    assert profile["schedule"]["minItems"] == 1
+    search = {p["name"]: p["schema"] for p in doc["paths"]["/offers"]["get"]["parameters"]}
+    assert "translation.en-fr" in search["skill"]["enum"]
+    assert search["limit"]["maximum"] == 100
+
+
+def test_rules_a_schema_cannot_say_are_listed_in_the_words_of_the_422():
+    from matching.domain.spec import RULE_DEADLINE_PAST, RULE_EFFORT
+
+    op = document("matching")["paths"]["/requests"]["post"]
+    assert {RULE_EFFORT, RULE_DEADLINE_PAST} <= set(op["x-delego-rules"])

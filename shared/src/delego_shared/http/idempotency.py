@@ -44,6 +44,8 @@ from .problems import Conflict, ProblemError, Unprocessable
 
 COLLECTION = "idempotency_keys"
 KEY_HEADER = "Idempotency-Key"
+KEY_REUSED = "already used with another request; use a new key"
+"""The 422 of a key reused with another request (a rule of every idempotent route)."""
 LEASE = timedelta(seconds=60)
 """A pending claim older than this belongs to a process that died mid-command."""
 PENDING, DONE = "pending", "done"
@@ -134,7 +136,7 @@ class IdempotentCall:
             if found.get("fingerprint") != self.fingerprint:
                 raise Unprocessable(
                     f"this {KEY_HEADER} was used with another request; use a new key",
-                    errors=[{"field": KEY_HEADER, "in": "header", "message": "reused"}],
+                    errors=[{"field": KEY_HEADER, "in": "header", "message": KEY_REUSED}],
                     type_="idempotency-key-reused",
                 )
             if found.get("state") == DONE:

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import current_principal
-from .idempotency import idempotent_call
+from .idempotency import KEY_REUSED, idempotent_call
 from .problems import PROBLEM_JSON
 
 ROLE_CHECK = "__delego_roles__"
@@ -69,8 +69,8 @@ RULES_KEY = "x-delego-rules"
 def documented_rules(*rules: str) -> dict[str, Any]:
     """`openapi_extra=` for a route whose input rules a JSON schema cannot say (across
     fields, relative to now, opaque tokens): each rule is listed in the operation
-    (`x-delego-rules`) and in its description, in the words of the 422 it answers, so
-    a client (and the conformance check) can tell them from an undocumented refusal."""
+    (`x-delego-rules`), in the words of the 422 it answers, so a client (and the
+    conformance check) can tell them from an undocumented refusal."""
     return {RULES_KEY: list(rules)}
 
 
@@ -128,6 +128,10 @@ def install_problem_openapi(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 for code in implied_statuses(route):
                     responses.setdefault(str(code), {"description": DESCRIPTIONS[code]})
+                if any(d.call is idempotent_call for d in _dependencies(route.dependant)):
+                    rules = operation.get(RULES_KEY, [])
+                    if KEY_REUSED not in rules:
+                        operation[RULES_KEY] = [*rules, KEY_REUSED]
                 for code, response in responses.items():
                     if code.isdigit() and int(code) >= 400 and int(code) != 503:
                         if response.get("description") in (None, "", "Validation Error"):
