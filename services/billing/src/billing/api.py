@@ -313,7 +313,7 @@ def api_router(service: BillingService, clock: Clock) -> APIRouter:
     )
     async def get_certificates(
         who: Caller,
-        year: int,
+        year: Annotated[int, Path(ge=2000, le=9999, description="a calendar year")],
         client_id: Annotated[Identifier | None, Query()] = None,
     ) -> list[CertificateView]:
         if who.role is Role.PROVIDER:

@@ -40,7 +40,6 @@ from .domain.quiet_hours import RULE_NOT_EMPTY
 from .domain.recipient import (
     DEFAULT_LOCALE,
     DEFAULT_ZONE,
-    EMAIL_PATTERN,
     RULE_HOST,
     RULE_HTTPS,
 )
@@ -69,7 +68,9 @@ class ContactData(BaseModel):
         default=None,
         max_length=254,
         examples=["ada@example.org"],
-        json_schema_extra={"pattern": EMAIL_PATTERN},
+        # the schema promises the plain ASCII form (any address it allows is accepted);
+        # the service also takes others (`EMAIL_PATTERN`)
+        json_schema_extra={"pattern": r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"},
     )
     locale: LanguageTag = Field(default=DEFAULT_LOCALE, examples=["fr", "en"])
     zone: IanaZone = Field(default=DEFAULT_ZONE, examples=["Europe/Paris"])

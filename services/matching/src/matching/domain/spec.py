@@ -36,7 +36,7 @@ class NextWorkingDay(BaseModel):
 
     kind: Literal["next_working_day"] = "next_working_day"
     start: str = Field(default="09:00", json_schema_extra={"pattern": r"^([01]\d|2[0-3]):[0-5]\d$"})
-    workdays: frozenset[Weekday] = _WEEKDAYS
+    workdays: frozenset[Weekday] = Field(default=_WEEKDAYS, json_schema_extra={"minItems": 1})
 
     @field_validator("start")
     @classmethod
