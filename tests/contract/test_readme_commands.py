@@ -194,7 +194,8 @@ def test_readme_command_is_recognised(cmd):
 
 
 def find_uv() -> str:
-    uv = shutil.which("uv") or str(ROOT / ".delego" / "tools" / "bin" / "uv")
+    # `uv run` (as `make test` runs pytest) names itself in $UV
+    uv = os.environ.get("UV") or shutil.which("uv") or str(ROOT / ".delego/tools/bin/uv")
     if not Path(uv).is_file():
         pytest.fail("uv not found: `make` installs it into .delego/tools/bin")
     return uv
