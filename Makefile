@@ -1,7 +1,8 @@
 # Delego — the two set-up commands are `make run` and `make test` (see README).
 # Everything they need is installed by the targets below: uv (into .delego/tools
 # from PyPI), the Python dependencies (from uv.lock), the Kafka jars (Maven
-# Central) and FerretDB (Go module proxy), cached under ~/.cache/delego.
+# Central) and FerretDB (Go module proxy), cached under ~/.cache/delego, and the
+# AsyncAPI parser for the contract tests (npm, from tools/asyncapi-check's lock).
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
@@ -9,10 +10,11 @@ PYTHON ?= python3
 TOOLS := .delego/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 LOCALINFRA := $(PYTHON) deploy/local/localinfra.py
+ASYNCAPI_CHECK := tools/asyncapi-check
 
 SOAK_RUNS ?= 20
 
-.PHONY: run soak test bench fault-run chaos fuzz lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
+.PHONY: run soak test bench fault-run chaos fuzz lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status node-deps clean
 
 ## run: start the platform on this machine (local Kafka + FerretDB unless DELEGO_* point elsewhere)
 run: deps infra-install
@@ -35,7 +37,7 @@ fuzz: deps infra-install
 	$(UV) run --frozen python benchmarks/fuzz.py $(FUZZ_ARGS)
 
 ## test: install everything, then lint, type-check and run every test (unit, integration, end-to-end)
-test: deps infra-install lint typecheck
+test: deps infra-install node-deps lint typecheck
 	$(UV) run --frozen pytest -q
 
 ## bench: the real flow side by side with its limit, fresh and with history (not a test; see README)
@@ -53,6 +55,13 @@ deps: bootstrap
 
 infra-install:
 	$(LOCALINFRA) all install
+
+## node-deps: the official AsyncAPI parser (tests/contract), `npm ci` from its lock; redone only when the lock changes
+node-deps: $(ASYNCAPI_CHECK)/node_modules/.package-lock.json
+
+$(ASYNCAPI_CHECK)/node_modules/.package-lock.json: $(ASYNCAPI_CHECK)/package.json $(ASYNCAPI_CHECK)/package-lock.json
+	cd $(ASYNCAPI_CHECK) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
 
 lint: deps
 	$(UV) run --frozen ruff check .

@@ -1,24 +1,35 @@
 """The seed's story end to end: four services as separate processes on real Kafka and a
 real Mongo-wire database, driven through their public HTTP APIs only (the same code
-path as `make run`)."""
+path as `make run`).
+
+The story is played once per module; a second test reads every record it left with
+the official CloudEvents SDK (the contract a downstream consumer relies on).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
+import uuid
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
+from cloudevents.v1.kafka import KafkaMessage, from_binary
 from delego_cli.demo.data import STORY_START, WEBHOOK_SECRET
 from delego_cli.demo.sinks import SmtpSink, WebhookReceiver
 from delego_cli.demo.story import Bus, Urls, play, render
 from delego_cli.platform import SERVICES, Platform, PlatformConfig
+from delego_shared.contracts import asyncapi_document
 from delego_shared.events import ALL_TOPICS
 from delego_shared.messaging.topics_admin import delete_topics_with_prefix
 from delego_shared.settings import Settings
-from delego_shared.testing.kafka_tools import read_records
+from delego_shared.testing.kafka_tools import Record, read_records
+from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
@@ -41,11 +52,24 @@ def consecutive_free_ports(n: int) -> int:
     raise RuntimeError("no free ports")
 
 
-@pytest.fixture
-async def story(infra, namespace, tmp_path, monkeypatch):
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def story_env():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="module")
+async def story(infra, story_env, tmp_path_factory):
+    """The story played once for this module: (report, config, service processes,
+    every record left on every topic)."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    tmp_path = tmp_path_factory.mktemp("story")
     anchor = f"{datetime.now().timestamp():.3f}"
-    monkeypatch.setenv("DELEGO_CLOCK_START", STORY_START)
-    monkeypatch.setenv("DELEGO_CLOCK_ANCHOR", anchor)
+    story_env.setenv("DELEGO_CLOCK_START", STORY_START)
+    story_env.setenv("DELEGO_CLOCK_ANCHOR", anchor)
     smtp = SmtpSink()
     smtp.start()
     hooks = WebhookReceiver(secret=WEBHOOK_SECRET)
@@ -74,7 +98,13 @@ async def story(infra, namespace, tmp_path, monkeypatch):
             urls, Settings(), smtp, hooks, Bus(infra.kafka_bootstrap, cfg.topic_prefix)
         )
         print(render(report))
-        yield report, cfg, list(platform.procs.values())
+        records = {
+            topic.name: await read_records(
+                infra.kafka_bootstrap, cfg.topic_prefix + topic.name, timeout=10, idle=1.0
+            )
+            for topic in ALL_TOPICS
+        }
+        yield report, cfg, list(platform.procs.values()), records
     finally:
         procs = list(platform.procs.values())
         platform.stop()
@@ -106,8 +136,8 @@ def money(m) -> Decimal:
     return Decimal(m["amount"])
 
 
-async def test_the_seed_story(story, infra):
-    report, cfg, procs = story
+async def test_the_seed_story(story):
+    report, cfg, procs, records = story
 
     # Paris, 18:30: the translation goes to Bangalore and is promised before 09:00
     tr = by_title(report, "Translation")
@@ -173,12 +203,10 @@ async def test_the_seed_story(story, infra):
     assert {c.event_type for c in report.webhooks} >= {"delego.billing.InvoiceIssued.v1"}
 
     # privacy: no e-mail address and no private description on any topic
-    for topic in ALL_TOPICS:
-        for rec in await read_records(
-            infra.kafka_bootstrap, cfg.topic_prefix + topic.name, timeout=10, idle=1.0
-        ):
+    for topic, recs in records.items():
+        for rec in recs:
             text = rec.value.decode() + str(rec.headers)
-            assert "@" not in text, (topic.name, text[:200])
+            assert "@" not in text, (topic, text[:200])
             assert "landlord" not in text and "Léa" not in text
 
     # the four services are separate processes, all alive until the end of the story
@@ -205,3 +233,68 @@ async def test_the_seed_story(story, infra):
     )
     assert delivered >= len(report.mails) + len(report.webhooks)
     _ = os
+
+
+# CloudEvents 1.0: extension names are lower-case letters and digits
+EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject")
+
+
+def ce_types_by_topic() -> dict[str, set[str]]:
+    doc = asyncapi_document()
+    messages = doc["components"]["messages"]
+    return {
+        ch["address"]: {messages[name]["x-ce-type"] for name in ch["messages"]}
+        for ch in doc["channels"].values()
+    }
+
+
+def read_with_sdk(rec: Record):
+    """A record as a consumer using the official SDK reads it (Kafka binary mode)."""
+    message = KafkaMessage(
+        headers={k: v.encode() for k, v in rec.headers.items()}, key=rec.key, value=rec.value
+    )
+    return from_binary(message)
+
+
+async def test_the_cloudevents_sdk_reads_every_record_the_story_left(story):
+    """Each record: a CloudEvents 1.0 event per the official Python SDK
+    (`cloudevents.v1.kafka.from_binary`), attributes from our own headers (the SDK
+    would invent a missing id or time), a type the topic's catalogue lists, and a
+    body valid against the published JSON Schema of that type."""
+    _, _, _, records = story
+    types = ce_types_by_topic()
+    schemas = ROOT / "contracts" / "schemas"
+    seen: dict[str, int] = {}
+    for topic, recs in records.items():
+        for rec in recs:
+            where = f"{topic}@{rec.partition}:{rec.offset}"
+            assert set(REQUIRED_HEADERS) <= rec.headers.keys(), where
+            event = read_with_sdk(rec)
+            attrs = event.get_attributes()
+            assert attrs["specversion"] == "1.0", where
+            assert attrs["id"] == rec.headers["ce_id"], where
+            assert attrs["type"] in types[topic], where
+            assert attrs["source"].startswith("/delego/"), where
+            assert attrs["subject"] == rec.key.decode(), where
+            assert attrs["datacontenttype"] == "application/json", where
+            when = datetime.fromisoformat(attrs["time"])
+            assert when.utcoffset() is not None and when.utcoffset().total_seconds() == 0, where
+            standard = {"specversion", "id", "source", "type", "time", "subject"}
+            standard |= {"datacontenttype", "partitionkey"}
+            for name in attrs.keys() - standard:
+                assert EXTENSION_NAME.match(name), (where, name)
+            schema = json.loads((schemas / f"{attrs['type']}.json").read_text())
+            errors = [e.message for e in Draft202012Validator(schema).iter_errors(event.data)]
+            assert errors == [], (where, errors[:3])
+            seen[attrs["type"]] = seen.get(attrs["type"], 0) + 1
+    # the story's flows publish on every business topic
+    topics_seen = {t for t, recs in records.items() if recs}
+    assert {
+        "catalog.providers.v1",
+        "catalog.offers.v1",
+        "matching.requests.v1",
+        "billing.invoices.v1",
+        "notifications.deliveries.v1",
+    } <= topics_seen, seen
+    print(f"read with the CloudEvents SDK: {sum(seen.values())} records, {seen}")
