@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,6 +20,8 @@ from delego_shared.events import ALL_TOPICS
 from delego_shared.messaging.topics_admin import delete_topics_with_prefix
 from delego_shared.settings import Settings
 from delego_shared.testing.kafka_tools import read_records
+from delego_shared.testing.otlp import OtlpReceiver, ReceivedSpan
+from delego_shared.testing.waiting import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
@@ -41,11 +44,14 @@ def consecutive_free_ports(n: int) -> int:
     raise RuntimeError("no free ports")
 
 
-@pytest.fixture
-async def story(infra, namespace, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+async def story(infra, tmp_path_factory):
+    """One run of the story for the module's tests, with tracing on: every service exports
+    its spans over OTLP to an in-process receiver."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
     anchor = f"{datetime.now().timestamp():.3f}"
-    monkeypatch.setenv("DELEGO_CLOCK_START", STORY_START)
-    monkeypatch.setenv("DELEGO_CLOCK_ANCHOR", anchor)
+    traces = OtlpReceiver()
+    traces.start()
     smtp = SmtpSink()
     smtp.start()
     hooks = WebhookReceiver(secret=WEBHOOK_SECRET)
@@ -53,7 +59,7 @@ async def story(infra, namespace, tmp_path, monkeypatch):
     cfg = PlatformConfig(
         kafka_bootstrap=infra.kafka_bootstrap,
         mongodb_url=infra.mongodb_url,
-        run_dir=tmp_path,
+        run_dir=tmp_path_factory.mktemp("story"),
         base_port=consecutive_free_ports(len(SERVICES)),
         topic_prefix=f"{namespace}.",
         database_prefix=namespace,
@@ -62,25 +68,32 @@ async def story(infra, namespace, tmp_path, monkeypatch):
             "DELEGO_SMTP_PORT": str(smtp.port),
             "DELEGO_CLOCK_START": STORY_START,
             "DELEGO_CLOCK_ANCHOR": anchor,
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: spans reach the receiver soon
         },
     )
     platform = Platform(cfg, log=print)
     try:
-        await platform.create_topics()
-        platform.start_services()
-        await platform.wait_ready(timeout=180)
-        urls = Urls(*(cfg.url(s) for s in ("catalog", "matching", "billing", "notifications")))
-        report = await play(
-            urls, Settings(), smtp, hooks, Bus(infra.kafka_bootstrap, cfg.topic_prefix)
-        )
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DELEGO_CLOCK_START", STORY_START)
+            mp.setenv("DELEGO_CLOCK_ANCHOR", anchor)
+            await platform.create_topics()
+            platform.start_services()
+            await platform.wait_ready(timeout=180)
+            urls = Urls(*(cfg.url(s) for s in ("catalog", "matching", "billing", "notifications")))
+            report = await play(
+                urls, Settings(), smtp, hooks, Bus(infra.kafka_bootstrap, cfg.topic_prefix)
+            )
         print(render(report))
-        yield report, cfg, list(platform.procs.values())
+        yield report, cfg, list(platform.procs.values()), traces
     finally:
         procs = list(platform.procs.values())
         platform.stop()
         await delete_topics_with_prefix(infra.kafka_bootstrap, f"{namespace}.")
         await hooks.stop()
         smtp.stop()
+        traces.stop()
         assert all(p.poll() is not None for p in procs), "a service process was left behind"
 
 
@@ -107,7 +120,7 @@ def money(m) -> Decimal:
 
 
 async def test_the_seed_story(story, infra):
-    report, cfg, procs = story
+    report, cfg, procs, _ = story
 
     # Paris, 18:30: the translation goes to Bangalore and is promised before 09:00
     tr = by_title(report, "Translation")
@@ -205,3 +218,67 @@ async def test_the_seed_story(story, infra):
     )
     assert delivered >= len(report.mails) + len(report.webhooks)
     _ = os
+
+
+def ancestry(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[ReceivedSpan]:
+    """The span, its parent, its parent's parent... up to the root (or a span not received)."""
+    chain = [span]
+    while chain[-1].parent_id in by_id:
+        chain.append(by_id[chain[-1].parent_id])
+    return chain
+
+
+async def test_the_translation_flow_is_one_trace_from_the_http_command_to_the_email(story):
+    report, cfg, _, traces = story
+    rid = by_title(report, "Translation").request["request_id"]
+    topic = {t: f"{cfg.topic_prefix}{t}" for t in ("matching.requests.v1", "billing.invoices.v1")}
+
+    async def invoice_mail_chain() -> list[ReceivedSpan] | None:
+        """The e-mail of the translation's invoice, with its ancestry, once received."""
+        spans = traces.snapshot()
+        by_id = {s.span_id: s for s in spans}
+        for mail in (s for s in spans if s.name == "smtp send"):
+            chain = ancestry(mail, by_id)
+            root, via_billing = chain[-1], f"process {topic['billing.invoices.v1']}"
+            if (
+                root.kind == "server"
+                and rid in str(root.attributes)  # its url path
+                and any(s.name.endswith(via_billing) for s in chain)
+            ):
+                return chain
+        return None
+
+    chain = await wait_for(invoice_mail_chain, timeout=30)
+    got = [(s.service, s.kind, s.name) for s in reversed(chain)]
+    # the work report (hourly translation: invoiced at completion) -> ... -> the e-mail
+    assert got == [
+        ("matching", "server", "POST /requests/{request_id}/complete"),
+        ("matching", "producer", f"publish {topic['matching.requests.v1']}"),
+        (
+            "billing",
+            "consumer",
+            f"billing.{cfg.topic_prefix.rstrip('.')} process {topic['matching.requests.v1']}",
+        ),
+        ("billing", "producer", f"publish {topic['billing.invoices.v1']}"),
+        (
+            "notifications",
+            "consumer",
+            f"notifications.{cfg.topic_prefix.rstrip('.')} process {topic['billing.invoices.v1']}",
+        ),
+        ("notifications", "client", "smtp send"),
+    ]
+    assert len({s.trace_id for s in chain}) == 1
+    assert chain[1].attributes["cloudevents.event_type"] == "delego.billing.InvoiceIssued.v1"
+
+    # the operator's signed webhook for that invoice is a POST in the same consumer span
+    spans = traces.snapshot()
+    posts = [s for s in spans if s.parent_id == chain[1].span_id and s.kind == "client"]
+    assert any(p.name == "POST" and p.service == "notifications" for p in posts), posts
+    # and the catalog traces its own commands: offer published -> read by matching
+    by_id = {s.span_id: s for s in spans}
+    assert any(
+        [(x.service, x.kind) for x in reversed(ancestry(s, by_id))]
+        == [("catalog", "server"), ("catalog", "producer"), ("matching", "consumer")]
+        for s in spans
+        if s.service == "matching" and s.kind == "consumer"
+    )

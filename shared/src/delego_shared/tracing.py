@@ -115,7 +115,10 @@ def instrument_app(app: Any) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=_provider, excluded_urls="/health/.*,/metrics"
+        app,
+        tracer_provider=_provider,
+        excluded_urls="/health/.*,/metrics",
+        exclude_spans=["receive", "send"],  # one span per request, not per ASGI message
     )
 
 
