@@ -250,8 +250,11 @@ def failed(span: Span | None, reason: str) -> None:
 
 
 def capture() -> Context | None:
-    """The current context, to resume in another task (None when tracing is off)."""
-    return None if _tracer is None else otel_context.get_current()
+    """The current context, to resume in another task (None when tracing is off or no
+    span is active)."""
+    if _tracer is None or not trace.get_current_span().get_span_context().is_valid:
+        return None
+    return otel_context.get_current()
 
 
 def resumed(ctx: Context | None) -> contextlib.AbstractContextManager[Any]:

@@ -7,6 +7,7 @@ asserted in tests/e2e/test_seed_story.py on the real platform.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from types import SimpleNamespace
@@ -197,3 +198,24 @@ def test_on_log_lines_carry_the_active_trace_id(spans, capsys):
     outside = next(x for x in lines if x["event"] == "outside")
     assert inside["trace_id"] == f"{s.get_span_context().trace_id:032x}"
     assert "trace_id" not in outside
+
+
+async def test_on_a_context_captured_in_a_span_parents_a_span_in_another_task(spans):
+    tracer = trace.get_tracer("test", tracer_provider=tracing._provider)
+    assert tracing.capture() is None  # no active span: nothing to hand over
+    with tracer.start_as_current_span("consume") as consume:
+        captured = tracing.capture()
+
+    async def worker() -> None:  # a queue's worker task, started outside any span
+        with tracing.resumed(captured), tracing.span("smtp send", kind=SpanKind.CLIENT):
+            pass
+
+    await asyncio.get_running_loop().create_task(worker(), context=contextvars.Context())
+    mail = next(s for s in finished(spans) if s.name == "smtp send")
+    assert mail.parent.span_id == consume.get_span_context().span_id
+
+
+async def test_off_no_context_is_captured_and_no_span_is_made():
+    assert tracing.capture() is None
+    with tracing.resumed(None), tracing.span("smtp send") as s:
+        assert s is None
