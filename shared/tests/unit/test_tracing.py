@@ -17,12 +17,18 @@ import pytest
 from delego_shared import tracing
 from delego_shared.events import Envelope
 from delego_shared.logging import configure_logging, get_logger
-from delego_shared.messaging import EventConsumer, EventPublisher, Outbox, RawRecord
+from delego_shared.messaging import (
+    EventConsumer,
+    EventPublisher,
+    Outbox,
+    PermanentError,
+    RawRecord,
+)
 from delego_shared.settings import Settings
 from delego_shared.testing.samples import registered
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 SETTINGS = Settings(service_name="unit")
 UPSTREAM = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -219,3 +225,16 @@ async def test_off_no_context_is_captured_and_no_span_is_made():
     assert tracing.capture() is None
     with tracing.resumed(None), tracing.span("smtp send") as s:
         assert s is None
+
+
+async def test_on_a_parked_record_leaves_a_failed_consumer_span(spans):
+    consumer = EventConsumer(FakeBroker(), SETTINGS, group="billing")  # type: ignore[arg-type]
+
+    @consumer.on(type(registered()))
+    async def handle(env: Envelope) -> None:
+        raise PermanentError("no such invoice")
+
+    await consumer.handle(record_of(envelope(), {"traceparent": UPSTREAM}))
+    consume = next(s for s in finished(spans) if s.kind is SpanKind.CONSUMER)
+    assert consume.status.status_code is StatusCode.ERROR
+    assert consume.status.description == "parked"

@@ -214,7 +214,7 @@ class EventConsumer:
             timer.done("ignored")
             return  # another consumer's business; a known type we do not need
         with (
-            tracing.consuming(record.headers, record.topic, self.group, envelope.type),
+            tracing.consuming(record.headers, record.topic, self.group, envelope.type) as span,
             structlog.contextvars.bound_contextvars(
                 correlation_id=envelope.correlation_id,
                 event_id=envelope.id,
@@ -230,6 +230,8 @@ class EventConsumer:
                 timer.done("duplicate")
                 return
             applied = await self._run(handler, envelope, record, timer)
+            if not applied:
+                tracing.failed(span, "parked")
             if applied and inbox is not None:
                 await self._until_done(
                     record, "inbox", lambda: inbox.mark(envelope.id, envelope.type), timer
