@@ -4,10 +4,12 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 import yaml
+from delego_shared import tracing
 from delego_shared.events import ALL_TOPICS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +33,16 @@ def test_every_service_has_an_image_or_build_and_configuration(name):
         assert (ROOT / svc["build"]["dockerfile"]).exists()
 
 
-@pytest.mark.parametrize("name", sorted(n for n in COMPOSE["services"] if n != "topics"))
+NO_HEALTH_CHECK = {
+    "topics": "one-shot job",
+    # the official collector images are built FROM scratch: no shell, curl or wget to
+    # probe with (open-telemetry/opentelemetry-collector-releases#1145); nothing waits on
+    # it (a service whose exporter cannot reach it drops spans, it does not fail)
+    "otel-collector": "distroless image",
+}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in COMPOSE["services"] if n not in NO_HEALTH_CHECK))
 def test_every_long_running_service_has_a_health_check(name):
     assert COMPOSE["services"][name]["healthcheck"]["test"]
 
@@ -60,11 +71,49 @@ def test_kafka_image_is_the_version_of_the_local_broker():
     assert f'KAFKA_IMAGE = "apache/kafka:{version}"' in infra
 
 
-def test_env_file_points_services_at_the_compose_infrastructure():
-    env = dict(
+def env_file() -> dict[str, str]:
+    return dict(
         line.split("=", 1)
         for line in (ROOT / ".env").read_text().splitlines()
         if line and not line.startswith("#")
     )
+
+
+def test_env_file_points_services_at_the_compose_infrastructure():
+    env = env_file()
     assert env["DELEGO_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert env["DELEGO_MONGODB_URL"] == "mongodb://mongo:27017/"
+
+
+def test_services_export_traces_to_the_collector_which_forwards_them_to_jaeger():
+    env = env_file()
+    assert tracing.wanted(env)  # the services' own rule: tracing on with this .env
+    collector = COMPOSE["services"]["otel-collector"]
+    [mount] = collector["volumes"]
+    source, target = mount.removesuffix(":ro").split(":")
+    assert collector["command"] == [f"--config={target}"]
+    config = yaml.safe_load((ROOT / source).read_text())
+
+    # services -> collector: OTLP/HTTP on the port its receiver listens on
+    url = urlsplit(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    assert url.scheme == "http" and url.hostname == "otel-collector"
+    http = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert http.rsplit(":", 1)[1] == str(url.port)
+
+    # every component a pipeline names is configured; the limiter comes first
+    traces = config["service"]["pipelines"]["traces"]
+    for kind in ("receivers", "processors", "exporters"):
+        assert set(traces[kind]) <= set(config[kind]), kind
+    assert traces["processors"][0] == "memory_limiter"
+
+    # collector -> Jaeger over OTLP/gRPC; Jaeger accepts it and serves its UI
+    [exporter] = traces["exporters"]
+    assert exporter.split("/")[0] == "otlp_grpc"
+    host, port = config["exporters"][exporter]["endpoint"].rsplit(":", 1)
+    jaeger = COMPOSE["services"][host]
+    assert jaeger["image"].startswith("jaegertracing/all-in-one:")
+    assert (port, jaeger["environment"]["COLLECTOR_OTLP_ENABLED"]) == ("4317", "true")
+    assert collector["depends_on"][host]["condition"] == "service_healthy"
+    assert "16686:16686" in jaeger["ports"]
+    for name in APP_SERVICES:  # none overrides the exporter settings of .env
+        assert not {k for k in COMPOSE["services"][name].get("environment", {}) if "OTEL" in k}

@@ -29,6 +29,8 @@ from delego_shared.events import ALL_TOPICS
 from delego_shared.messaging.topics_admin import delete_topics_with_prefix
 from delego_shared.settings import Settings
 from delego_shared.testing.kafka_tools import Record, read_records
+from delego_shared.testing.otlp import OtlpReceiver, ReceivedSpan
+from delego_shared.testing.waiting import wait_for
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -56,20 +58,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def story_env():
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
-@pytest.fixture(scope="module")
-async def story(infra, story_env, tmp_path_factory):
-    """The story played once for this module: (report, config, service processes,
-    every record left on every topic)."""
+async def story(infra, tmp_path_factory):
+    """One run of the story for the module's tests, with tracing on: every service exports
+    its spans over OTLP to an in-process receiver."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    tmp_path = tmp_path_factory.mktemp("story")
     anchor = f"{datetime.now().timestamp():.3f}"
-    story_env.setenv("DELEGO_CLOCK_START", STORY_START)
-    story_env.setenv("DELEGO_CLOCK_ANCHOR", anchor)
+    traces = OtlpReceiver()
+    traces.start()
     smtp = SmtpSink()
     smtp.start()
     hooks = WebhookReceiver(secret=WEBHOOK_SECRET)
@@ -77,7 +72,7 @@ async def story(infra, story_env, tmp_path_factory):
     cfg = PlatformConfig(
         kafka_bootstrap=infra.kafka_bootstrap,
         mongodb_url=infra.mongodb_url,
-        run_dir=tmp_path,
+        run_dir=tmp_path_factory.mktemp("story"),
         base_port=consecutive_free_ports(len(SERVICES)),
         topic_prefix=f"{namespace}.",
         database_prefix=namespace,
@@ -86,17 +81,23 @@ async def story(infra, story_env, tmp_path_factory):
             "DELEGO_SMTP_PORT": str(smtp.port),
             "DELEGO_CLOCK_START": STORY_START,
             "DELEGO_CLOCK_ANCHOR": anchor,
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: spans reach the receiver soon
         },
     )
     platform = Platform(cfg, log=print)
     try:
-        await platform.create_topics()
-        platform.start_services()
-        await platform.wait_ready(timeout=180)
-        urls = Urls(*(cfg.url(s) for s in ("catalog", "matching", "billing", "notifications")))
-        report = await play(
-            urls, Settings(), smtp, hooks, Bus(infra.kafka_bootstrap, cfg.topic_prefix)
-        )
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DELEGO_CLOCK_START", STORY_START)
+            mp.setenv("DELEGO_CLOCK_ANCHOR", anchor)
+            await platform.create_topics()
+            platform.start_services()
+            await platform.wait_ready(timeout=180)
+            urls = Urls(*(cfg.url(s) for s in ("catalog", "matching", "billing", "notifications")))
+            report = await play(
+                urls, Settings(), smtp, hooks, Bus(infra.kafka_bootstrap, cfg.topic_prefix)
+            )
         print(render(report))
         records = {
             topic.name: await read_records(
@@ -104,13 +105,14 @@ async def story(infra, story_env, tmp_path_factory):
             )
             for topic in ALL_TOPICS
         }
-        yield report, cfg, list(platform.procs.values()), records
+        yield report, cfg, list(platform.procs.values()), records, traces
     finally:
         procs = list(platform.procs.values())
         platform.stop()
         await delete_topics_with_prefix(infra.kafka_bootstrap, f"{namespace}.")
         await hooks.stop()
         smtp.stop()
+        traces.stop()
         assert all(p.poll() is not None for p in procs), "a service process was left behind"
 
 
@@ -136,8 +138,8 @@ def money(m) -> Decimal:
     return Decimal(m["amount"])
 
 
-async def test_the_seed_story(story):
-    report, cfg, procs, records = story
+async def test_the_seed_story(story, infra):
+    report, cfg, procs, records, _ = story
 
     # Paris, 18:30: the translation goes to Bangalore and is promised before 09:00
     tr = by_title(report, "Translation")
@@ -262,7 +264,7 @@ async def test_the_cloudevents_sdk_reads_every_record_the_story_left(story):
     (`cloudevents.v1.kafka.from_binary`), attributes from our own headers (the SDK
     would invent a missing id or time), a type the topic's catalogue lists, and a
     body valid against the published JSON Schema of that type."""
-    _, _, _, records = story
+    _, _, _, records, _ = story
     types = ce_types_by_topic()
     schemas = ROOT / "contracts" / "schemas"
     seen: dict[str, int] = {}
@@ -298,3 +300,67 @@ async def test_the_cloudevents_sdk_reads_every_record_the_story_left(story):
         "notifications.deliveries.v1",
     } <= topics_seen, seen
     print(f"read with the CloudEvents SDK: {sum(seen.values())} records, {seen}")
+
+
+def ancestry(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[ReceivedSpan]:
+    """The span, its parent, its parent's parent... up to the root (or a span not received)."""
+    chain = [span]
+    while chain[-1].parent_id in by_id:
+        chain.append(by_id[chain[-1].parent_id])
+    return chain
+
+
+async def test_the_translation_flow_is_one_trace_from_the_http_command_to_the_email(story):
+    report, cfg, _, _, traces = story
+    rid = by_title(report, "Translation").request["request_id"]
+    topic = {t: f"{cfg.topic_prefix}{t}" for t in ("matching.requests.v1", "billing.invoices.v1")}
+
+    async def invoice_mail_chain() -> list[ReceivedSpan] | None:
+        """The e-mail of the translation's invoice, with its ancestry, once received."""
+        spans = traces.snapshot()
+        by_id = {s.span_id: s for s in spans}
+        for mail in (s for s in spans if s.name == "smtp send"):
+            chain = ancestry(mail, by_id)
+            root, via_billing = chain[-1], f"process {topic['billing.invoices.v1']}"
+            if (
+                root.kind == "server"
+                and rid in str(root.attributes)  # its url path
+                and any(s.name.endswith(via_billing) for s in chain)
+            ):
+                return chain
+        return None
+
+    chain = await wait_for(invoice_mail_chain, timeout=30)
+    got = [(s.service, s.kind, s.name) for s in reversed(chain)]
+    # the work report (hourly translation: invoiced at completion) -> ... -> the e-mail
+    assert got == [
+        ("matching", "server", "POST /requests/{request_id}/complete"),
+        ("matching", "producer", f"publish {topic['matching.requests.v1']}"),
+        (
+            "billing",
+            "consumer",
+            f"billing.{cfg.topic_prefix.rstrip('.')} process {topic['matching.requests.v1']}",
+        ),
+        ("billing", "producer", f"publish {topic['billing.invoices.v1']}"),
+        (
+            "notifications",
+            "consumer",
+            f"notifications.{cfg.topic_prefix.rstrip('.')} process {topic['billing.invoices.v1']}",
+        ),
+        ("notifications", "client", "smtp send"),
+    ]
+    assert len({s.trace_id for s in chain}) == 1
+    assert chain[1].attributes["cloudevents.event_type"] == "delego.billing.InvoiceIssued.v1"
+
+    # the operator's signed webhook for that invoice is a POST in the same consumer span
+    spans = traces.snapshot()
+    posts = [s for s in spans if s.parent_id == chain[1].span_id and s.kind == "client"]
+    assert any(p.name == "POST" and p.service == "notifications" for p in posts), posts
+    # and the catalog traces its own commands: offer published -> read by matching
+    by_id = {s.span_id: s for s in spans}
+    assert any(
+        [(x.service, x.kind) for x in reversed(ancestry(s, by_id))]
+        == [("catalog", "server"), ("catalog", "producer"), ("matching", "consumer")]
+        for s in spans
+        if s.service == "matching" and s.kind == "consumer"
+    )

@@ -27,6 +27,7 @@ from .events.envelope import (
     H_TIME,
     H_TYPE,
 )
+from .tracing import CE_TRACEPARENT, CE_TRACESTATE, TRACEPARENT, TRACESTATE
 
 CE_HEADERS: dict[str, Any] = {
     "type": "object",
@@ -47,6 +48,22 @@ CE_HEADERS: dict[str, Any] = {
             "description": "id of the event whose handling caused this one",
         },
         "content-type": {"type": "string", "const": "application/json"},
+        CE_TRACEPARENT: {
+            "type": "string",
+            "description": "W3C trace context of the span that produced the record (CloudEvents "
+            "distributed-tracing extension, `traceparent` attribute); optional, only when the "
+            "producer traces",
+        },
+        CE_TRACESTATE: {
+            "type": "string",
+            "description": "W3C tracestate (CloudEvents distributed-tracing extension); optional",
+        },
+        TRACEPARENT: {
+            "type": "string",
+            "description": f"the same value as {CE_TRACEPARENT}, under the name OpenTelemetry's "
+            "Kafka instrumentations read; optional",
+        },
+        TRACESTATE: {"type": "string", "description": f"the same value as {CE_TRACESTATE}"},
     },
 }
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import structlog
 
+from .tracing import add_trace_ids
+
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # international or national phone numbers: 9+ digits with optional separators
 PHONE = re.compile(r"(?<![\w./\-])\+?\d[\d ().\-]{7,}\d(?![\w.])")
@@ -63,6 +65,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | Non
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        add_trace_ids,  # trace_id / span_id of the active span (tracing on)
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
