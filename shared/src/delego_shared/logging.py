@@ -97,6 +97,12 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | Non
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "kafka", "pymongo"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # a uvicorn started elsewhere in the process with its default log config gave its
+    # loggers their own (unmasked) handlers: route them through ours again
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.propagate = True
     if service:
         structlog.contextvars.bind_contextvars(service=service)
 
