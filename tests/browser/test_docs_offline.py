@@ -61,7 +61,8 @@ def test_a_cdn_page_stays_empty_in_the_same_browser():
 
 
 def test_screenshot_of_the_docs_is_a_png_of_the_window(tmp_path):
-    """What refreshes `docs/swagger-ui-offline.png` (command in the module's docstring)."""
+    """The call that refreshes `docs/swagger-ui-offline.png` (`python -m
+    delego_shared.testing.browser`, see its docstring) writes a PNG of the window's size."""
     png = tmp_path / "docs.png"
     with served(matching_app()) as base:
         screenshot(f"{base}/docs", png, width=800, height=600)
