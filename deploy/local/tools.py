@@ -38,6 +38,8 @@ class GoTool:
     module: str
     version: str
     package: str  # the main package, relative to the module's root
+    version_var: str  # the variable `--version` prints, set at link time as upstream's build does
+    version_value: str
 
     def binary(self, cache: Path) -> Path:
         return cache / f"{self.name}-{self.version}" / self.name
@@ -51,6 +53,8 @@ TOOLS = {
         module="github.com/prometheus/prometheus",
         version="v0.305.0",
         package="cmd/promtool",
+        version_var="github.com/prometheus/common/version.Version",
+        version_value="3.5.0",
     ),
     # the last release of the v2 module (v5 is the next); needs Go >= 1.24.9
     "compose": GoTool(
@@ -58,6 +62,8 @@ TOOLS = {
         module="github.com/docker/compose/v2",
         version="v2.40.3",
         package="cmd",
+        version_var="github.com/docker/compose/v2/internal.Version",
+        version_value="v2.40.3",
     ),
 }
 
@@ -109,7 +115,9 @@ def _build(tool: GoTool, binary: Path) -> None:
         p.chmod(p.stat().st_mode | 0o200)  # the module cache is read-only
     # 2. built as the main module; -mod=mod lets Go record sums its go.sum lacks
     partial = work / f"{tool.name}.partial"
-    build = ["build", "-mod=mod", "-trimpath", "-o", str(partial), f"./{tool.package}"]
+    stamp = f"-X {tool.version_var}={tool.version_value}"
+    build = ["build", "-mod=mod", "-trimpath", f"-ldflags={stamp}", "-o", str(partial)]
+    build.append(f"./{tool.package}")
     _go(go, build, cwd=src, env=env)
     partial.rename(binary)
     shutil.rmtree(src)
