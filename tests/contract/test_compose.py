@@ -1,7 +1,11 @@
-"""docker-compose.yml, checked statically (no Docker engine on the development machines)."""
+"""docker-compose.yml, checked statically (no Docker engine on the development machines):
+against the Compose specification, and by Compose's own `config` command (built by
+`make go-tools`), which resolves it as `docker compose up` would."""
 
 import json
+import os
 import re
+import subprocess
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,6 +15,7 @@ import pytest
 import yaml
 from delego_shared import tracing
 from delego_shared.events import ALL_TOPICS
+from delego_shared.testing.go_tools import go_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -117,3 +122,46 @@ def test_services_export_traces_to_the_collector_which_forwards_them_to_jaeger()
     assert "16686:16686" in jaeger["ports"]
     for name in APP_SERVICES:  # none overrides the exporter settings of .env
         assert not {k for k in COMPOSE["services"][name].get("environment", {}) if "OTEL" in k}
+
+
+def compose(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`docker compose <args>` on this checkout; no Docker engine is involved in `config`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
+    return subprocess.run(
+        [go_tool("compose"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.tools
+def test_compose_config_accepts_the_file():
+    result = compose("config", "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.tools
+def test_compose_resolves_the_app_services_as_the_file_means_them():
+    """Anchors, merge keys and `.env` as Compose itself reads them."""
+    result = compose("config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    resolved = json.loads(result.stdout)
+    assert set(resolved["services"]) == set(COMPOSE["services"])
+    for name in APP_SERVICES:
+        svc = resolved["services"][name]
+        assert svc["environment"]["DELEGO_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+        assert svc["environment"]["DELEGO_MONGODB_URL"] == "mongodb://mongo:27017/", name
+        assert svc["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+        assert svc["depends_on"]["mongo"]["condition"] == "service_healthy"
+        assert [p["target"] for p in svc["ports"]] == [8000], name
+        assert all(not p.get("published") for p in svc["ports"]), name  # ephemeral host port
+        assert svc["healthcheck"]["test"], name
+        assert svc["build"]["args"]["PACKAGE"] == f"delego-{name}"
+
+
+@pytest.mark.tools
+def test_compose_config_rejects_an_unknown_service_key(tmp_path):
+    """The check above can fail: Compose refuses what the specification does not know."""
+    broken = {"services": {"catalog": {"image": "busybox", "replica": 2}}}
+    (tmp_path / "compose.yaml").write_text(yaml.safe_dump(broken))
+    result = compose("config", "--quiet", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "replica" in result.stderr
