@@ -12,7 +12,7 @@ from delego_shared.types import utcnow
 from fastapi import FastAPI
 
 from .api import api_router
-from .details import PrivateDetails, retention_loop
+from .details import CLEAR_TEXT_MIGRATION, PrivateDetails, retention_loop, run_once
 from .domain import CandidateIndex
 from .follower import CatalogFollower
 from .handlers import CatalogProjection, RequestHandlers
@@ -53,7 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await retention_loop(
             details,
             s.retention_sweep_interval_s,
-            at_start=[lambda: backfill_subject_index(store, utcnow)],
+            at_start=[
+                lambda: backfill_subject_index(store, utcnow),
+                lambda: run_once(store, CLEAR_TEXT_MIGRATION, details.seal_clear_texts, utcnow),
+            ],
         )
 
     runtime.add_background(handlers.sweep_loop)

@@ -11,6 +11,8 @@
 - `sweep_retention`: erase the details of requests that ended more than the
   retention ago (slow timer and start-up). It reads `request_keys` on its
   indexed `erase_after`, then works by `_id`.
+- `seal_clear_texts`: once, at start-up, seal the descriptions of requests
+  stored in clear before sealing existed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from delego_shared.types import new_id, utcnow
 from .domain import ClientRequest
 from .domain.details import Access, Reader, details_access, erase_details_after
 from .sealing import SealedText, Sealer
-from .store import DETAILS_READS
+from .store import DETAILS_READS, MatchingStore
 
 log = get_logger(__name__)
 
@@ -64,6 +66,11 @@ class DetailsStore(Protocol):
     async def clear_details(self, request_id: str, version: int) -> bool: ...
     async def details_due(self, now: datetime, limit: int = 500) -> list[str]: ...
     async def schedule_details_erasure(self, request_id: str, at: datetime | None) -> None: ...
+    async def request_key(
+        self, request_id: str, client_id: str, wrapped_key: bytes, erase_after: datetime | None
+    ) -> bytes: ...
+    async def clear_text_requests(self) -> list[str]: ...
+    async def seal_in_place(self, request_id: str, version: int, sealed: SealedText) -> bool: ...
 
 
 class PrivateDetails:
@@ -148,6 +155,28 @@ class PrivateDetails:
                 return True
         raise RuntimeError(f"request {request_id} kept changing during its erasure; retried")
 
+    async def seal_clear_texts(self) -> int:
+        """Seal the descriptions stored in clear before sealing existed (a start-up
+        migration), so that erasure and retention reach them like any other."""
+        sealed = 0
+        for request_id in await self.store.clear_text_requests():
+            for _ in range(ATTEMPTS):
+                loaded = await self.store.load_sealed(request_id)
+                if loaded is None or not loaded[0].spec.description:
+                    break
+                req = loaded[0]
+                key = await self.store.request_key(
+                    request_id,
+                    req.client_id,
+                    self.sealer.new_key(),
+                    erase_details_after(req, self.retention),
+                )
+                text = self.sealer.seal(request_id, key, req.spec.description)
+                if await self.store.seal_in_place(request_id, req.version, text):
+                    sealed += 1
+                    break
+        return sealed
+
     async def sweep_retention(self) -> int:
         """Erase the details of requests ended more than the retention ago."""
         now = self.clock()
@@ -174,3 +203,21 @@ async def retention_loop(
     while True:
         await survive(details.sweep_retention, "details.retention_failed")
         await asyncio.sleep(interval_s)
+
+
+CLEAR_TEXT_MIGRATION = "seal_clear_texts"
+
+
+async def run_once(
+    store: MatchingStore,
+    name: str,
+    job: Callable[[], Awaitable[int]],
+    clock: Callable[[], datetime],
+) -> int:
+    """A start-up migration, skipped once `migrations/<name>` says it was done."""
+    if await store.migration_done(name):
+        return 0
+    count = await job()
+    await store.mark_migration(name, clock(), {"documents": count})
+    log.info("migration.done", migration=name, documents=count)
+    return count

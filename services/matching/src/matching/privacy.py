@@ -32,7 +32,13 @@ from delego_shared.privacy import ErasureResult, export_router, take_part_in_era
 from delego_shared.types import utcnow
 from fastapi import APIRouter
 
-from .details import DetailsErased, DetailsForbidden, DetailsNotVisible, PrivateDetails
+from .details import (
+    DetailsErased,
+    DetailsForbidden,
+    DetailsNotVisible,
+    PrivateDetails,
+    run_once,
+)
 from .domain.details import OperatorReason, Reader, ReaderRole
 from .store import MatchingStore
 
@@ -127,17 +133,16 @@ class MatchingExport:
 async def backfill_subject_index(store: MatchingStore, clock: Callable[[], datetime]) -> int:
     """Add requests stored before `subject_requests` existed to it (once: a marker in
     `migrations` says it is done; one scan of `requests` at that start-up)."""
-    if await store.migration_done(SUBJECT_INDEX_MIGRATION):
-        return 0
-    by_client: dict[str, list[str]] = {}
-    for request_id, client_id in await store.request_clients():
-        by_client.setdefault(client_id, []).append(request_id)
-    for client_id, request_ids in by_client.items():
-        await store.add_subject_requests(client_id, request_ids)
-    added = sum(len(ids) for ids in by_client.values())
-    await store.mark_migration(SUBJECT_INDEX_MIGRATION, clock(), {"requests": added})
-    log.info("privacy.subject_index_backfilled", requests=added, clients=len(by_client))
-    return added
+
+    async def add_all() -> int:
+        by_client: dict[str, list[str]] = {}
+        for request_id, client_id in await store.request_clients():
+            by_client.setdefault(client_id, []).append(request_id)
+        for client_id, request_ids in by_client.items():
+            await store.add_subject_requests(client_id, request_ids)
+        return sum(len(ids) for ids in by_client.values())
+
+    return await run_once(store, SUBJECT_INDEX_MIGRATION, add_all, clock)
 
 
 def wire_privacy(

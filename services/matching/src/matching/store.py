@@ -667,6 +667,27 @@ class MatchingStore:
         )
         return res.modified_count == 1
 
+    async def clear_text_requests(self) -> list[str]:
+        """Requests whose description is stored in clear (stored before sealing existed;
+        a start-up migration: one scan)."""
+        cursor = self.requests.find({"state.spec.description": {"$gt": ""}}, {"_id": 1})
+        return [str(d["_id"]) async for d in cursor]
+
+    async def seal_in_place(self, request_id: str, version: int, sealed: SealedText) -> bool:
+        """Replace the clear description by its sealed form, as a new version."""
+        res = await self.requests.update_one(
+            {"_id": request_id, "version": version},
+            {
+                "$set": {
+                    "sealed": {"nonce": sealed.nonce, "ciphertext": sealed.ciphertext},
+                    "state.spec.description": "",
+                    "state.sealed_details": True,
+                },
+                "$inc": {"version": 1, "state.version": 1},
+            },
+        )
+        return res.modified_count == 1
+
     async def record_read(self, record: Document, envelopes: Sequence[Envelope]) -> None:
         """Store one read of private details with its audit event (outbox)."""
         await self.details_reads.insert_one(Outbox.attach(record, envelopes))

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from delego_cli.privacy import access_audit
+from delego_shared.testing.waiting import wait_for
 from delego_shared.types import utcnow
-from matching.details import PrivateDetails
+from matching.details import CLEAR_TEXT_MIGRATION, PrivateDetails
 from matching.privacy import (
     SUBJECT_INDEX_MIGRATION,
     MatchingErasure,
@@ -187,3 +188,32 @@ async def test_requests_stored_before_the_subject_index_are_added_to_it_once(set
         erase = MatchingErasure(PrivacyStore(store), app.state.details.erase)
         assert (await erase("cli_old")).erased["request_descriptions"] == 1
         assert (await http.get(f"/requests/{rid}/details", headers=client_h)).status_code == 410
+
+
+async def test_a_description_stored_in_clear_before_sealing_is_sealed_at_start_up(settings_for):
+    settings = matching_settings(settings_for)
+    await publish_provider_with_offer(settings, "prv_l", "off_l")
+    client_h = auth(settings, "cli_l", "client")
+    async with running(settings) as (app, http):
+        await wait_indexed(app, "off_l")
+        rid = (await submit(http, client_h))["request_id"]
+        store: MatchingStore = app.state.store
+        # as stored before sealing existed: the text in the state, no key, no ciphertext
+        await store.requests.update_one(
+            {"_id": rid},
+            {
+                "$set": {"state.spec.description": PRIVATE, "state.sealed_details": False},
+                "$unset": {"sealed": ""},
+            },
+        )
+        await store.request_keys.delete_one({"_id": rid})
+        await store.migrations.delete_one({"_id": CLEAR_TEXT_MIGRATION})
+        assert PRIVATE in await stored_text_of(store, rid)
+    async with running(settings) as (app, http):  # a restart runs the migration
+
+        async def sealed() -> bool:
+            return PRIVATE not in await stored_text_of(app.state.store, rid)
+
+        await wait_for(sealed, timeout=30)
+        r = await http.get(f"/requests/{rid}/details", headers=client_h)
+        assert r.status_code == 200 and r.json()["description"] == PRIVATE

@@ -83,3 +83,23 @@ class MemoryDetailsStore:
     async def schedule_details_erasure(self, request_id: str, at: datetime | None) -> None:
         if request_id in self.keys:
             self.keys[request_id]["erase_after"] = at
+
+    async def request_key(
+        self, request_id: str, client_id: str, wrapped_key: bytes, erase_after: datetime | None
+    ) -> bytes:
+        entry = self.keys.setdefault(
+            request_id, {"wrapped_key": wrapped_key, "erase_after": erase_after}
+        )
+        return bytes(entry["wrapped_key"])
+
+    async def clear_text_requests(self) -> list[str]:
+        return [i for i, r in self.requests.items() if r.spec.description]
+
+    async def seal_in_place(self, request_id: str, version: int, sealed: SealedText) -> bool:
+        req = self.requests[request_id]
+        if req.version != version:
+            return False
+        req.take_description()
+        req.version += 1
+        self.sealed[request_id] = sealed
+        return True

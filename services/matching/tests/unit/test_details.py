@@ -250,3 +250,18 @@ async def test_retention_withdraws_a_date_written_ahead_of_a_transition_that_did
 
     assert store.keys[req.request_id]["erase_after"] is None
     assert req.status is RequestStatus.ACCEPTED and not req.details_erased
+
+
+async def test_a_clear_text_stored_before_sealing_is_sealed_then_read_and_erased_as_any():
+    store, s = MemoryDetailsStore(), sealer()
+    req, _ = completed()
+    store.requests[req.request_id] = req  # as stored before sealing: text in the state
+    details = use_cases(store, s)
+
+    assert await details.seal_clear_texts() == 1
+
+    stored = store.requests[req.request_id]
+    assert stored.spec.description == "" and stored.sealed_details
+    assert store.keys[req.request_id]["erase_after"] == erase_details_after(req, RETENTION)
+    assert await details.read(req.request_id, CLIENT) == SECRET
+    assert await details.seal_clear_texts() == 0  # nothing left in clear
