@@ -1,6 +1,7 @@
-"""Events of `privacy.subjects.v1` (key: subject id): a person's erasure and the
-receipts of the services that carried it out. Ids and counts only: an erasure
-event must not itself become a record of the person.
+"""Events of `privacy.subjects.v1` (key: subject id): a person's erasure, the
+receipts of the services that carried it out, and every read of the person's
+private details (access audit). Ids, counts and codes only: a privacy event must
+not itself become a record of the person.
 """
 
 from __future__ import annotations
