@@ -287,6 +287,10 @@ def view(req: ClientRequest, who: Principal) -> RequestView:
     )
 
 
+class Gone(ProblemError):
+    status, type, title = 410, "gone", "Gone"
+
+
 @contextmanager
 def domain_errors() -> Iterator[None]:
     """Domain outcomes → problem responses (never a 500 for a bad request)."""
@@ -309,10 +313,6 @@ def domain_errors() -> Iterator[None]:
         raise Unprocessable("invalid request", errors=errors) from None
     except ValueError as exc:
         raise Unprocessable(str(exc)) from None
-
-
-class Gone(ProblemError):
-    status, type, title = 410, "gone", "Gone"
 
 
 def api_router(

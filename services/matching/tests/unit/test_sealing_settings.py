@@ -36,3 +36,10 @@ def test_a_malformed_sealing_key_is_refused_in_any_environment(key: str):
 
 def test_development_accepts_the_demo_key():
     MatchingSettings(environment="development").check_safe_to_run()
+
+
+def test_the_production_app_is_not_built_with_the_demo_sealing_key():
+    from matching.app import create_app
+
+    with pytest.raises(UnsafeSettings, match="DELEGO_SEALING_KEY"):
+        create_app(MatchingSettings(environment="production", jwt_secret=STRONG_JWT))
