@@ -39,6 +39,8 @@ log = get_logger(__name__)
 
 ATTEMPTS = 5
 """Conditional writes retried when the request changed meanwhile (version moved)."""
+SWEEP_BATCH = 500
+"""Keys read per query of the retention sweep (it reads again until a batch is short)."""
 
 
 class DetailsNotVisible(LookupError):
@@ -181,15 +183,18 @@ class PrivateDetails:
         """Erase the details of requests ended more than the retention ago."""
         now = self.clock()
         erased = 0
-        for request_id in await self.store.details_due(now):
-            loaded = await self.store.load_sealed(request_id)
-            due = erase_details_after(loaded[0], self.retention) if loaded else now
-            if due is not None and due <= now:
-                erased += await self.erase(request_id)
-                log.info("details.retention_erased", request_id=request_id)
-            else:  # written ahead of a transition that did not happen, or not yet due
-                await self.store.schedule_details_erasure(request_id, due)
-        return erased
+        while True:  # each id handled leaves the due set: erased, re-dated or withdrawn
+            batch = await self.store.details_due(now, SWEEP_BATCH)
+            for request_id in batch:
+                loaded = await self.store.load_sealed(request_id)
+                due = erase_details_after(loaded[0], self.retention) if loaded else now
+                if due is not None and due <= now:
+                    erased += await self.erase(request_id)
+                    log.info("details.retention_erased", request_id=request_id)
+                else:  # written ahead of a transition that did not happen, or not yet due
+                    await self.store.schedule_details_erasure(request_id, due)
+            if len(batch) < SWEEP_BATCH:
+                return erased
 
 
 async def retention_loop(

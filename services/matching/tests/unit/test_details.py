@@ -265,3 +265,18 @@ async def test_a_clear_text_stored_before_sealing_is_sealed_then_read_and_erased
     assert store.keys[req.request_id]["erase_after"] == erase_details_after(req, RETENTION)
     assert await details.read(req.request_id, CLIENT) == SECRET
     assert await details.seal_clear_texts() == 0  # nothing left in clear
+
+
+async def test_retention_goes_on_past_one_batch(monkeypatch):
+    import matching.details
+
+    monkeypatch.setattr(matching.details, "SWEEP_BATCH", 2)
+    store, s = MemoryDetailsStore(), sealer()
+    for i in range(5):
+        req, _ = completed()
+        req.request_id = f"req_{i}"
+        store.put(req, s, SECRET, erase_after=erase_details_after(req, RETENTION))
+
+    erased = await use_cases(store, s, NOW + timedelta(days=100)).sweep_retention()
+
+    assert erased == 5 and store.keys == {}
