@@ -48,7 +48,7 @@ SUBJECT_INDEX_MIGRATION = "subject_requests_backfill"
 
 
 class PrivacyStore:
-    """One subject's documents, each by `_id`; writes conditional on the request's version."""
+    """One subject's documents, each by `_id` (the details themselves: `details.py`)."""
 
     def __init__(self, store: MatchingStore) -> None:
         self.store = store
