@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from billing.app import create_app as billing_app
 from billing.settings import BillingSettings
 from catalog.app import create_app as catalog_app
-from delego_cli.privacy import collect_export, request_erasure, wait_for_erasure
+from delego_cli.privacy import access_audit, collect_export, request_erasure, wait_for_erasure
 from delego_shared.events import ALL_TOPICS
 from delego_shared.events.base import dlq_name
 from delego_shared.http import mint_token
@@ -273,6 +273,12 @@ async def test_erasure_of_a_client_reaches_every_service_and_leaves_nothing_on_t
         rid = await client_with_history(p, client_id, provider_id)
         # the personal data is there before the erasure (so the scans below can fail)
         assert await scan_databases(p, [EMAIL, PRIVATE])
+        details = f"/requests/{rid}/details"
+        assert ok(await p.http["matching"].get(details, headers=client))["description"] == PRIVATE
+        matching = p.apps["matching"].state.store
+        backup = await matching.requests.find_one({"_id": rid})  # a copy taken before
+        assert backup is not None and backup["sealed"]["ciphertext"]
+        assert await matching.request_keys.find_one({"_id": rid}) is not None
 
         await request_erasure(p.bootstrap, client_id, prefix=p.prefix)
         status = await wait_for_erasure(p.bootstrap, client_id, prefix=p.prefix, timeout_s=60)
@@ -293,6 +299,12 @@ async def test_erasure_of_a_client_reaches_every_service_and_leaves_nothing_on_t
         assert profile["declared"] is False and profile["dependents"] == 0
         assert await invoices_of(p, client_id, rid)
         assert ok(await p.http["notifications"].get("/v1/me/inbox", headers=client))["items"] == []
+        # the request text is unreadable: its key is shredded, so the copy taken before
+        # (ciphertext) opens for nobody, and the service answers 410 to its own client
+        assert (await p.http["matching"].get(details, headers=client)).status_code == 410
+        assert await matching.request_keys.find_one({"_id": rid}) is None
+        assert "sealed" not in (await matching.requests.find_one({"_id": rid}) or {})
+        assert req["private_details"]["erased"] is True
         # and nothing on any topic ever carried the e-mail or the private text
         found, read = await scan_topics(p, [EMAIL, PRIVATE])
         assert found == []
@@ -350,6 +362,11 @@ async def test_export_gathers_what_every_service_holds_about_a_client_and_a_prov
         [request] = parts["matching"]["requests"]
         assert request["request_id"] == rid and request["spec"]["description"] == PRIVATE
         assert parts["matching"]["ratings"]["given"]["given"]
+        # opening the client's text for the export is a read like any other: audited
+        reads = await access_audit(p.bootstrap, client_id, prefix=p.prefix)
+        assert ("op-1", "operator", "export", "subject_access_request") in [
+            (r.reader_id, r.reader_role, r.channel, r.reason) for r in reads
+        ]
         assert parts["billing"]["tax_profile"]["dependents"] == 2
         assert [i["request_id"] for i in parts["billing"]["as_client"]["invoices"]] == [rid]
         assert parts["catalog"]["provider"] is None

@@ -10,6 +10,7 @@
     delego status [--watch]           health, consumer lag, outbox backlog, DLQs, last minute
     delego privacy erase|status SUBJ  a person's erasure across the services, its receipts
     delego privacy export SUBJ        everything the services hold about a person, as JSON
+    delego privacy audit SUBJ         every read of a person's private details (who, when, why)
 """
 
 from __future__ import annotations
