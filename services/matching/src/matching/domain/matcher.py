@@ -8,6 +8,7 @@ an oracle.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from delego_shared.events.common import AgreedTerms, pricing_currency
 from delego_shared.events.matching import FilterReason, ScoreBreakdown
 from delego_shared.types import Money
 
+from .availability import FastPlan, fast_plan, fast_response, from_us, to_us
 from .capacity import (
     capacity_key,
     planning_keys,
@@ -39,13 +41,13 @@ from .filters import (
     not_tried,
     shares_language,
 )
-from .index import CandidateIndex
+from .index import CandidateIndex, OfferRow, ordinals
 from .policy import DEFAULT_POLICY, MatchingPolicy
 from .pricing_estimate import estimate_price, work_hours, work_units
 from .rating import RatingStats, rating_component
 from .readmodel import ProviderEntry
 from .response import ResponseWindow, response_window
-from .schedule import WorkPlan, hours_to_timedelta, plan_work
+from .schedule import WeeklySchedule, WorkPlan, hours_to_timedelta, plan_work
 from .scoring import (
     awake_component,
     breakdown,
@@ -154,9 +156,12 @@ def provider_response(
 ) -> ResponseWindow:
     """The provider's own window (`response_window_minutes`) or the policy's default,
     counted in their working time."""
-    minutes = provider.snapshot.response_window_minutes
-    window = timedelta(minutes=minutes) if minutes else policy.acceptance_window
-    return response_window(provider.schedule, now, window, policy.horizon)
+    return response_window(provider.schedule, now, _window(provider, policy), policy.horizon)
+
+
+def _window(provider: ProviderEntry, policy: MatchingPolicy) -> timedelta:
+    minutes = provider.response_window_minutes
+    return timedelta(minutes=minutes) if minutes else policy.acceptance_window
 
 
 def planning_limit(
@@ -179,7 +184,7 @@ def context_keys(
 ) -> list[str]:
     """Capacity keys the edge reads by `_id` for this provider: the weeks a plan can
     touch (from the earliest start to `planning_limit`) and the current week (load)."""
-    zone = provider.snapshot.time_zone
+    zone = provider.time_zone
     keys = planning_keys(
         provider.provider_id,
         zone,
@@ -237,7 +242,7 @@ def evaluate(
     )
     need = reservation_keys(provider.provider_id, plan)
     ceiling = week_capacities(
-        provider.provider_id, provider.snapshot.weekly_capacity_hours, provider.schedule, need
+        provider.provider_id, provider.weekly_capacity_hours, provider.schedule, need
     )
     if not capacity_ok(ceiling, context.reserved_hours, need):
         return Rejection(Filter.CAPACITY)
@@ -280,10 +285,10 @@ def _rank(
             cheapest[q.price.currency] = q.price
     scored: list[tuple[float, datetime, str, Qualified, dict[str, float]]] = []
     for q in qualified:
-        p = q.provider.snapshot
+        p = q.provider
         current_week = week_key(p.provider_id, now, p.time_zone)
         this_week = week_capacity(
-            p.weekly_capacity_hours, q.provider.schedule, current_week.rsplit(":", 1)[1]
+            p.weekly_capacity_hours, p.schedule, current_week.rsplit(":", 1)[1]
         )
         earliest = earliest_start(spec, now)
         components = {
@@ -329,6 +334,227 @@ def _outcome(
     return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
 
 
+@dataclass(slots=True)
+class _Fit:
+    """A qualified offer on the fast path: plain values, no pydantic, no Decimal walk."""
+
+    row: OfferRow
+    provider: ProviderEntry
+    hours: Decimal
+    units: int
+    price: Money
+    plan: FastPlan
+    response: ResponseWindow
+
+
+class _Scan:
+    """One request's pass over the index's candidates: the filters of `evaluate`, in
+    the same order and with the same functions, computed once per distinct input.
+
+    Offers share providers, providers share schedules and pricings, so every
+    schedule-dependent result (response window, work plan, weekly capacity) is
+    memoised per (schedule, start, effort) and every price per (pricing, typical
+    effort) for the duration of the request; the walks themselves run on the
+    precomputed integer week tables (`availability`).
+    """
+
+    def __init__(
+        self,
+        index: CandidateIndex,
+        spec: RequestSpec,
+        now: datetime,
+        context: MatchContext,
+        policy: MatchingPolicy,
+        exclude: frozenset[str],
+    ) -> None:
+        self.index, self.spec, self.now = index, spec, now
+        self.context, self.policy, self.exclude = context, policy, exclude
+        self.earliest = earliest_start(spec, now)
+        self.earliest_us = to_us(self.earliest)
+        self.deadline_us = to_us(spec.deadline)
+        self.horizon_us = policy.horizon // timedelta(microseconds=1)
+        self.counts: dict[ReasonKey, int] = {}
+        self.fits: list[_Fit] = []
+        self._prices: dict[tuple[int, Decimal], tuple[Decimal, int, Money | Filter]] = {}
+        self._responses: dict[tuple[WeeklySchedule, timedelta], ResponseWindow] = {}
+        self._plans: dict[tuple[WeeklySchedule, int, int], FastPlan] = {}
+        self._needs: dict[FastPlan, tuple[tuple[str, Decimal], ...]] = {}
+        self._caps: dict[tuple[Decimal, WeeklySchedule, str], Decimal] = {}
+        self._live: dict[WeeklySchedule, bool] = {}
+        self._effort: dict[Decimal, int] = {}
+
+    def price(self, row: OfferRow) -> tuple[Decimal, int, Money | Filter]:
+        key = (id(row.pricing), row.typical_hours)
+        got = self._prices.get(key)
+        if got is None:
+            s = self.spec
+            hours = work_hours(s.effort_hours, s.units, row.typical_hours)
+            units = work_units(s.effort_hours, s.units, row.typical_hours)
+            estimate = estimate_price(row.pricing, hours, units)
+            verdict: Money | Filter
+            if estimate.price is None:
+                verdict = Filter.PRICING
+            else:
+                verdict = budget_verdict(estimate.price, s.budget) or estimate.price
+            got = self._prices[key] = (hours, units, verdict)
+        return got
+
+    def response(self, provider: ProviderEntry) -> ResponseWindow:
+        window = _window(provider, self.policy)
+        key = (provider.schedule, window)
+        got = self._responses.get(key)
+        if got is None:
+            got = self._responses[key] = fast_response(
+                provider.schedule, self.now, window, self.policy.horizon
+            )
+        return got
+
+    def plan(self, schedule: WeeklySchedule, start: int, effort: int) -> FastPlan:
+        key = (schedule, start, effort)
+        got = self._plans.get(key)
+        if got is None:
+            got = self._plans[key] = fast_plan(
+                schedule, start, effort, self.deadline_us, self.horizon_us
+            )
+        return got
+
+    def need(self, plan: FastPlan) -> tuple[tuple[str, Decimal], ...]:
+        """`reservation_keys` per week label (hours add up to the effort exactly)."""
+        got = self._needs.get(plan)
+        if got is None:
+            keys = reservation_keys("", plan.work_plan())
+            got = self._needs[plan] = tuple((k[1:], h) for k, h in keys.items())
+        return got
+
+    def capacity(self, provider: ProviderEntry, week: str) -> Decimal:
+        key = (provider.weekly_capacity_hours, provider.schedule, week)
+        got = self._caps.get(key)
+        if got is None:
+            got = self._caps[key] = week_capacity(key[0], key[1], week)
+        return got
+
+    def fits_capacity(self, provider: ProviderEntry, plan: FastPlan) -> bool:
+        reserved = self.context.reserved_hours
+        prefix = provider.provider_id + ":"
+        for week, hours in self.need(plan):
+            room = self.capacity(provider, week)
+            if reserved:
+                room -= reserved.get(prefix + week, Decimal(0))
+            if max(Decimal(0), room) < hours:
+                return False
+        return True
+
+    def live_ok(self, provider: ProviderEntry) -> bool:
+        got = self._live.get(provider.schedule)
+        if got is None:
+            got = self._live[provider.schedule] = live_window_ok(
+                provider, self.spec.live_window, self.policy.min_live_overlap
+            )
+        return got
+
+    def effort_us(self, hours: Decimal) -> int:
+        got = self._effort.get(hours)
+        if got is None:
+            got = self._effort[hours] = hours_to_timedelta(hours) // timedelta(microseconds=1)
+        return got
+
+    def run(self) -> int:
+        """Classify every candidate; returns the number of published offers considered."""
+        s = self.spec
+        index = self.index
+        cat = index.category(s.category)
+        rows = cat.rows
+        for i in ordinals(cat.candidates(s.required_skills, s.languages)):
+            row = rows[i]
+            assert row is not None
+            rejected = self.check(row, index.provider(row.provider_id))
+            if rejected is not None:
+                key = (rejected, "")
+                self.counts[key] = self.counts.get(key, 0) + 1
+        for key, c in index.prefilter_counts(s.category, s.required_skills, s.languages).items():
+            if c:
+                self.counts[key] = self.counts.get(key, 0) + c
+        return cat.published.bit_count()
+
+    def check(self, row: OfferRow, provider: ProviderEntry | None) -> Filter | None:
+        """`evaluate` from the not-tried filter on (the index applied the ones before):
+        the first failing filter, or None once the offer is kept as a fit."""
+        assert provider is not None
+        if row.provider_id in self.exclude:
+            return Filter.ALREADY_TRIED
+        if not row.priced_in_currency:
+            return Filter.PRICING
+        hours, units, price = self.price(row)
+        if not isinstance(price, Money):
+            return price
+        if self.spec.live_window is not None and not self.live_ok(provider):
+            return Filter.LIVE_WINDOW
+        response = self.response(provider)
+        effort = self.effort_us(hours)
+        answer_by = to_us(response.answer_by)
+        plan = self.plan(provider.schedule, max(self.earliest_us, answer_by), effort)
+        if not self.fits_capacity(provider, plan):
+            return Filter.CAPACITY
+        if plan.finish is None or plan.finish > self.deadline_us:
+            awake = self.plan(provider.schedule, self.earliest_us, effort)
+            in_time = awake.finish is not None and awake.finish <= self.deadline_us
+            if answer_by > self.earliest_us and in_time:
+                return Filter.RESPONSE
+            return Filter.DEADLINE
+        self.fits.append(_Fit(row, provider, hours, units, price, plan, response))
+        return None
+
+    def rank(self, limit: int) -> list[Candidate]:
+        """Score every fit as `_rank` does, build full candidates for the top `limit` only."""
+        spec, now, ctx, policy = self.spec, self.now, self.context, self.policy
+        cheapest: dict[str, Money] = {}
+        for f in self.fits:
+            c = cheapest.get(f.price.currency)
+            if c is None or f.price.amount < c.amount:
+                cheapest[f.price.currency] = f.price
+        weeks: dict[str, str] = {}
+        scored: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
+        for f in self.fits:
+            p = f.provider
+            label = weeks.get(p.time_zone)
+            if label is None:
+                label = weeks[p.time_zone] = week_key("", now, p.time_zone)[1:]
+            this_week = self.capacity(p, label)
+            assert f.plan.finish is not None
+            components = {
+                "slack": slack_component(self.earliest, from_us(f.plan.finish), spec.deadline),
+                "rating": rating_component(ctx.ratings.get(p.provider_id), policy.rating_prior),
+                "price": price_component(f.price, spec.budget, cheapest.get(f.price.currency)),
+                "load": load_component(
+                    ctx.reserved_hours.get(f"{p.provider_id}:{label}", Decimal(0)), this_week
+                ),
+                "trust_bonus": 1.0 if p.provider_id in ctx.trusted_providers else 0.0,
+                "awake": awake_component(self.earliest, f.response.answer_from, spec.deadline),
+            }
+            total = weighted_total(components, policy.weights)
+            scored.append((-total, f.plan.finish, f.row.offer_id, f, components))
+        out: list[Candidate] = []
+        for _, _, _, f, components in heapq.nsmallest(limit, scored, key=lambda t: t[:3]):
+            p = f.provider
+            plan = f.plan.work_plan()
+            need = reservation_keys(p.provider_id, plan)
+            out.append(
+                Candidate(
+                    f.row.snapshot,
+                    p,
+                    f.hours,
+                    f.units,
+                    f.price,
+                    from_us(f.plan.finish) if f.plan.finish is not None else now,
+                    need,
+                    week_capacities(p.provider_id, p.weekly_capacity_hours, p.schedule, need),
+                    breakdown(components, policy.weights),
+                    f.response,
+                )
+            )
+        return out
+
+
 def find_matches(
     index: CandidateIndex,
     spec: RequestSpec,
@@ -339,30 +565,17 @@ def find_matches(
     exclude_providers: frozenset[str] = frozenset(),
     limit: int | None = None,
 ) -> MatchOutcome:
-    """Best offers for a request, best first; with reasons when none qualifies."""
-    tally = _Tally()
-    for oid in index.candidate_ids(spec.category, spec.required_skills, spec.languages):
-        offer = index.offer(oid)
-        assert offer is not None
-        tally.add(
-            evaluate(
-                offer,
-                index.provider(offer.provider_id),
-                spec,
-                now,
-                context=context,
-                policy=policy,
-                exclude_providers=exclude_providers,
-            )
-        )
-    for key, c in index.prefilter_counts(
-        spec.category, spec.required_skills, spec.languages
-    ).items():
-        if c:
-            tally.counts[key] = tally.counts.get(key, 0) + c
-    return _outcome(
-        tally, len(index.published_in(spec.category)), spec, now, context, policy, limit
-    )
+    """Best offers for a request, best first; with reasons when none qualifies.
+
+    Same outcome as `find_matches_bruteforce` (the tests check it), from the
+    index's bitsets and the memoised fast walks of `_Scan`.
+    """
+    scan = _Scan(index, spec, now, context, policy, exclude_providers)
+    considered = scan.run()
+    n = policy.candidates_limit if limit is None else limit
+    ranked = scan.rank(n)
+    reasons, summary, summary_fr = explain(spec, considered, scan.counts, len(scan.fits))
+    return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
 
 
 LIVE_FILTERS = frozenset({Filter.CAPACITY, Filter.RESPONSE, Filter.DEADLINE})
@@ -386,22 +599,17 @@ def context_providers(
     `find_matches` with that context gives the same outcome as with the full
     one.
     """
+    scan = _Scan(index, spec, now, EMPTY_CONTEXT, policy, exclude_providers)
+    cat = index.category(spec.category)
     out: set[str] = set()
-    for oid in index.candidate_ids(spec.category, spec.required_skills, spec.languages):
-        offer = index.offer(oid)
-        assert offer is not None
-        if offer.provider_id in out:
+    for i in ordinals(cat.candidates(spec.required_skills, spec.languages)):
+        row = cat.rows[i]
+        assert row is not None
+        if row.provider_id in out:
             continue
-        r = evaluate(
-            offer,
-            index.provider(offer.provider_id),
-            spec,
-            now,
-            policy=policy,
-            exclude_providers=exclude_providers,
-        )
-        if isinstance(r, Qualified) or r.filter in LIVE_FILTERS:
-            out.add(offer.provider_id)
+        rejected = scan.check(row, index.provider(row.provider_id))
+        if rejected is None or rejected in LIVE_FILTERS:
+            out.add(row.provider_id)
     return out
 
 
