@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from .response import ResponseWindow
 from .schedule import WeeklySchedule, WorkPlan, iso_week
@@ -46,14 +47,46 @@ class WeekTable:
     """(local day ordinal, UTC start µs, UTC end µs), in `intervals` order."""
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_US = 86_400_000_000
+_MINUTE_US = 60_000_000
+
+
+@lru_cache(maxsize=65_536)
+def _steady_offset(zone: ZoneInfo, monday: int) -> int | None:
+    """The zone's offset in µs when it is the same at every local midnight from the
+    Sunday before to the Monday after this week (no transition can touch its spans,
+    which end at the latest on that Monday), else None."""
+    offsets = {zone.utcoffset(datetime.fromordinal(d)) for d in range(monday - 1, monday + 9)}
+    if len(offsets) != 1:
+        return None
+    (offset,) = offsets
+    return None if offset is None else offset // _US
+
+
 @lru_cache(maxsize=262_144)
 def week_table(schedule: WeeklySchedule, monday: int) -> WeekTable:
-    """The working intervals of the local ISO week starting on `monday` (a date ordinal)."""
+    """The working intervals of the local ISO week starting on `monday` (a date ordinal).
+
+    A week without an offset change is plain arithmetic (what `wall_span_instants`
+    answers for a single offset); a week with one goes through the schedule's own
+    DST-aware conversion.
+    """
     first = date.fromordinal(monday)
-    spans = tuple(
-        (d.toordinal(), to_us(a), to_us(b))
-        for d, a, b in schedule.intervals(first, first + timedelta(days=6))
-    )
+    offset = _steady_offset(schedule.zone, monday)
+    if offset is None:
+        spans = tuple(
+            (d.toordinal(), to_us(a), to_us(b))
+            for d, a, b in schedule.intervals(first, first + timedelta(days=6))
+        )
+    else:
+        out: list[tuple[int, int, int]] = []
+        for day in range(monday, monday + 7):
+            midnight = (day - _EPOCH_ORDINAL) * _DAY_US - offset
+            for start, length in schedule.by_weekday[day - monday]:
+                a = midnight + start * _MINUTE_US
+                out.append((day, a, a + length * _MINUTE_US))
+        spans = tuple(out)
     return WeekTable(iso_week(first), spans)
 
 
