@@ -107,6 +107,12 @@ class FastPlan:
 
 
 def _local_ordinal(schedule: WeeklySchedule, us: int) -> int:
+    """The provider-local date (ordinal) of an instant: arithmetic when the zone's offset
+    is steady around that week (a local date is within a day of the UTC one)."""
+    utc = us // _DAY_US + _EPOCH_ORDINAL
+    offset = _steady_offset(schedule.zone, utc - (utc - 1) % 7)
+    if offset is not None:
+        return (us + offset) // _DAY_US + _EPOCH_ORDINAL
     return schedule.local_date(from_us(us)).toordinal()
 
 

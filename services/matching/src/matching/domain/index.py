@@ -34,7 +34,7 @@ from delego_shared.events.common import SkillLevel, pricing_currency
 
 from .explain import ReasonKey, skill_detail
 from .filters import Filter
-from .pricing_estimate import AnyPricing
+from .pricing_estimate import AnyPricing, PriceEstimate, estimate_price
 from .readmodel import ProviderEntry, language_key
 
 SkillKey = tuple[str, int]
@@ -136,6 +136,7 @@ class CandidateIndex:
         self._pricings: dict[bytes, AnyPricing] = {}
         self._decimals: dict[Decimal, Decimal] = {}
         self._skill_keys: dict[SkillKey, SkillKey] = {}
+        self._estimates: dict[tuple[int, Decimal, int], PriceEstimate] = {}
         self._bulk = False
 
     @classmethod
@@ -168,6 +169,17 @@ class CandidateIndex:
 
     def category(self, category: str) -> CategoryBits:
         return self._cats.get(category, _EMPTY_CAT)
+
+    def estimate(self, pricing: AnyPricing, hours: Decimal, units: int) -> PriceEstimate:
+        """`estimate_price`, cached across requests: offers share a few thousand pricings
+        (the pool keeps every pricing object alive, so its id is a safe key)."""
+        key = (id(pricing), hours, units)
+        got = self._estimates.get(key)
+        if got is None:
+            if len(self._estimates) >= 200_000:
+                self._estimates.clear()
+            got = self._estimates[key] = estimate_price(pricing, hours, units)
+        return got
 
     def rows_of(self, provider_id: str) -> Iterator[OfferRow]:
         for oid in self._offers_by_provider.get(provider_id, ()):

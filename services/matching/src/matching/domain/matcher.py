@@ -8,7 +8,6 @@ an oracle.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,7 +41,7 @@ from .filters import (
     shares_language,
 )
 from .index import CandidateIndex, OfferRow, ordinals
-from .policy import DEFAULT_POLICY, MatchingPolicy
+from .policy import DEFAULT_POLICY, SCORE_COMPONENTS, MatchingPolicy
 from .pricing_estimate import estimate_price, work_hours, work_units
 from .rating import RatingStats, rating_component
 from .readmodel import ProviderEntry
@@ -72,6 +71,8 @@ class MatchContext:
 
 
 EMPTY_CONTEXT = MatchContext()
+_US = timedelta(microseconds=1)
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,9 +354,11 @@ class _Scan:
 
     Offers share providers, providers share schedules and pricings, so every
     schedule-dependent result (response window, work plan, weekly capacity) is
-    memoised per (schedule, start, effort) and every price per (pricing, typical
-    effort) for the duration of the request; the walks themselves run on the
-    precomputed integer week tables (`availability`).
+    memoised per (schedule, start, effort) for the duration of the request, and
+    prices across requests by the index; the walks themselves run on the
+    precomputed integer week tables (`availability`). Memo keys use the identity
+    of schedules and pricings: the index shares one object per distinct value
+    and keeps it alive.
     """
 
     def __init__(
@@ -372,15 +375,15 @@ class _Scan:
         self.earliest = earliest_start(spec, now)
         self.earliest_us = to_us(self.earliest)
         self.deadline_us = to_us(spec.deadline)
-        self.horizon_us = policy.horizon // timedelta(microseconds=1)
+        self.horizon_us = policy.horizon // _US
         self.counts: dict[ReasonKey, int] = {}
         self.fits: list[_Fit] = []
         self._prices: dict[tuple[int, Decimal], tuple[Decimal, int, Money | Filter]] = {}
-        self._responses: dict[tuple[WeeklySchedule, timedelta], ResponseWindow] = {}
-        self._plans: dict[tuple[WeeklySchedule, int, int], FastPlan] = {}
+        self._responses: dict[tuple[int, int | None], tuple[ResponseWindow, int]] = {}
+        self._plans: dict[tuple[int, int, int], FastPlan] = {}
         self._needs: dict[FastPlan, tuple[tuple[str, Decimal], ...]] = {}
-        self._caps: dict[tuple[Decimal, WeeklySchedule, str], Decimal] = {}
-        self._live: dict[WeeklySchedule, bool] = {}
+        self._caps: dict[tuple[Decimal, int, str], Decimal] = {}
+        self._live: dict[int, bool] = {}
         self._effort: dict[Decimal, int] = {}
 
     def price(self, row: OfferRow) -> tuple[Decimal, int, Money | Filter]:
@@ -390,7 +393,7 @@ class _Scan:
             s = self.spec
             hours = work_hours(s.effort_hours, s.units, row.typical_hours)
             units = work_units(s.effort_hours, s.units, row.typical_hours)
-            estimate = estimate_price(row.pricing, hours, units)
+            estimate = self.index.estimate(row.pricing, hours, units)
             verdict: Money | Filter
             if estimate.price is None:
                 verdict = Filter.PRICING
@@ -399,18 +402,17 @@ class _Scan:
             got = self._prices[key] = (hours, units, verdict)
         return got
 
-    def response(self, provider: ProviderEntry) -> ResponseWindow:
-        window = _window(provider, self.policy)
-        key = (provider.schedule, window)
+    def response(self, provider: ProviderEntry) -> tuple[ResponseWindow, int]:
+        key = (id(provider.schedule), provider.response_window_minutes)
         got = self._responses.get(key)
         if got is None:
-            got = self._responses[key] = fast_response(
-                provider.schedule, self.now, window, self.policy.horizon
-            )
+            window = _window(provider, self.policy)
+            r = fast_response(provider.schedule, self.now, window, self.policy.horizon)
+            got = self._responses[key] = (r, to_us(r.answer_by))
         return got
 
     def plan(self, schedule: WeeklySchedule, start: int, effort: int) -> FastPlan:
-        key = (schedule, start, effort)
+        key = (id(schedule), start, effort)
         got = self._plans.get(key)
         if got is None:
             got = self._plans[key] = fast_plan(
@@ -427,10 +429,12 @@ class _Scan:
         return got
 
     def capacity(self, provider: ProviderEntry, week: str) -> Decimal:
-        key = (provider.weekly_capacity_hours, provider.schedule, week)
+        key = (provider.weekly_capacity_hours, id(provider.schedule), week)
         got = self._caps.get(key)
         if got is None:
-            got = self._caps[key] = week_capacity(key[0], key[1], week)
+            got = self._caps[key] = week_capacity(
+                provider.weekly_capacity_hours, provider.schedule, week
+            )
         return got
 
     def fits_capacity(self, provider: ProviderEntry, plan: FastPlan) -> bool:
@@ -439,15 +443,16 @@ class _Scan:
         for week, hours in self.need(plan):
             room = self.capacity(provider, week)
             if reserved:
-                room -= reserved.get(prefix + week, Decimal(0))
-            if max(Decimal(0), room) < hours:
+                room -= reserved.get(prefix + week, _ZERO)
+            if max(_ZERO, room) < hours:
                 return False
         return True
 
     def live_ok(self, provider: ProviderEntry) -> bool:
-        got = self._live.get(provider.schedule)
+        key = id(provider.schedule)
+        got = self._live.get(key)
         if got is None:
-            got = self._live[provider.schedule] = live_window_ok(
+            got = self._live[key] = live_window_ok(
                 provider, self.spec.live_window, self.policy.min_live_overlap
             )
         return got
@@ -455,7 +460,7 @@ class _Scan:
     def effort_us(self, hours: Decimal) -> int:
         got = self._effort.get(hours)
         if got is None:
-            got = self._effort[hours] = hours_to_timedelta(hours) // timedelta(microseconds=1)
+            got = self._effort[hours] = hours_to_timedelta(hours) // _US
         return got
 
     def run(self) -> int:
@@ -489,9 +494,8 @@ class _Scan:
             return price
         if self.spec.live_window is not None and not self.live_ok(provider):
             return Filter.LIVE_WINDOW
-        response = self.response(provider)
+        response, answer_by = self.response(provider)
         effort = self.effort_us(hours)
-        answer_by = to_us(response.answer_by)
         plan = self.plan(provider.schedule, max(self.earliest_us, answer_by), effort)
         if not self.fits_capacity(provider, plan):
             return Filter.CAPACITY
@@ -505,54 +509,94 @@ class _Scan:
         return None
 
     def rank(self, limit: int) -> list[Candidate]:
-        """Score every fit as `_rank` does, build full candidates for the top `limit` only."""
-        spec, now, ctx, policy = self.spec, self.now, self.context, self.policy
+        """The top `limit` fits by `_rank`'s score, exactly, by branch and bound.
+
+        Every fit gets an upper bound: its exact slack, awake, rating and trust
+        components (cheap floats) with price and load at their maximum, 1. Fits
+        are taken by decreasing bound and scored exactly (Decimal price and
+        load, the same functions as `_rank`); once the next bound is below the
+        `limit`-th exact score (with room for its rounding to 6 decimals), no
+        later fit can enter the top and the rest are never scored.
+        """
+        if not self.fits or limit <= 0:
+            return []
+        spec, ctx, policy = self.spec, self.context, self.policy
+        weights = {k: float(policy.weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
         cheapest: dict[str, Money] = {}
         for f in self.fits:
             c = cheapest.get(f.price.currency)
             if c is None or f.price.amount < c.amount:
                 cheapest[f.price.currency] = f.price
+        slack: dict[int, float] = {}
+        awake: dict[datetime, float] = {}
+        ratings: dict[str, float] = {}
+        bounded: list[tuple[float, int, dict[str, float]]] = []
+        for n, f in enumerate(self.fits):
+            finish = f.plan.finish
+            assert finish is not None
+            sl = slack.get(finish)
+            if sl is None:
+                sl = slack[finish] = slack_component(self.earliest, from_us(finish), spec.deadline)
+            aw = awake.get(f.response.answer_from)
+            if aw is None:
+                aw = awake[f.response.answer_from] = awake_component(
+                    self.earliest, f.response.answer_from, spec.deadline
+                )
+            pid = f.provider.provider_id
+            rt = ratings.get(pid)
+            if rt is None:
+                rt = ratings[pid] = rating_component(ctx.ratings.get(pid), policy.rating_prior)
+            components = {
+                "slack": sl,
+                "rating": rt,
+                "price": 1.0,
+                "load": 1.0,
+                "trust_bonus": 1.0 if pid in ctx.trusted_providers else 0.0,
+                "awake": aw,
+            }
+            bound = sum(min(1.0, max(0.0, v)) * weights[k] for k, v in components.items())
+            bounded.append((bound, n, components))
+        bounded.sort(key=lambda t: -t[0])
         weeks: dict[str, str] = {}
-        scored: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
-        for f in self.fits:
+        top: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
+        for bound, n, components in bounded:
+            if len(top) >= limit and bound + 1e-5 < -top[limit - 1][0]:
+                break
+            f = self.fits[n]
             p = f.provider
             label = weeks.get(p.time_zone)
             if label is None:
-                label = weeks[p.time_zone] = week_key("", now, p.time_zone)[1:]
-            this_week = self.capacity(p, label)
-            assert f.plan.finish is not None
-            components = {
-                "slack": slack_component(self.earliest, from_us(f.plan.finish), spec.deadline),
-                "rating": rating_component(ctx.ratings.get(p.provider_id), policy.rating_prior),
-                "price": price_component(f.price, spec.budget, cheapest.get(f.price.currency)),
-                "load": load_component(
-                    ctx.reserved_hours.get(f"{p.provider_id}:{label}", Decimal(0)), this_week
-                ),
-                "trust_bonus": 1.0 if p.provider_id in ctx.trusted_providers else 0.0,
-                "awake": awake_component(self.earliest, f.response.answer_from, spec.deadline),
-            }
-            total = weighted_total(components, policy.weights)
-            scored.append((-total, f.plan.finish, f.row.offer_id, f, components))
-        out: list[Candidate] = []
-        for _, _, _, f, components in heapq.nsmallest(limit, scored, key=lambda t: t[:3]):
-            p = f.provider
-            plan = f.plan.work_plan()
-            need = reservation_keys(p.provider_id, plan)
-            out.append(
-                Candidate(
-                    f.row.snapshot,
-                    p,
-                    f.hours,
-                    f.units,
-                    f.price,
-                    from_us(f.plan.finish) if f.plan.finish is not None else now,
-                    need,
-                    week_capacities(p.provider_id, p.weekly_capacity_hours, p.schedule, need),
-                    breakdown(components, policy.weights),
-                    f.response,
-                )
+                label = weeks[p.time_zone] = week_key("", self.now, p.time_zone)[1:]
+            components["price"] = price_component(
+                f.price, spec.budget, cheapest.get(f.price.currency)
             )
-        return out
+            components["load"] = load_component(
+                ctx.reserved_hours.get(f"{p.provider_id}:{label}", _ZERO),
+                self.capacity(p, label),
+            )
+            total = weighted_total(components, policy.weights)
+            assert f.plan.finish is not None
+            top.append((-total, f.plan.finish, f.row.offer_id, f, components))
+            top.sort(key=lambda t: t[:3])
+            del top[limit:]
+        return [self.candidate(f, components) for _, _, _, f, components in top]
+
+    def candidate(self, f: _Fit, components: dict[str, float]) -> Candidate:
+        p = f.provider
+        need = reservation_keys(p.provider_id, f.plan.work_plan())
+        assert f.plan.finish is not None
+        return Candidate(
+            f.row.snapshot,
+            p,
+            f.hours,
+            f.units,
+            f.price,
+            from_us(f.plan.finish),
+            need,
+            week_capacities(p.provider_id, p.weekly_capacity_hours, p.schedule, need),
+            breakdown(components, self.policy.weights),
+            f.response,
+        )
 
 
 def find_matches(
