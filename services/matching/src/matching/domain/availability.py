@@ -18,6 +18,7 @@ schedules across the Paris and New York DST weeks).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -90,9 +91,11 @@ def week_table(schedule: WeeklySchedule, monday: int) -> WeekTable:
     return WeekTable(iso_week(first), spans)
 
 
-def _tables(schedule: WeeklySchedule, first: int, last: int) -> list[WeekTable]:
-    monday = first - date.fromordinal(first).weekday()
-    return [week_table(schedule, m) for m in range(monday, last + 1, 7)]
+def _tables(schedule: WeeklySchedule, first: int, last: int) -> Iterator[WeekTable]:
+    """The week tables from `first` to `last` (date ordinals), fetched as the walk goes:
+    a walk usually ends within a day or two of an eight-week horizon."""
+    for monday in range(first - (first - 1) % 7, last + 1, 7):
+        yield week_table(schedule, monday)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ every row first, then computes each category's bitsets in one pass.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -143,17 +144,31 @@ class CandidateIndex:
     def build(
         cls, providers: Iterable[ProviderSnapshot], offers: Iterable[OfferSnapshot]
     ) -> CandidateIndex:
-        """Rebuild from the whole read model (start-up): rows first, then bitsets."""
+        """A new index over the whole read model (`load`)."""
         idx = cls()
-        idx._bulk = True
-        for p in providers:
-            idx.upsert_provider(p)
-        for o in offers:
-            idx.upsert_offer(o)
-        idx._bulk = False
-        for cat in idx._cats.values():
-            idx._rebuild(cat)
+        idx.load(providers, offers)
         return idx
+
+    def load(self, providers: Iterable[ProviderSnapshot], offers: Iterable[OfferSnapshot]) -> int:
+        """Apply many snapshots at once (start-up): rows first, then each category's
+        bitsets in one pass (setting bits one offer at a time copies a category's
+        bitsets per offer). Then the loaded objects are moved out of the cyclic
+        garbage collector's reach (`gc.freeze`): they live as long as the process,
+        and rescanning a million rows at each full collection would be the p99 of
+        matching. Returns the number of offers held."""
+        self._bulk = True
+        try:
+            for p in providers:
+                self.upsert_provider(p)
+            for o in offers:
+                self.upsert_offer(o)
+        finally:
+            self._bulk = False
+            for cat in self._cats.values():
+                self._rebuild(cat)
+        gc.collect()
+        gc.freeze()
+        return len(self._rows)
 
     # -- reads -------------------------------------------------------------
 

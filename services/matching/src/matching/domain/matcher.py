@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from delego_shared.events.catalog import OfferSnapshot, OfferStatus
 from delego_shared.events.common import AgreedTerms, pricing_currency
@@ -73,6 +73,10 @@ class MatchContext:
 EMPTY_CONTEXT = MatchContext()
 _US = timedelta(microseconds=1)
 _ZERO = Decimal(0)
+
+
+def _clamp01(x: float) -> float:
+    return 1.0 if x > 1.0 else 0.0 if x < 0.0 else x
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +389,9 @@ class _Scan:
         self._caps: dict[tuple[Decimal, int, str], Decimal] = {}
         self._live: dict[int, bool] = {}
         self._effort: dict[Decimal, int] = {}
+        self._most: dict[int, Decimal] = {}
+        self.loaded = frozenset(k.split(":", 1)[0] for k in context.reserved_hours)
+        """Providers with reserved hours in the context."""
 
     def price(self, row: OfferRow) -> tuple[Decimal, int, Money | Filter]:
         key = (id(row.pricing), row.typical_hours)
@@ -437,9 +444,18 @@ class _Scan:
             )
         return got
 
-    def fits_capacity(self, provider: ProviderEntry, plan: FastPlan) -> bool:
+    def fits_capacity(self, provider: ProviderEntry, plan: FastPlan, effort: int) -> bool:
+        """`capacity_ok` for this plan. Shortcut: with nothing reserved for the provider,
+        a declared capacity of at least the whole effort fits every week (a week's
+        ceiling is never below the declared capacity, and a week's share never above
+        the effort), so no Decimal reservation is computed for most offers."""
         reserved = self.context.reserved_hours
         prefix = provider.provider_id + ":"
+        if (
+            provider.provider_id not in self.loaded
+            and provider.weekly_capacity_hours >= self.most_per_week(effort)
+        ):
+            return True
         for week, hours in self.need(plan):
             room = self.capacity(provider, week)
             if reserved:
@@ -447,6 +463,15 @@ class _Scan:
             if max(_ZERO, room) < hours:
                 return False
         return True
+
+    def most_per_week(self, effort: int) -> Decimal:
+        """An upper bound of any week's share in `reservation_keys` (hours to 4 decimals,
+        rounded up) for this effort in µs."""
+        got = self._most.get(effort)
+        if got is None:
+            hours = Decimal(effort // 1_000_000) / 3600
+            got = self._most[effort] = hours.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
+        return got
 
     def live_ok(self, provider: ProviderEntry) -> bool:
         key = id(provider.schedule)
@@ -497,7 +522,7 @@ class _Scan:
         response, answer_by = self.response(provider)
         effort = self.effort_us(hours)
         plan = self.plan(provider.schedule, max(self.earliest_us, answer_by), effort)
-        if not self.fits_capacity(provider, plan):
+        if not self.fits_capacity(provider, plan, effort):
             return Filter.CAPACITY
         if plan.finish is None or plan.finish > self.deadline_us:
             awake = self.plan(provider.schedule, self.earliest_us, effort)
@@ -511,8 +536,9 @@ class _Scan:
     def rank(self, limit: int) -> list[Candidate]:
         """The top `limit` fits by `_rank`'s score, exactly, by branch and bound.
 
-        Every fit gets an upper bound: its exact slack, awake, rating and trust
-        components (cheap floats) with price and load at their maximum, 1. Fits
+        Every fit gets an upper bound: its exact slack, awake, rating, trust and
+        price components (price memoised per distinct price) with load at its
+        maximum, 1 (which it is for a provider with nothing reserved). Fits
         are taken by decreasing bound and scored exactly (Decimal price and
         load, the same functions as `_rank`); once the next bound is below the
         `limit`-th exact score (with room for its rounding to 6 decimals), no
@@ -530,7 +556,9 @@ class _Scan:
         slack: dict[int, float] = {}
         awake: dict[datetime, float] = {}
         ratings: dict[str, float] = {}
-        bounded: list[tuple[float, int, dict[str, float]]] = []
+        bounded: list[tuple[float, int, float, float, float, float, float]] = []
+        w = weights
+        prices: dict[int, float] = {}
         for n, f in enumerate(self.fits):
             finish = f.plan.finish
             assert finish is not None
@@ -546,30 +574,33 @@ class _Scan:
             rt = ratings.get(pid)
             if rt is None:
                 rt = ratings[pid] = rating_component(ctx.ratings.get(pid), policy.rating_prior)
-            components = {
-                "slack": sl,
-                "rating": rt,
-                "price": 1.0,
-                "load": 1.0,
-                "trust_bonus": 1.0 if pid in ctx.trusted_providers else 0.0,
-                "awake": aw,
-            }
-            bound = sum(min(1.0, max(0.0, v)) * weights[k] for k, v in components.items())
-            bounded.append((bound, n, components))
+            tb = 1.0 if pid in ctx.trusted_providers else 0.0
+            pc = prices.get(id(f.price))
+            if pc is None:
+                pc = prices[id(f.price)] = price_component(
+                    f.price, spec.budget, cheapest.get(f.price.currency)
+                )
+            bound = (
+                _clamp01(sl) * w["slack"]
+                + _clamp01(rt) * w["rating"]
+                + _clamp01(pc) * w["price"]
+                + w["load"]  # at most 1 (exactly 1 with nothing reserved)
+                + tb * w["trust_bonus"]
+                + _clamp01(aw) * w["awake"]
+            )
+            bounded.append((bound, n, sl, rt, pc, tb, aw))
         bounded.sort(key=lambda t: -t[0])
         weeks: dict[str, str] = {}
         top: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
-        for bound, n, components in bounded:
+        for bound, n, sl, rt, pc, tb, aw in bounded:
             if len(top) >= limit and bound + 1e-5 < -top[limit - 1][0]:
                 break
             f = self.fits[n]
+            components = {"slack": sl, "rating": rt, "price": pc, "trust_bonus": tb, "awake": aw}
             p = f.provider
             label = weeks.get(p.time_zone)
             if label is None:
                 label = weeks[p.time_zone] = week_key("", self.now, p.time_zone)[1:]
-            components["price"] = price_component(
-                f.price, spec.budget, cheapest.get(f.price.currency)
-            )
             components["load"] = load_component(
                 ctx.reserved_hours.get(f"{p.provider_id}:{label}", _ZERO),
                 self.capacity(p, label),
