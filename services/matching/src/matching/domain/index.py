@@ -25,6 +25,8 @@ every row first, then computes each category's bitsets in one pass.
 from __future__ import annotations
 
 import gc
+import sys
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,7 +45,7 @@ SkillKey = tuple[str, int]
 
 @lru_cache(maxsize=4_096)
 def _offer_snapshot(raw: bytes) -> OfferSnapshot:
-    return OfferSnapshot.model_validate_json(raw)
+    return OfferSnapshot.model_validate_json(zlib.decompress(raw))
 
 
 @dataclass(slots=True)
@@ -63,6 +65,7 @@ class OfferRow:
     """The pricing's currency is the offer's (else the PRICING filter rejects it)."""
     typical_hours: Decimal
     raw: bytes
+    """The snapshot as zlib-compressed JSON (parsed back only for proposals)."""
     ordinal: int = -1
     """Position in its category's bitsets (-1: not published, not in any)."""
     indexed_skills: tuple[SkillKey, ...] = ()
@@ -137,6 +140,8 @@ class CandidateIndex:
         self._pricings: dict[bytes, AnyPricing] = {}
         self._decimals: dict[Decimal, Decimal] = {}
         self._skill_keys: dict[SkillKey, SkillKey] = {}
+        self._skill_tuples: dict[tuple[SkillKey, ...], tuple[SkillKey, ...]] = {}
+        self._langs: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._estimates: dict[tuple[int, Decimal, int], PriceEstimate] = {}
         self._bulk = False
 
@@ -305,20 +310,25 @@ class CandidateIndex:
         pkey = s.pricing.model_dump_json().encode()
         pricing = self._pricings.setdefault(pkey, s.pricing)
         typical = self._decimals.setdefault(s.typical_effort_hours, s.typical_effort_hours)
-        own = tuple(self._skill_key(x.code, x.level) for x in s.skills)
+        own = self._skills(tuple(self._skill_key(x.code, x.level) for x in s.skills))
+        langs = tuple(sorted({language_key(t) for t in s.languages}))
         return OfferRow(
             s.offer_id,
-            s.provider_id,
+            sys.intern(s.provider_id),
             s.version,
             s.status is OfferStatus.PUBLISHED,
-            s.category,
+            sys.intern(s.category),
             own,
-            tuple(sorted({language_key(t) for t in s.languages})),
+            self._langs.setdefault(langs, langs),
             pricing,
             pricing_currency(s.pricing) == s.currency,
             typical,
-            s.model_dump_json().encode(),
+            zlib.compress(s.model_dump_json().encode(), 1),
         )
+
+    def _skills(self, t: tuple[SkillKey, ...]) -> tuple[SkillKey, ...]:
+        """One object per distinct tuple: a million offers repeat a few thousand."""
+        return self._skill_tuples.setdefault(t, t)
 
     def _skill_key(self, code: str, level: int) -> SkillKey:
         k = (code, level)
@@ -330,8 +340,12 @@ class CandidateIndex:
         for code, lvl in row.own_skills:
             if lvl > levels.get(code, 0):
                 levels[code] = lvl
-        return tuple(
-            self._skill_key(code, lvl) for code, top in levels.items() for lvl in range(1, top + 1)
+        return self._skills(
+            tuple(
+                self._skill_key(code, lvl)
+                for code, top in levels.items()
+                for lvl in range(1, top + 1)
+            )
         )
 
     def _matchable(self, row: OfferRow) -> ProviderEntry | None:

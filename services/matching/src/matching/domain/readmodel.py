@@ -9,6 +9,8 @@ would take about 1.4 GB; the compact entries about a fifth of that.
 
 from __future__ import annotations
 
+import sys
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,7 +36,7 @@ def _schedule(spans: tuple[WorkingSpan, ...], zone: str) -> WeeklySchedule:
 
 @lru_cache(maxsize=4_096)
 def _provider_snapshot(raw: bytes) -> ProviderSnapshot:
-    return ProviderSnapshot.model_validate_json(raw)
+    return ProviderSnapshot.model_validate_json(zlib.decompress(raw))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +49,19 @@ class ProviderEntry:
     schedule: WeeklySchedule
     skills: Mapping[str, int]
     raw: bytes
-    """The snapshot as JSON (parsed back on demand by `snapshot`)."""
+    """The snapshot as zlib-compressed JSON (parsed back on demand by `snapshot`)."""
 
     @classmethod
     def of(cls, snapshot: ProviderSnapshot) -> ProviderEntry:
         return cls(
-            snapshot.provider_id,
+            sys.intern(snapshot.provider_id),
             snapshot.status is ProviderStatus.ACTIVE,
             snapshot.time_zone,
             snapshot.weekly_capacity_hours,
             snapshot.response_window_minutes,
             _schedule(tuple(snapshot.schedule), snapshot.time_zone),
             {s.code: s.level for s in snapshot.skills},
-            snapshot.model_dump_json().encode(),
+            zlib.compress(snapshot.model_dump_json().encode(), 1),
         )
 
     @property
