@@ -133,10 +133,7 @@ class CatalogProjection:
 
     async def rebuild(self) -> int:
         """Load the whole read model into the index (start-up: one scan)."""
-        for p in await self.store.all_providers():
-            self.index.upsert_provider(p)
-        for o in await self.store.all_offers():
-            self.index.upsert_offer(o)
+        self.index.load(await self.store.all_providers(), await self.store.all_offers())
         log.info("index.rebuilt", offers=len(self.index))
         return len(self.index)
 
