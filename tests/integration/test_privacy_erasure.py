@@ -8,7 +8,6 @@ erasure is asked for by the operator CLI's code and by the person
 
 from __future__ import annotations
 
-import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,18 +24,16 @@ from billing.app import create_app as billing_app
 from billing.settings import BillingSettings
 from catalog.app import create_app as catalog_app
 from delego_cli.privacy import access_audit, collect_export, request_erasure, wait_for_erasure
-from delego_shared.events import ALL_TOPICS
-from delego_shared.events.base import dlq_name
 from delego_shared.http import mint_token
 from delego_shared.settings import Settings
-from delego_shared.testing.kafka_tools import read_records
+from delego_shared.testing import privacy_scan
+from delego_shared.testing.privacy_scan import Found
 from delego_shared.testing.waiting import wait_for
 from fastapi import FastAPI
 from matching.app import create_app as matching_app
 from matching.settings import MatchingSettings
 from notifications.app import create_app as notifications_app
 from notifications.settings import NotificationsSettings
-from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
 
@@ -188,34 +185,15 @@ async def play_request(p: Platform, client_id: str) -> str:
     return rid
 
 
-async def scan_topics(p: Platform, needles: list[str]) -> tuple[list[str], int]:
-    """Every record (key, headers, body) of every topic and dead-letter topic of this
-    deployment: the (topic, needle) pairs found, and how many records were read."""
-    found, read = [], 0
-    for topic in ALL_TOPICS:
-        for name in (topic.name, dlq_name(topic.name)):
-            for rec in await read_records(p.bootstrap, p.prefix + name, timeout=8, idle=1.0):
-                read += 1
-                text = (rec.key or b"").decode(errors="replace") + str(rec.headers)
-                text += rec.value.decode(errors="replace")
-                found += [f"{name}: {n}" for n in needles if n in text]
-    return found, read
+async def scan_topics(p: Platform, needles: list[str]) -> tuple[list[Found], int]:
+    return await privacy_scan.scan_topics(p.bootstrap, p.prefix, needles)
 
 
-async def scan_databases(p: Platform, needles: list[str]) -> list[str]:
-    """Every document of every collection of the four services' databases (test only)."""
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(p.settings["catalog"].mongodb_url)
-    found = []
-    try:
-        for s in p.settings.values():
-            db = mongo[s.database]
-            for coll in await db.list_collection_names():
-                async for doc in db[coll].find({}):
-                    text = json.dumps(doc, default=str, ensure_ascii=False)
-                    found += [f"{s.database}.{coll}: {n}" for n in needles if n in text]
-    finally:
-        await mongo.close()
-    return found
+async def scan_databases(p: Platform, needles: list[str]) -> list[Found]:
+    mongodb_url = p.settings["catalog"].mongodb_url
+    return await privacy_scan.scan_databases(
+        mongodb_url, [s.database for s in p.settings.values()], needles
+    )
 
 
 async def client_with_history(p: Platform, client_id: str, provider_id: str) -> str:
