@@ -1,7 +1,8 @@
 # Delego — the two set-up commands are `make run` and `make test` (see README).
 # Everything they need is installed by the targets below: uv (into .delego/tools
 # from PyPI), the Python dependencies (from uv.lock), the Kafka jars (Maven
-# Central) and FerretDB (Go module proxy), cached under ~/.cache/delego.
+# Central) and FerretDB (Go module proxy), cached under ~/.cache/delego, and the
+# AsyncAPI parser for the contract tests (npm, from tools/asyncapi-check's lock).
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
@@ -9,10 +10,14 @@ PYTHON ?= python3
 TOOLS := .delego/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 LOCALINFRA := $(PYTHON) deploy/local/localinfra.py
+ASYNCAPI_CHECK := tools/asyncapi-check
+# headless browser of the offline /docs test: Debian's chromium, pinned (`apt-cache policy chromium`)
+CHROMIUM_VERSION := 156.0.8078.114-1~deb12u1
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 SOAK_RUNS ?= 20
 
-.PHONY: run soak test bench fault-run chaos fuzz lint typecheck unit integration e2e bootstrap deps infra-install infra-up infra-down infra-status clean
+.PHONY: run soak test bench fault-run chaos fuzz lint typecheck unit integration e2e bootstrap deps tools browser go-tools infra-install infra-up infra-down infra-status node-deps clean
 
 ## run: start the platform on this machine (local Kafka + FerretDB unless DELEGO_* point elsewhere)
 run: deps infra-install
@@ -35,7 +40,7 @@ fuzz: deps infra-install
 	$(UV) run --frozen python benchmarks/fuzz.py $(FUZZ_ARGS)
 
 ## test: install everything, then lint, type-check and run every test (unit, integration, end-to-end)
-test: deps infra-install lint typecheck
+test: deps infra-install node-deps tools lint typecheck
 	$(UV) run --frozen pytest -q
 
 ## bench: the real flow side by side with its limit, fresh and with history (not a test; see README)
@@ -54,6 +59,27 @@ deps: bootstrap
 infra-install:
 	$(LOCALINFRA) all install
 
+## node-deps: the official AsyncAPI parser (tests/contract), `npm ci` from its lock; redone only when the lock changes
+node-deps: $(ASYNCAPI_CHECK)/node_modules/.package-lock.json
+
+$(ASYNCAPI_CHECK)/node_modules/.package-lock.json: $(ASYNCAPI_CHECK)/package.json $(ASYNCAPI_CHECK)/package-lock.json
+	cd $(ASYNCAPI_CHECK) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+## tools: what the `tools`-marked tests run: Chromium (Debian) and promtool + compose (Go modules)
+tools: browser go-tools
+
+browser:
+	@if [ "$$(dpkg-query -W -f='$${db:Status-Abbrev}$${Version};' chromium chromium-driver 2>/dev/null)" \
+	      != "ii $(CHROMIUM_VERSION);ii $(CHROMIUM_VERSION);" ]; then \
+	  echo "[make] installing chromium $(CHROMIUM_VERSION) (Debian)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends chromium=$(CHROMIUM_VERSION) chromium-driver=$(CHROMIUM_VERSION); \
+	fi
+
+go-tools:
+	$(PYTHON) deploy/local/tools.py all install
+
 lint: deps
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
@@ -62,7 +88,7 @@ typecheck: deps
 	$(UV) run --frozen mypy benchmarks shared/src cli/src services/catalog/src services/matching/src services/billing/src services/notifications/src
 
 unit: deps
-	$(UV) run --frozen pytest -q -m "not integration and not e2e"
+	$(UV) run --frozen pytest -q -m "not integration and not e2e and not tools"
 
 integration: deps infra-install
 	$(UV) run --frozen pytest -q -m integration

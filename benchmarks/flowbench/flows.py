@@ -81,7 +81,6 @@ class FlowWatcher:
         c = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=20,
             request_timeout_ms=30_000,
         )
         await c.start()

@@ -56,7 +56,6 @@ async def _assigned(bootstrap: str, topic: str, group: str | None) -> AIOKafkaCo
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
     )
     await c.start()
     c.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])

@@ -1,10 +1,13 @@
 """Prometheus scrape config, alert rules and the Grafana dashboard, checked statically:
-every metric they query is in the services' own `/metrics` output."""
+every metric they query is in the services' own `/metrics` output, and Prometheus's
+own checker (`promtool`, built by `make go-tools`) accepts the rules and the config."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -12,6 +15,7 @@ import pytest
 import yaml
 from billing.app import create_app as billing_app
 from catalog.app import create_app as catalog_app
+from delego_shared.testing.go_tools import go_tool, go_tool_version
 from fastapi import FastAPI
 from matching.app import create_app as matching_app
 from notifications.app import create_app as notifications_app
@@ -19,8 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-PROMETHEUS = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-ALERTS = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+PROMETHEUS_FILE = ROOT / "deploy/prometheus/prometheus.yml"
+ALERTS_FILE = ROOT / "deploy/prometheus/alerts.yml"
+PROMETHEUS = yaml.safe_load(PROMETHEUS_FILE.read_text())
+ALERTS = yaml.safe_load(ALERTS_FILE.read_text())
 DASHBOARD = json.loads((ROOT / "deploy/grafana/dashboards/delego.json").read_text())
 APPS = {
     "catalog": catalog_app,
@@ -130,3 +136,67 @@ def test_grafana_is_provisioned_with_the_prometheus_datasource_and_the_dashboard
     mounts = COMPOSE["services"]["grafana"]["volumes"]
     assert f"./deploy/grafana/dashboards:{provider['options']['path']}:ro" in mounts
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [go_tool("promtool"), *map(str, args)], capture_output=True, text=True, timeout=60
+    )
+
+
+def mounted_rule_files() -> list[str]:
+    """The rule files as prometheus.yml names them (container paths), mapped to the repo."""
+    mounts = dict(
+        tuple(reversed(m.removesuffix(":ro").split(":")))
+        for m in COMPOSE["services"]["prometheus"]["volumes"]
+    )
+    return [str((ROOT / mounts[rule_file]).resolve()) for rule_file in PROMETHEUS["rule_files"]]
+
+
+def test_promtool_is_the_version_of_the_compose_prometheus():
+    """Prometheus v3.M.P is the Go module version v0.3MM.P (their tagging since 3.0)."""
+    image = COMPOSE["services"]["prometheus"]["image"]
+    major, minor, patch = map(int, image.removeprefix("prom/prometheus:v").split("."))
+    assert major == 3
+    assert go_tool_version("promtool") == f"v0.{major}{minor:02d}.{patch}"
+
+
+@pytest.mark.tools
+def test_the_built_promtool_reports_the_compose_prometheus_version():
+    version = COMPOSE["services"]["prometheus"]["image"].removeprefix("prom/prometheus:v")
+    result = promtool("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"promtool, version {version} ")
+
+
+@pytest.mark.tools
+def test_promtool_accepts_the_alert_rules():
+    result = promtool("check", "rules", ALERTS_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 4 rules found" in result.stdout
+
+
+@pytest.mark.tools
+def test_promtool_accepts_the_scrape_config_and_the_rule_files_compose_mounts(tmp_path):
+    config = copy.deepcopy(PROMETHEUS)
+    config["rule_files"] = mounted_rule_files()  # where compose mounts them, here
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = promtool("check", "config", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {path} is valid prometheus config file syntax" in result.stdout
+    assert "SUCCESS: 4 rules found" in result.stdout
+
+
+@pytest.mark.tools
+def test_promtool_rejects_a_rule_whose_query_does_not_parse(tmp_path):
+    """The checks above can fail: one parenthesis missing is an error."""
+    alerts = copy.deepcopy(ALERTS)
+    rule = alerts["groups"][0]["rules"][2]
+    assert rule["alert"] == "DelegoOutboxStuck"
+    rule["expr"] = rule["expr"].replace(")", "", 1)
+    path = tmp_path / "alerts.yml"
+    path.write_text(yaml.safe_dump(alerts))
+    result = promtool("check", "rules", path)
+    assert result.returncode != 0
+    assert "parse error" in result.stdout + result.stderr

@@ -8,7 +8,6 @@ erasure is asked for by the operator CLI's code and by the person
 
 from __future__ import annotations
 
-import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,19 +23,17 @@ from aiosmtpd.controller import Controller
 from billing.app import create_app as billing_app
 from billing.settings import BillingSettings
 from catalog.app import create_app as catalog_app
-from delego_cli.privacy import collect_export, request_erasure, wait_for_erasure
-from delego_shared.events import ALL_TOPICS
-from delego_shared.events.base import dlq_name
+from delego_cli.privacy import access_audit, collect_export, request_erasure, wait_for_erasure
 from delego_shared.http import mint_token
 from delego_shared.settings import Settings
-from delego_shared.testing.kafka_tools import read_records
+from delego_shared.testing import privacy_scan
+from delego_shared.testing.privacy_scan import Found
 from delego_shared.testing.waiting import wait_for
 from fastapi import FastAPI
 from matching.app import create_app as matching_app
 from matching.settings import MatchingSettings
 from notifications.app import create_app as notifications_app
 from notifications.settings import NotificationsSettings
-from pymongo import AsyncMongoClient
 
 pytestmark = pytest.mark.integration
 
@@ -188,34 +185,15 @@ async def play_request(p: Platform, client_id: str) -> str:
     return rid
 
 
-async def scan_topics(p: Platform, needles: list[str]) -> tuple[list[str], int]:
-    """Every record (key, headers, body) of every topic and dead-letter topic of this
-    deployment: the (topic, needle) pairs found, and how many records were read."""
-    found, read = [], 0
-    for topic in ALL_TOPICS:
-        for name in (topic.name, dlq_name(topic.name)):
-            for rec in await read_records(p.bootstrap, p.prefix + name, timeout=8, idle=1.0):
-                read += 1
-                text = (rec.key or b"").decode(errors="replace") + str(rec.headers)
-                text += rec.value.decode(errors="replace")
-                found += [f"{name}: {n}" for n in needles if n in text]
-    return found, read
+async def scan_topics(p: Platform, needles: list[str]) -> tuple[list[Found], int]:
+    return await privacy_scan.scan_topics(p.bootstrap, p.prefix, needles)
 
 
-async def scan_databases(p: Platform, needles: list[str]) -> list[str]:
-    """Every document of every collection of the four services' databases (test only)."""
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(p.settings["catalog"].mongodb_url)
-    found = []
-    try:
-        for s in p.settings.values():
-            db = mongo[s.database]
-            for coll in await db.list_collection_names():
-                async for doc in db[coll].find({}):
-                    text = json.dumps(doc, default=str, ensure_ascii=False)
-                    found += [f"{s.database}.{coll}: {n}" for n in needles if n in text]
-    finally:
-        await mongo.close()
-    return found
+async def scan_databases(p: Platform, needles: list[str]) -> list[Found]:
+    mongodb_url = p.settings["catalog"].mongodb_url
+    return await privacy_scan.scan_databases(
+        mongodb_url, [s.database for s in p.settings.values()], needles
+    )
 
 
 async def client_with_history(p: Platform, client_id: str, provider_id: str) -> str:
@@ -273,6 +251,12 @@ async def test_erasure_of_a_client_reaches_every_service_and_leaves_nothing_on_t
         rid = await client_with_history(p, client_id, provider_id)
         # the personal data is there before the erasure (so the scans below can fail)
         assert await scan_databases(p, [EMAIL, PRIVATE])
+        details = f"/requests/{rid}/details"
+        assert ok(await p.http["matching"].get(details, headers=client))["description"] == PRIVATE
+        matching = p.apps["matching"].state.store
+        backup = await matching.requests.find_one({"_id": rid})  # a copy taken before
+        assert backup is not None and backup["sealed"]["ciphertext"]
+        assert await matching.request_keys.find_one({"_id": rid}) is not None
 
         await request_erasure(p.bootstrap, client_id, prefix=p.prefix)
         status = await wait_for_erasure(p.bootstrap, client_id, prefix=p.prefix, timeout_s=60)
@@ -293,6 +277,12 @@ async def test_erasure_of_a_client_reaches_every_service_and_leaves_nothing_on_t
         assert profile["declared"] is False and profile["dependents"] == 0
         assert await invoices_of(p, client_id, rid)
         assert ok(await p.http["notifications"].get("/v1/me/inbox", headers=client))["items"] == []
+        # the request text is unreadable: its key is shredded, so the copy taken before
+        # (ciphertext) opens for nobody, and the service answers 410 to its own client
+        assert (await p.http["matching"].get(details, headers=client)).status_code == 410
+        assert await matching.request_keys.find_one({"_id": rid}) is None
+        assert "sealed" not in (await matching.requests.find_one({"_id": rid}) or {})
+        assert req["private_details"]["erased"] is True
         # and nothing on any topic ever carried the e-mail or the private text
         found, read = await scan_topics(p, [EMAIL, PRIVATE])
         assert found == []
@@ -350,6 +340,11 @@ async def test_export_gathers_what_every_service_holds_about_a_client_and_a_prov
         [request] = parts["matching"]["requests"]
         assert request["request_id"] == rid and request["spec"]["description"] == PRIVATE
         assert parts["matching"]["ratings"]["given"]["given"]
+        # opening the client's text for the export is a read like any other: audited
+        reads = await access_audit(p.bootstrap, client_id, prefix=p.prefix)
+        assert ("op-1", "operator", "export", "subject_access_request") in [
+            (r.reader_id, r.reader_role, r.channel, r.reason) for r in reads
+        ]
         assert parts["billing"]["tax_profile"]["dependents"] == 2
         assert [i["request_id"] for i in parts["billing"]["as_client"]["invoices"]] == [rid]
         assert parts["catalog"]["provider"] is None

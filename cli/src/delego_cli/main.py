@@ -10,6 +10,7 @@
     delego status [--watch]           health, consumer lag, outbox backlog, DLQs, last minute
     delego privacy erase|status SUBJ  a person's erasure across the services, its receipts
     delego privacy export SUBJ        everything the services hold about a person, as JSON
+    delego privacy audit SUBJ         every read of a person's private details (who, when, why)
     delego acls apply|show            each service's Kafka ACLs (SASL broker, as `admin`)
 """
 
@@ -243,19 +244,20 @@ def seed(
 
 @contracts_app.command("generate")
 def contracts_generate(out: Path = ASYNCAPI) -> None:
-    """Write the AsyncAPI document generated from the event models."""
+    """Write the AsyncAPI document and, in schemas/ beside it, one JSON Schema per event
+    type, all generated from the event models."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    contracts.write(out)
-    typer.echo(f"wrote {out}")
+    written = contracts.write_all(out)
+    typer.echo(f"wrote {out} and {len(written) - 1} schemas in {contracts.schemas_dir(out)}")
 
 
 @contracts_app.command("check")
 def contracts_check() -> None:
-    """Fail when the committed document differs from the code or breaks the published one."""
+    """Fail when the committed documents differ from the code or break the published one."""
     current = contracts.asyncapi_document()
     ok = True
-    if not ASYNCAPI.exists() or ASYNCAPI.read_text() != contracts.render(current):
-        typer.echo(f"{ASYNCAPI} is out of date: run `delego contracts generate`", err=True)
+    for problem in contracts.out_of_date(ASYNCAPI):
+        typer.echo(f"{problem}: run `delego contracts generate`", err=True)
         ok = False
     if PUBLISHED.exists():
         for problem in contracts.breaking_changes(json.loads(PUBLISHED.read_text()), current):

@@ -7,6 +7,9 @@ services have confirmed the subject's latest erasure (exit code 0 once all four
 have, 1 before). Receipts whose `ce_source` is not the service they name are
 ignored: only billing can confirm for billing. `export SUBJECT` gathers
 `GET /v1/me/data` of the four services (operator token) into one JSON document.
+`audit SUBJECT` lists every recorded read of SUBJECT's private details
+(`PrivateDetailsRead` on the same topic and key): who, which request, when, and
+an operator's reason.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ import httpx
 import typer
 from aiokafka import AIOKafkaProducer
 from delego_shared.events.envelope import Envelope, MalformedEvent
-from delego_shared.events.privacy import ERASING_SERVICES, ErasureCompleted, ErasureRequested
+from delego_shared.events.privacy import (
+    ERASING_SERVICES,
+    ErasureCompleted,
+    ErasureRequested,
+    PrivateDetailsRead,
+)
 from delego_shared.events.topics import PRIVACY_SUBJECTS
 from delego_shared.http.auth import Role, mint_token
 from delego_shared.messaging.owners import owner_source
@@ -100,10 +108,11 @@ class ErasureStatus:
         }
 
 
-async def erasure_status(
+async def subject_records(
     kafka: Kafka, subject_id: str, *, prefix: str = "", idle_s: float = 1.0
-) -> ErasureStatus:
-    """Read `privacy.subjects.v1` from the beginning (an operator's read of a small topic)."""
+) -> list[Envelope]:
+    """The subject's records of `privacy.subjects.v1`, from the beginning (an operator's
+    read of a small topic)."""
     key = subject_id.encode()
     envelopes = []
     async for rec in kafka_ops.read(
@@ -115,7 +124,35 @@ async def erasure_status(
             envelopes.append(Envelope.from_record(rec.headers, rec.value))
         except MalformedEvent:
             continue
+    return envelopes
+
+
+async def erasure_status(
+    kafka: Kafka, subject_id: str, *, prefix: str = "", idle_s: float = 1.0
+) -> ErasureStatus:
+    envelopes = await subject_records(kafka, subject_id, prefix=prefix, idle_s=idle_s)
     return status_of(subject_id, envelopes)
+
+
+def audit_of(subject_id: str, envelopes: Iterable[Envelope]) -> list[PrivateDetailsRead]:
+    """Reads of the subject's private details, oldest first; a record counts only when
+    its `ce_source` is the service it names (one read once, by `read_id`)."""
+    reads: dict[str, PrivateDetailsRead] = {}
+    for env in envelopes:
+        data = env.data
+        if (
+            isinstance(data, PrivateDetailsRead)
+            and data.subject_id == subject_id
+            and env.source == owner_source(data.service)
+        ):
+            reads[data.read_id] = data
+    return sorted(reads.values(), key=lambda r: r.read_at)
+
+
+async def access_audit(
+    kafka: Kafka, subject_id: str, *, prefix: str = ""
+) -> list[PrivateDetailsRead]:
+    return audit_of(subject_id, await subject_records(kafka, subject_id, prefix=prefix))
 
 
 def status_of(subject_id: str, envelopes: Iterable[Envelope]) -> ErasureStatus:
@@ -257,3 +294,21 @@ def export(
     else:
         out.write_text(text + "\n")
         typer.echo(f"wrote {out}")
+
+
+@privacy_app.command("audit")
+def audit(subject: str, bootstrap: Bootstrap = "127.0.0.1:9092", prefix: Prefix = "") -> None:
+    """Every recorded read of SUBJECT's private details: who, which request, when, why."""
+    from .main import _run
+
+    reads = _run(access_audit(kafka_ops.operator_access(bootstrap), subject, prefix=prefix))
+    fields = {"read_at", "request_id", "reader_id", "reader_role", "channel", "reason", "reference"}
+    typer.echo(
+        json.dumps(
+            {
+                "subject_id": subject,
+                "reads": [r.model_dump(mode="json", include=fields) for r in reads],
+            },
+            indent=2,
+        )
+    )

@@ -2,8 +2,11 @@
 
 `asyncapi_document()` builds an AsyncAPI 3.0 document: one channel per topic
 (with its key and DLQ), one message per event type (CloudEvents headers +
-the pydantic model's JSON schema). `breaking_changes(old, new)` compares two
-such documents and lists what would break a consumer within a major version.
+the pydantic model's JSON schema in the AsyncAPI schema format).
+`event_json_schemas()` gives one standalone JSON Schema (2020-12) per event
+type, for schema registries; `write_all()` writes both beside each other.
+`breaking_changes(old, new)` compares two AsyncAPI documents and lists what
+would break a consumer within a major version.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .events.envelope import (
     H_TIME,
     H_TYPE,
 )
+from .tracing import CE_TRACEPARENT, CE_TRACESTATE, TRACEPARENT, TRACESTATE
 
 CE_HEADERS: dict[str, Any] = {
     "type": "object",
@@ -44,6 +48,22 @@ CE_HEADERS: dict[str, Any] = {
             "description": "id of the event whose handling caused this one",
         },
         "content-type": {"type": "string", "const": "application/json"},
+        CE_TRACEPARENT: {
+            "type": "string",
+            "description": "W3C trace context of the span that produced the record (CloudEvents "
+            "distributed-tracing extension, `traceparent` attribute); optional, only when the "
+            "producer traces",
+        },
+        CE_TRACESTATE: {
+            "type": "string",
+            "description": "W3C tracestate (CloudEvents distributed-tracing extension); optional",
+        },
+        TRACEPARENT: {
+            "type": "string",
+            "description": f"the same value as {CE_TRACEPARENT}, under the name OpenTelemetry's "
+            "Kafka instrumentations read; optional",
+        },
+        TRACESTATE: {"type": "string", "description": f"the same value as {CE_TRACESTATE}"},
     },
 }
 
@@ -54,6 +74,24 @@ def _message_name(cls: type[Event]) -> str:
 
 def _channel_id(topic: Topic) -> str:
     return topic.name.replace(".", "_")
+
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _asyncapi_schema(schema: Any) -> Any:
+    """Pydantic writes OpenAPI's discriminator object ({propertyName, mapping}); the
+    AsyncAPI schema format's `discriminator` is the property name alone (the mapping is
+    redundant: each variant pins that property with a `const`)."""
+    if isinstance(schema, list):
+        return [_asyncapi_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _asyncapi_schema(v) for k, v in schema.items()}
+    disc = schema.get("discriminator")
+    if isinstance(disc, dict) and "propertyName" in disc and "oneOf" in schema:
+        out["discriminator"] = disc["propertyName"]
+    return out
 
 
 def asyncapi_document() -> dict[str, Any]:
@@ -70,8 +108,8 @@ def asyncapi_document() -> dict[str, Any]:
                 ref_template="#/components/schemas/{model}", mode="serialization"
             )
             for def_name, definition in schema.pop("$defs", {}).items():
-                schemas[def_name] = definition
-            schemas[name] = schema
+                schemas[def_name] = _asyncapi_schema(definition)
+            schemas[name] = _asyncapi_schema(schema)
             messages[name] = {
                 "name": name,
                 "title": cls.event_type,
@@ -114,12 +152,64 @@ def asyncapi_document() -> dict[str, Any]:
     }
 
 
+def event_json_schemas() -> dict[str, dict[str, Any]]:
+    """`ce_type` -> the standalone JSON Schema of that event's body (what a schema
+    registry stores per subject; `$defs` inline, so each file stands alone)."""
+    out: dict[str, dict[str, Any]] = {}
+    for topic in registry.topics():
+        for cls in registry.for_topic(topic):
+            schema = cls.model_json_schema(mode="serialization")
+            out[cls.event_type] = {
+                "$schema": JSON_SCHEMA_DIALECT,
+                "title": cls.event_type,
+                "description": f"Body of {cls.event_type} on {topic.name} (CloudEvents "
+                f"data, content-type application/json). {schema.get('description', '')}".strip(),
+                **{k: v for k, v in schema.items() if k not in ("title", "description")},
+            }
+    return dict(sorted(out.items()))
+
+
 def render(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
 
-def write(path: Path) -> None:
-    path.write_text(render(asyncapi_document()))
+def schemas_dir(asyncapi_path: Path) -> Path:
+    """The per-event JSON Schemas live in `schemas/` beside the AsyncAPI document."""
+    return asyncapi_path.parent / "schemas"
+
+
+def generated_files(asyncapi_path: Path) -> dict[Path, str]:
+    """Every file `write_all` writes, with its content."""
+    files = {asyncapi_path: render(asyncapi_document())}
+    for ce_type, schema in event_json_schemas().items():
+        files[schemas_dir(asyncapi_path) / f"{ce_type}.json"] = render(schema)
+    return files
+
+
+def out_of_date(asyncapi_path: Path) -> list[str]:
+    """Generated files missing or different from the code, and stale schema files."""
+    files = generated_files(asyncapi_path)
+    problems = [
+        f"{path}: out of date"
+        for path, text in files.items()
+        if not path.exists() or path.read_text() != text
+    ]
+    folder = schemas_dir(asyncapi_path)
+    existing = set(folder.glob("*.json")) if folder.is_dir() else set()
+    problems += [f"{path}: no such event type" for path in sorted(existing - set(files))]
+    return problems
+
+
+def write_all(asyncapi_path: Path) -> list[Path]:
+    """Write the AsyncAPI document and one JSON Schema per event type; drop stale ones."""
+    files = generated_files(asyncapi_path)
+    folder = schemas_dir(asyncapi_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in set(folder.glob("*.json")) - set(files):
+        stale.unlink()
+    for path, text in files.items():
+        path.write_text(text)
+    return sorted(files)
 
 
 # --- compatibility -----------------------------------------------------------
@@ -150,6 +240,25 @@ def _types(schema: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
     return {"any"}
 
 
+def _discriminator(schema: dict[str, Any]) -> str | None:
+    """The discriminating property, in either form (AsyncAPI string or pydantic object)."""
+    disc = schema.get("discriminator")
+    if isinstance(disc, dict):
+        name = disc.get("propertyName")
+        return name if isinstance(name, str) else None
+    return disc if isinstance(disc, str) else None
+
+
+def _variants(schema: dict[str, Any], schemas: dict[str, Any], prop: str) -> dict[str, Any]:
+    """Discriminator value -> the variant of a `oneOf` that pins it with a `const`."""
+    out: dict[str, Any] = {}
+    for variant in schema.get("oneOf", []):
+        const = _resolve(variant, schemas).get("properties", {}).get(prop, {}).get("const")
+        if const is not None:
+            out[str(const)] = variant
+    return out
+
+
 def _compare(
     path: str,
     old: dict[str, Any],
@@ -166,6 +275,20 @@ def _compare(
     if "any" not in nt and not ot <= nt:
         out.append(f"{path}: type changed from {sorted(ot)} to {sorted(nt)}")
         return
+    prop = _discriminator(old)
+    if prop is not None:
+        # the discriminator's spelling (object or string) is not on the wire; its
+        # property and each variant a consumer knows are
+        if _discriminator(new) != prop:
+            out.append(f"{path}: discriminator changed from {prop} to {_discriminator(new)}")
+        else:
+            new_variants = _variants(new, new_s, prop)
+            for value, variant in _variants(old, old_s, prop).items():
+                where = f"{path}[{prop}={value}]"
+                if value not in new_variants:
+                    out.append(f"{where}: variant removed")
+                else:
+                    _compare(where, variant, new_variants[value], old_s, new_s, out, depth + 1)
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     for field in old_props:
         if field not in new_props:

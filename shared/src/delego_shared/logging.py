@@ -16,6 +16,8 @@ from typing import Any
 
 import structlog
 
+from .tracing import add_trace_ids
+
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # international or national phone numbers: 9+ digits with optional separators
 PHONE = re.compile(r"(?<![\w./\-])\+?\d[\d ().\-]{7,}\d(?![\w.])")
@@ -63,6 +65,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | Non
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        add_trace_ids,  # trace_id / span_id of the active span (tracing on)
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
@@ -94,6 +97,12 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | Non
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "kafka", "pymongo"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # a uvicorn started elsewhere in the process with its default log config gave its
+    # loggers their own (unmasked) handlers: route them through ours again
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.propagate = True
     if service:
         structlog.contextvars.bind_contextvars(service=service)
 

@@ -32,7 +32,7 @@ from .events.envelope import Envelope
 from .events.privacy import ErasureCompleted, ErasureRequested
 from .events.topics import PRIVACY_SUBJECTS
 from .http.app import ServiceRuntime
-from .http.auth import Caller
+from .http.auth import Caller, Principal
 from .http.problems import Forbidden
 from .logging import get_logger
 from .messaging.consumer import PermanentError
@@ -87,6 +87,9 @@ def take_part_in_erasure(
 Exporter = Callable[[str], Awaitable[dict[str, Any]]]
 """A service's export: subject id → what it holds about them (JSON-able)."""
 
+ReaderExporter = Callable[[str, Principal], Awaitable[dict[str, Any]]]
+"""An export that also needs who asks (matching records who read private details)."""
+
 
 class DataExport(BaseModel):
     """What one service holds about one person."""
@@ -98,9 +101,17 @@ class DataExport(BaseModel):
 
 
 def export_router(
-    service: str, export: Exporter, *, clock: Callable[[], datetime] = utcnow
+    service: str,
+    export: Exporter | None = None,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    export_for: ReaderExporter | None = None,
 ) -> APIRouter:
-    """`GET /v1/me/data`: the caller's own data; an operator may name `subject_id`."""
+    """`GET /v1/me/data`: the caller's own data; an operator may name `subject_id`.
+
+    Give `export`, or `export_for` when the export depends on who asks."""
+    if (export is None) == (export_for is None):
+        raise ValueError("give exactly one of export and export_for")
     router = APIRouter(prefix="/v1/me", tags=["privacy"])
 
     @router.get(
@@ -117,7 +128,12 @@ def export_router(
         subject = subject_id or who.subject
         if subject != who.subject and not who.is_operator:
             raise Forbidden("only operators may export another person's data")
-        data = jsonable_encoder(await export(subject))
+        if export is not None:
+            held = await export(subject)
+        else:
+            assert export_for is not None
+            held = await export_for(subject, who)
+        data = jsonable_encoder(held)
         return DataExport(service=service, subject_id=subject, exported_at=clock(), data=data)
 
     return router

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
@@ -30,16 +31,19 @@ from delego_shared.http import (
     Idempotent,
     NotFound,
     Principal,
+    ProblemError,
     Role,
     Unprocessable,
     problem_responses,
     require_role,
 )
 from delego_shared.http.openapi import documented_rules
-from delego_shared.types import Money, decimal_number_schema, utcnow
+from delego_shared.types import Identifier, Money, decimal_number_schema, utcnow
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .details import DetailsErased, DetailsForbidden, DetailsNotVisible
+from .details import PrivateDetails as PrivateDetailsUseCases
 from .domain import (
     ClientRequest,
     IllegalTransition,
@@ -48,6 +52,7 @@ from .domain import (
     RequestStatus,
 )
 from .domain.capacity import weeks_between
+from .domain.details import OperatorReason, Reader, ReaderRole, summary
 from .domain.request import Attempt, AttemptOutcome
 from .domain.schedule import in_zone
 from .domain.spec import DRAFT_RULES
@@ -65,6 +70,14 @@ OWN_ONLY = problem_responses(403)
 
 
 # -- views ------------------------------------------------------------------
+
+
+class PrivateDetailsSummary(BaseModel):
+    present: bool = Field(description="the client wrote private details")
+    readable_by_you: bool = Field(
+        description="GET /requests/{id}/details answers you (operators: with a reason)"
+    )
+    erased: bool = Field(description="erased (the person's erasure or the retention period)")
 
 
 class ProposalView(BaseModel):
@@ -149,10 +162,19 @@ class RequestView(BaseModel):
     rated_at: datetime | None
     cancelled_at: datetime | None
     version: int
+    private_details: PrivateDetailsSummary = Field(
+        description="a redacted summary: the text is at GET /requests/{id}/details"
+    )
     description: str | None = Field(
         default=None,
-        description="private: only for the client and the provider who accepted",
+        description="always null: the private text is read at GET /requests/{id}/details "
+        "(each read recorded); kept for clients of the earlier API",
     )
+
+
+class PrivateDetails(BaseModel):
+    request_id: str
+    description: str
 
 
 RULE_HOURS_OR_MINUTES = "give the time in actual_hours or in actual_minutes, not both"
@@ -195,16 +217,8 @@ ACCEPTED_OR_LATER = frozenset(
 )
 
 
-def may_read_description(req: ClientRequest, who: Principal) -> bool:
-    if who.role is Role.CLIENT:
-        return req.client_id == who.subject
-    if who.role is Role.PROVIDER:
-        return (
-            req.status in ACCEPTED_OR_LATER
-            and req.proposal is not None
-            and req.proposal.provider_id == who.subject
-        )
-    return False  # operators run the platform; they do not read private details
+def reader_of(who: Principal, reason: OperatorReason | None = None) -> Reader:
+    return Reader(who.subject, ReaderRole(who.role.value), reason=reason)
 
 
 def may_see(req: ClientRequest, who: Principal) -> bool:
@@ -277,8 +291,12 @@ def view(req: ClientRequest, who: Principal) -> RequestView:
         rated_at=req.rated_at,
         cancelled_at=req.cancelled_at,
         version=req.version,
-        description=s.description if may_read_description(req, who) else None,
+        private_details=PrivateDetailsSummary(**asdict(summary(req, reader_of(who)))),
     )
+
+
+class Gone(ProblemError):
+    status, type, title = 410, "gone", "Gone"
 
 
 @contextmanager
@@ -286,8 +304,12 @@ def domain_errors() -> Iterator[None]:
     """Domain outcomes → problem responses (never a 500 for a bad request)."""
     try:
         yield
-    except RequestNotFound:
+    except (RequestNotFound, DetailsNotVisible):
         raise NotFound("no such request") from None
+    except DetailsForbidden as exc:
+        raise Forbidden(str(exc)) from None
+    except DetailsErased:
+        raise Gone("the private details were erased") from None
     except IllegalTransition as exc:
         raise Conflict(str(exc)) from None
     except TooMuchContention:
@@ -301,7 +323,9 @@ def domain_errors() -> Iterator[None]:
         raise Unprocessable(str(exc)) from None
 
 
-def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
+def api_router(
+    handlers: RequestHandlers, store: MatchingStore, details: PrivateDetailsUseCases
+) -> APIRouter:
     router = APIRouter(tags=["matching"])
 
     async def load_visible(request_id: str, who: Principal) -> ClientRequest:
@@ -366,6 +390,32 @@ def api_router(handlers: RequestHandlers, store: MatchingStore) -> APIRouter:
     )
     async def get_request(request_id: str, who: Caller) -> RequestView:
         return view(await load_visible(request_id, who), who)
+
+    @router.get(
+        "/requests/{request_id}/details",
+        summary="The private details (client; accepted provider; operator with a reason)",
+        responses={**OWN_ONLY, **problem_responses(410)},
+    )
+    async def private_details(
+        request_id: str,
+        who: Caller,
+        reason: Annotated[
+            OperatorReason | None,
+            Query(description="operators: why they read it (recorded in the audit)"),
+        ] = None,
+        reference: Annotated[
+            Identifier | None,
+            Query(description="operators: the case or ticket behind the reason"),
+        ] = None,
+    ) -> PrivateDetails:
+        if who.role is not Role.OPERATOR and (reason is not None or reference is not None):
+            raise Unprocessable("reason and reference are for operators")
+        reader = reader_of(who, reason)
+        if reference is not None:
+            reader = replace(reader, reference=reference)
+        with domain_errors():
+            text = await details.read(request_id, reader)
+        return PrivateDetails(request_id=request_id, description=text)
 
     @router.get("/proposals", summary="Open proposals waiting for this provider's answer")
     async def proposals(who: ProviderCaller) -> list[RequestView]:

@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 from delego_shared.events.topics import OFFERS, PROVIDERS
 from delego_shared.http import ServiceRuntime, create_http_app
 from delego_shared.settings import Settings
+from delego_shared.types import utcnow
 from fastapi import FastAPI
 
 from .api import api_router
+from .details import CLEAR_TEXT_MIGRATION, PrivateDetails, retention_loop, run_once
 from .domain import CandidateIndex
 from .follower import CatalogFollower
 from .handlers import CatalogProjection, RequestHandlers
-from .privacy import wire_privacy
+from .privacy import backfill_subject_index, wire_privacy
 from .settings import MatchingSettings
 from .store import OUTBOX_COLLECTIONS, MatchingStore, store_indexes
 
@@ -38,17 +40,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s, [PROVIDERS.name, OFFERS.name], projection.apply_to_index, group=runtime.consumer.group
     )
     handlers = RequestHandlers(store, index, s, publish=runtime.relay.publish_now)
-    privacy = wire_privacy(runtime, store)
+    details = PrivateDetails(
+        store,
+        handlers.sealer,
+        retention=s.details_retention,
+        source=s.source,
+        publish=runtime.relay.publish_now,
+    )
+    privacy = wire_privacy(runtime, store, details)
+
+    async def details_loop() -> None:
+        await retention_loop(
+            details,
+            s.retention_sweep_interval_s,
+            at_start=[
+                lambda: backfill_subject_index(store, utcnow),
+                lambda: run_once(store, CLEAR_TEXT_MIGRATION, details.seal_clear_texts, utcnow),
+            ],
+        )
 
     runtime.add_background(handlers.sweep_loop)
     runtime.add_background(follower.run)
+    runtime.add_background(details_loop)
 
     app = create_http_app(
         runtime,
         title="Delego matching",
         description="Pairs client requests with providers on skills, languages, time zones "
         "and weekly capacity; runs each request's lifecycle to completion.",
-        routers=[api_router(handlers, store), privacy],
+        routers=[api_router(handlers, store, details), privacy],
     )
     platform_lifespan = app.router.lifespan_context
 
@@ -66,4 +86,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.projection = projection
     app.state.follower = follower
     app.state.store = store
+    app.state.details = details
     return app

@@ -55,6 +55,7 @@ from .domain import (
     context_providers,
     find_matches,
 )
+from .domain.details import ENDED, erase_details_after
 from .domain.matcher import context_keys
 from .domain.request import Proposal
 from .domain.schedule import iso_week
@@ -132,10 +133,7 @@ class CatalogProjection:
 
     async def rebuild(self) -> int:
         """Load the whole read model into the index (start-up: one scan)."""
-        for p in await self.store.all_providers():
-            self.index.upsert_provider(p)
-        for o in await self.store.all_offers():
-            self.index.upsert_offer(o)
+        self.index.load(await self.store.all_providers(), await self.store.all_offers())
         log.info("index.rebuilt", offers=len(self.index))
         return len(self.index)
 
@@ -184,6 +182,8 @@ class RequestHandlers:
         self.publish = publish
         """Sends a request's stored events before the command answers."""
         self.clock = clock
+        self.sealer = settings.sealer()
+        self.retention = settings.details_retention
 
     # -- helpers ------------------------------------------------------------
 
@@ -281,6 +281,18 @@ class RequestHandlers:
             return False
         return await self.store.proposal_due(req.request_id, opened.expires_at, opened.provider_id)
 
+    async def _schedule_details_erasure(
+        self, req: ClientRequest, old_status: RequestStatus | None
+    ) -> None:
+        """Write-ahead: a state that ends the request dates its details' erasure first
+        (the retention sweep checks the request, so a state not stored after all only
+        costs the sweep a look)."""
+        if not req.sealed_details or old_status in ENDED:
+            return
+        at = erase_details_after(req, self.retention)
+        if at is not None:
+            await self.store.schedule_details_erasure(req.request_id, at)
+
     async def _after_store(
         self,
         req: ClientRequest,
@@ -352,6 +364,7 @@ class RequestHandlers:
             try:
                 events = action(req, now, finder)
                 entry_created = await self._before_store(req, old)
+                await self._schedule_details_erasure(req, old_status)
                 envelopes = self._envelopes(events, stored.correlation_id)
                 pending = await self.store.save_request(req, before, envelopes)
             except StaleRequest:
@@ -384,13 +397,23 @@ class RequestHandlers:
         req, events = ClientRequest.submit(
             request_id or new_id("req"), client_id, draft, now, self.policy
         )
+        text = req.take_description()  # stored sealed, never in the state
         hold = Hold(req.request_id, 1)
         outcome = await self._find_and_reserve(req, now, hold)
         try:
             events += req.propose(now, lambda _: outcome)
             envelopes = self._envelopes(events)
             entry_created = await self._before_store(req, None)
-            await self.store.insert_request(req, envelopes, envelopes[0].id)
+            sealed = None
+            if text:  # the key first: a retry with the same id seals with the same key
+                key = await self.store.request_key(
+                    req.request_id,
+                    req.client_id,
+                    self.sealer.new_key(),
+                    erase_details_after(req, self.retention),
+                )
+                sealed = self.sealer.seal(req.request_id, key, text)
+            await self.store.insert_request(req, envelopes, envelopes[0].id, sealed)
         except BaseException:
             if outcome.best is not None:
                 await self.store.release(outcome.best.reservation, hold)

@@ -35,6 +35,19 @@ Collections (database `delego_matching` by default):
 - `subject_requests`: per client (`_id` = client id) the ids of its requests
   (`request_ids`), added before the request is inserted, so that a person's
   erasure finds their requests by `_id` (`privacy.py`), never by a scan.
+  Requests stored before it existed are added once by a start-up backfill
+  (`migrations/<name>` marks it done).
+
+- `request_keys`: per request with private details (`_id` = request id) its
+  data key, wrapped by the platform key (`wrapped_key`), and `erase_after`
+  (None while the request is live). The encrypted text is in the request
+  document (`sealed`), never the key: deleting this document is the
+  crypto-shredding. `erase_after` is written before the state that ends the
+  request (a superset: the retention sweep checks the request itself); the
+  sweep reads it with an index, bounded by the requests of the retention period.
+- `details_reads`: one document per read of private details (the access audit:
+  who, which request, when, why), each with its `PrivateDetailsRead` event
+  (outbox), never the text.
 
 Every access on a per-request path is by `_id` (FerretDB v1 only pushes an
 `_id` equality down); the queries that remain are crash-recovery sweeps run at
@@ -59,6 +72,7 @@ from delego_shared.mongo import Document, DuplicateKeyError, IndexSpec, Mongo, f
 from pymongo import ReturnDocument
 
 from .domain import ClientRequest, RatingStats, RequestStatus
+from .sealing import SealedText
 
 PROVIDERS = "providers"
 OFFERS = "offers"
@@ -68,7 +82,10 @@ OPEN_PROPOSALS = "open_proposals"
 PROVIDER_RATINGS = "provider_ratings"
 CLIENT_RATINGS = "client_ratings"
 SUBJECT_REQUESTS = "subject_requests"
-OUTBOX_COLLECTIONS = (REQUESTS,)
+REQUEST_KEYS = "request_keys"
+DETAILS_READS = "details_reads"
+MIGRATIONS = "migrations"
+OUTBOX_COLLECTIONS = (REQUESTS, DETAILS_READS)
 
 E4 = Decimal(10_000)
 
@@ -102,6 +119,8 @@ def store_indexes() -> list[IndexSpec]:
         # reconciliation of holds (recent and future weeks); operator view
         IndexSpec(CAPACITY, [("week", 1)]),
         IndexSpec(CAPACITY, [("provider_id", 1), ("week", 1)]),
+        # the retention sweep (slow timer): keys whose details are due for erasure
+        IndexSpec(REQUEST_KEYS, [("erase_after", 1)]),
     ]
 
 
@@ -158,6 +177,9 @@ class MatchingStore:
         self.provider_ratings = mongo.db[PROVIDER_RATINGS]
         self.client_ratings = mongo.db[CLIENT_RATINGS]
         self.subject_requests = mongo.db[SUBJECT_REQUESTS]
+        self.request_keys = mongo.db[REQUEST_KEYS]
+        self.details_reads = mongo.db[DETAILS_READS]
+        self.migrations = mongo.db[MIGRATIONS]
 
     # -- catalog read model -------------------------------------------------
 
@@ -247,9 +269,15 @@ class MatchingStore:
         }
 
     async def insert_request(
-        self, req: ClientRequest, envelopes: Sequence[Envelope], correlation_id: str
+        self,
+        req: ClientRequest,
+        envelopes: Sequence[Envelope],
+        correlation_id: str,
+        sealed: SealedText | None = None,
     ) -> None:
         doc = {"_id": req.request_id, "correlation_id": correlation_id, **self._fields(req)}
+        if sealed is not None:
+            doc["sealed"] = {"nonce": sealed.nonce, "ciphertext": sealed.ciphertext}
         # listed first: the list is a superset of the client's stored requests
         await self.subject_requests.update_one(
             {"_id": req.client_id}, {"$addToSet": {"request_ids": req.request_id}}, upsert=True
@@ -563,3 +591,125 @@ class MatchingStore:
             for k in keys
             if k in reserved
         ]
+
+    # -- sealed private details ---------------------------------------------
+
+    async def request_key(
+        self, request_id: str, client_id: str, wrapped_key: bytes, erase_after: datetime | None
+    ) -> bytes:
+        """The request's wrapped data key: `wrapped_key` if it has none yet, else the
+        stored one (a retried submit must seal with the key its first try stored)."""
+        doc = await self.request_keys.find_one_and_update(
+            {"_id": request_id},
+            {
+                "$setOnInsert": {
+                    "client_id": client_id,
+                    "wrapped_key": wrapped_key,
+                    "erase_after": erase_after,
+                }
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None  # upserted
+        return bytes(doc["wrapped_key"])
+
+    async def wrapped_key(self, request_id: str) -> bytes | None:
+        doc = await self.request_keys.find_one({"_id": request_id}, {"wrapped_key": 1})
+        return bytes(doc["wrapped_key"]) if doc else None
+
+    async def load_sealed(self, request_id: str) -> tuple[ClientRequest, SealedText | None] | None:
+        """The request and its encrypted details (None when there are none)."""
+        doc = await self.requests.find_one({"_id": request_id}, {"state": 1, "sealed": 1})
+        if doc is None:
+            return None
+        s = doc.get("sealed")
+        sealed = SealedText(bytes(s["nonce"]), bytes(s["ciphertext"])) if s else None
+        return ClientRequest.model_validate(doc["state"]), sealed
+
+    async def schedule_details_erasure(self, request_id: str, at: datetime | None) -> None:
+        """Set (or, with None, withdraw) when the retention sweep erases the details."""
+        await self.request_keys.update_one({"_id": request_id}, {"$set": {"erase_after": at}})
+
+    async def details_due(self, now: datetime, limit: int = 500) -> list[str]:
+        """Request ids whose details may be due for erasure (indexed on `erase_after`)."""
+        cursor = self.request_keys.find({"erase_after": {"$lte": now}}, {"_id": 1}).limit(limit)
+        return [str(d["_id"]) async for d in cursor]
+
+    async def shred_key(self, request_id: str) -> bool:
+        """Delete the request's data key: every copy of its ciphertext is now unreadable."""
+        res = await self.request_keys.delete_one({"_id": request_id})
+        return res.deleted_count == 1
+
+    async def details_state(self, request_id: str) -> tuple[int, bool] | None:
+        """(version, whether any private detail is stored), None if there is no such request."""
+        doc = await self.requests.find_one(
+            {"_id": request_id}, {"version": 1, "sealed": 1, "state.spec.description": 1}
+        )
+        if doc is None:
+            return None
+        clear = bool(((doc.get("state") or {}).get("spec") or {}).get("description"))
+        return int(doc["version"]), clear or bool(doc.get("sealed"))
+
+    async def clear_details(self, request_id: str, version: int) -> bool:
+        """Remove the ciphertext (and any clear text) as a new version of the request."""
+        res = await self.requests.update_one(
+            {"_id": request_id, "version": version},
+            {
+                "$set": {
+                    "state.spec.description": "",
+                    "state.sealed_details": False,
+                    "state.details_erased": True,
+                },
+                "$unset": {"sealed": ""},
+                "$inc": {"version": 1, "state.version": 1},
+            },
+        )
+        return res.modified_count == 1
+
+    async def clear_text_requests(self) -> list[str]:
+        """Requests whose description is stored in clear (stored before sealing existed;
+        a start-up migration: one scan)."""
+        cursor = self.requests.find({"state.spec.description": {"$gt": ""}}, {"_id": 1})
+        return [str(d["_id"]) async for d in cursor]
+
+    async def seal_in_place(self, request_id: str, version: int, sealed: SealedText) -> bool:
+        """Replace the clear description by its sealed form, as a new version."""
+        res = await self.requests.update_one(
+            {"_id": request_id, "version": version},
+            {
+                "$set": {
+                    "sealed": {"nonce": sealed.nonce, "ciphertext": sealed.ciphertext},
+                    "state.spec.description": "",
+                    "state.sealed_details": True,
+                },
+                "$inc": {"version": 1, "state.version": 1},
+            },
+        )
+        return res.modified_count == 1
+
+    async def record_read(self, record: Document, envelopes: Sequence[Envelope]) -> None:
+        """Store one read of private details with its audit event (outbox)."""
+        await self.details_reads.insert_one(Outbox.attach(record, envelopes))
+
+    # -- one-off start-up migrations ----------------------------------------
+
+    async def migration_done(self, name: str) -> bool:
+        return await self.migrations.find_one({"_id": name}, {"_id": 1}) is not None
+
+    async def mark_migration(self, name: str, at: datetime, counts: Mapping[str, int]) -> None:
+        await self.migrations.update_one(
+            {"_id": name}, {"$set": {"done_at": at, **counts}}, upsert=True
+        )
+
+    async def request_clients(self) -> list[tuple[str, str]]:
+        """(request id, client id) of every request (a start-up migration: one scan)."""
+        cursor = self.requests.find({}, {"_id": 1, "client_id": 1})
+        return [(str(d["_id"]), str(d["client_id"])) async for d in cursor if d.get("client_id")]
+
+    async def add_subject_requests(self, client_id: str, request_ids: Sequence[str]) -> None:
+        await self.subject_requests.update_one(
+            {"_id": client_id},
+            {"$addToSet": {"request_ids": {"$each": list(request_ids)}}},
+            upsert=True,
+        )

@@ -39,17 +39,22 @@ async def test_full_lifecycle_from_submitted_to_rated(settings_for):
         assert req["promised_at"] is not None and req["promised_local"].endswith(
             ("+01:00", "+02:00")
         )
-        assert req["description"] == PRIVATE  # the client reads its own
+        assert req["description"] is None  # never in a view: at /details, audited
+        r = await http.get(f"/requests/{rid}/details", headers=client_h)
+        assert r.json()["description"] == PRIVATE  # the client reads its own
 
         r = await http.get("/proposals", headers=prov_h)
         assert r.status_code == 200
         [proposal] = r.json()
         assert proposal["request_id"] == rid
-        assert proposal["description"] is None  # not before accepting
+        assert proposal["description"] is None
+        r = await http.get(f"/requests/{rid}/details", headers=prov_h)
+        assert r.status_code == 403  # not before accepting
 
         r = await http.post(f"/requests/{rid}/accept", headers=prov_h)
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "accepted"
+        r = await http.get(f"/requests/{rid}/details", headers=prov_h)
         assert r.json()["description"] == PRIVATE  # the accepted provider reads it
 
         r = await http.post(
@@ -63,7 +68,9 @@ async def test_full_lifecycle_from_submitted_to_rated(settings_for):
         assert r.json()["status"] == "rated" and r.json()["rating"] == 5
 
         r = await http.get(f"/requests/{rid}", headers=auth(settings, "ops", "operator"))
-        assert r.status_code == 200 and r.json()["description"] is None  # not for operators
+        assert r.status_code == 200 and r.json()["description"] is None
+        r = await http.get(f"/requests/{rid}/details", headers=auth(settings, "ops", "operator"))
+        assert r.status_code == 403  # not for operators without a reason
 
         records = await request_events(settings, expect=5)
     assert types_of(records, rid) == [

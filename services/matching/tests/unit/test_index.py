@@ -125,3 +125,31 @@ def test_prefilter_counts_attribute_the_first_failing_filter():
         "skill": 2,
         "language": 1,
     }
+
+
+def test_load_over_a_live_index_gives_the_same_sets_as_applying_one_by_one():
+    one_by_one = CandidateIndex()
+    for p in (provider("p1"), provider("p2")):
+        one_by_one.upsert_provider(p)
+    for o in (offer("o1", "p1"), offer("o2", "p2", languages=["de"])):
+        one_by_one.upsert_offer(o)
+    idx = CandidateIndex.build([provider("p1")], [offer("o1", "p1")])
+    idx.load(
+        [provider("p2"), provider("p1", version=2)],
+        [offer("o2", "p2", languages=["de"]), offer("o1", "p1", version=1)],  # o1 v1: stale
+    )
+    for langs in (("fr",), ("de",), ("fr", "de")):
+        assert ids(idx, langs=langs) == ids(one_by_one, langs=langs)
+    assert idx.published_in("translation") == {"o1", "o2"}
+    idx.upsert_offer(offer("o2", "p2", version=2, status=OfferStatus.WITHDRAWN))
+    assert ids(idx, langs=("de",)) == set()
+
+
+def test_the_stored_snapshots_come_back_equal():
+    p, o = provider("p1", sap="SAP123456789"), offer("o1", "p1", typical="1.5")
+    idx = CandidateIndex.build([p], [o])
+    assert idx.offer("o1") == o
+    entry = idx.provider("p1")
+    assert entry is not None
+    assert entry.snapshot == p
+    assert idx.offer("nope") is None

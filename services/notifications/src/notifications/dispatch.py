@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
+from delego_shared import tracing
 from delego_shared.events import Envelope
 from delego_shared.events.notifications import Channel
 from delego_shared.logging import get_logger
@@ -114,6 +115,8 @@ class Dispatcher:
         self._finished: set[str] = set()
         """Schedule entries of final deliveries, removed together (one command)."""
         self._finished_wake = asyncio.Event()
+        self._traces: dict[str, Any] = {}
+        """Tracing on: the context (consumer span) each queued delivery was submitted in."""
 
     def sender(self, now: datetime) -> tuple[str, datetime]:
         """(owner, lease end) for a delivery stored already taken by this dispatcher."""
@@ -121,7 +124,10 @@ class Dispatcher:
 
     def submit(self, keys: Iterable[str]) -> None:
         """Send these stored deliveries now, in this process (once each while queued)."""
+        trace = tracing.capture()
         for key in keys:
+            if trace is not None:
+                self._traces[key] = trace
             if key not in self._queued:
                 self._queued.add(key)
                 self._queue.put_nowait(key)
@@ -130,6 +136,9 @@ class Dispatcher:
         """Send this delivery, stored already taken by us (`sender`), with its recipient."""
         key: str = doc["_id"]
         self._taken[key] = (doc, recipient)  # also when the key is already queued
+        trace = tracing.capture()
+        if trace is not None:  # the send joins the trace of the event that caused it
+            self._traces[key] = trace
         if key not in self._queued:
             self._queued.add(key)
             self._queue.put_nowait(key)
@@ -181,13 +190,14 @@ class Dispatcher:
         while True:
             key = await self._queue.get()
             try:
-                taken = self._taken.pop(key, None)
-                # the sweep may have queued the key of a delivery this process was storing
-                # already taken (its entry comes first): the claim fails, the doc arrives
-                if taken is None and not await self.dispatch(key):
+                with tracing.resumed(self._traces.pop(key, None)):
                     taken = self._taken.pop(key, None)
-                if taken is not None:
-                    await self._send_taken(*taken)
+                    # the sweep may have queued the key of a delivery this process was storing
+                    # already taken (its entry comes first): the claim fails, the doc arrives
+                    if taken is None and not await self.dispatch(key):
+                        taken = self._taken.pop(key, None)
+                    if taken is not None:
+                        await self._send_taken(*taken)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # store down: the sweep brings it back

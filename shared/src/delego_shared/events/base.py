@@ -30,6 +30,9 @@ class Topic:
     writers: tuple[str, ...] = ()
     """Services besides the owner that may publish on it (only the shared
     `privacy.subjects.v1`, where every service posts its erasure receipt)."""
+    retention_ms: int | None = None
+    """The topic's `retention.ms` when created (None: the broker's default, 7 days;
+    -1: kept for good)."""
 
     def __post_init__(self) -> None:
         if self.service not in TOPIC_SERVICES:

@@ -1,6 +1,7 @@
-"""Events of `privacy.subjects.v1` (key: subject id): a person's erasure and the
-receipts of the services that carried it out. Ids and counts only: an erasure
-event must not itself become a record of the person.
+"""Events of `privacy.subjects.v1` (key: subject id): a person's erasure, the
+receipts of the services that carried it out, and every read of the person's
+private details (access audit). Ids, counts and codes only: a privacy event must
+not itself become a record of the person.
 """
 
 from __future__ import annotations
@@ -51,6 +52,56 @@ class ErasureCompleted(Event):
         examples=[["invoices", "credit_notes", "ledger_entries"]],
     )
     completed_at: UtcInstant
+
+    def key(self) -> str:
+        return self.subject_id
+
+
+ACCESS_REASONS = (
+    "support_request",
+    "dispute",
+    "legal_obligation",
+    "security_incident",
+    "subject_access_request",
+)
+"""Why an operator read a person's private details: a code, never free text (a
+free-text reason could itself carry personal data onto the topic)."""
+
+AccessReason = Literal[
+    "support_request",
+    "dispute",
+    "legal_obligation",
+    "security_incident",
+    "subject_access_request",
+]
+
+
+@event("delego.privacy.PrivateDetailsRead.v1", PRIVACY_SUBJECTS)
+class PrivateDetailsRead(Event):
+    """Someone read the private details of one of the subject's requests (access audit).
+
+    Keyed by the subject whose details were read, so that the subject's key holds
+    their erasures and every read of their private text (`delego privacy audit`).
+    Ids and codes only: never the text itself.
+    """
+
+    read_id: Identifier
+    subject_id: Identifier = Field(description="whose private details were read (the client)")
+    request_id: Identifier
+    service: Literal["matching"] = "matching"
+    reader_id: Identifier
+    reader_role: Literal["client", "provider", "operator"]
+    channel: Literal["details", "export"] = Field(
+        default="details",
+        description="`details`: GET /requests/{id}/details; `export`: GET /v1/me/data",
+    )
+    reason: AccessReason | None = Field(
+        default=None, description="operators only: why they read it (a code)"
+    )
+    reference: Identifier | None = Field(
+        default=None, description="operators only: the case or ticket id behind the reason"
+    )
+    read_at: UtcInstant
 
     def key(self) -> str:
         return self.subject_id

@@ -14,9 +14,12 @@ PRIVACY_SUBJECTS = Topic(
     1,
     key_doc="subject (person) id",
     writers=("catalog", "matching", "billing", "notifications"),
+    retention_ms=-1,
 )
-"""Erasure requests (operator tooling, or notifications for the person) and each
-service's receipt: one topic shared by design, so that one key holds a subject's
-whole erasure story in order."""
+"""Erasure requests (operator tooling, or notifications for the person), each
+service's receipt and every read of the person's private details (matching's
+access audit): one topic shared by design, so that one key holds a subject's
+whole privacy story in order. Ids and codes only; kept for good (accountability,
+GDPR art. 5(2)): `delego privacy status|audit` read it from the beginning."""
 
 ALL_TOPICS = (PROVIDERS, OFFERS, REQUESTS, INVOICES, DELIVERIES, PRIVACY_SUBJECTS)

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
+from .. import tracing
 from ..events.topics import ALL_TOPICS
 from ..logging import configure_logging, get_logger
 from ..messaging import EventConsumer, EventPublisher, Outbox, OutboxRelay, create_broker
@@ -184,6 +185,7 @@ def create_http_app(
             yield
         finally:
             await runtime.stop()
+            tracing.flush()  # the last spans, before the process ends
 
     # Swagger UI and ReDoc from the assets `fastapi-offline` ships, served by the service
     # itself: `/docs` and `/redoc` work without internet (FastAPI's default loads a CDN).
@@ -196,6 +198,8 @@ def create_http_app(
     )
     app.state.settings = settings
     app.state.runtime = runtime
+    if tracing.configure(settings.service_name):  # OTEL_* ask for traces
+        tracing.instrument_app(app)
     install_problem_handlers(app)
     install_problem_openapi(app)
     install_metrics(app)

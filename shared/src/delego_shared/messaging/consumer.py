@@ -46,6 +46,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from .. import tracing
 from ..events.base import Event, Topic
 from ..events.envelope import Envelope, MalformedEvent
 from ..logging import get_logger
@@ -212,11 +213,14 @@ class EventConsumer:
         if handler is None:
             timer.done("ignored")
             return  # another consumer's business; a known type we do not need
-        with structlog.contextvars.bound_contextvars(
-            correlation_id=envelope.correlation_id,
-            event_id=envelope.id,
-            event_type=envelope.type,
-            consumer_group=self.group,
+        with (
+            tracing.consuming(record.headers, record.topic, self.group, envelope.type) as span,
+            structlog.contextvars.bound_contextvars(
+                correlation_id=envelope.correlation_id,
+                event_id=envelope.id,
+                event_type=envelope.type,
+                consumer_group=self.group,
+            ),
         ):
             inbox = self.inbox
             if inbox is not None and await self._until_done(
@@ -226,6 +230,8 @@ class EventConsumer:
                 timer.done("duplicate")
                 return
             applied = await self._run(handler, envelope, record, timer)
+            if not applied:
+                tracing.failed(span, "parked")
             if applied and inbox is not None:
                 await self._until_done(
                     record, "inbox", lambda: inbox.mark(envelope.id, envelope.type), timer

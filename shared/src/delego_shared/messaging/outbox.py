@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from pymongo import ReturnDocument
 
+from .. import tracing
 from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..metrics import OUTBOX_PUBLISH_LATENCY, OUTBOX_PUBLISHED, Backlog, register_backlog
@@ -99,10 +100,15 @@ class Outbox:
 
     @staticmethod
     def entries(envelopes: Iterable[Envelope]) -> dict[str, Document]:
+        """Entries stored with the trace context of the span producing them (if any), so
+        that whoever publishes them later continues that trace."""
         now = datetime.now(UTC)
-        return {
-            e.id: {**e.to_document(), "stored_at": now, "n": i} for i, e in enumerate(envelopes)
-        }
+        out = {e.id: {**e.to_document(), "stored_at": now, "n": i} for i, e in enumerate(envelopes)}
+        trace = tracing.context_headers()
+        if trace:
+            for entry in out.values():
+                entry["headers"].update(trace)
+        return out
 
     @classmethod
     def attach(cls, document: Document, envelopes: Sequence[Envelope]) -> Document:

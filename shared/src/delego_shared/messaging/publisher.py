@@ -11,6 +11,7 @@ import aiokafka
 from aiokafka.errors import OutOfOrderSequenceNumber, UnknownProducerId
 from faststream.kafka import KafkaBroker
 
+from .. import tracing
 from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..settings import Settings
@@ -70,25 +71,32 @@ class EventPublisher:
         """
         pending: list[asyncio.Future[object]] = []
         producer = _current_producer(self.broker)
+        spans: list[Any] = []  # tracing on: one producer span per record, ended at the acks
         try:
             for r in records:
                 topic = self.settings.topic(r.topic) if r.logical else r.topic
                 key = r.key.encode() if isinstance(r.key, str) else r.key
+                headers = dict(r.headers)
+                if tracing.enabled():
+                    spans.append(tracing.start_publish(topic, headers))
                 fut = await self.broker.publish(
-                    r.body, topic=topic, key=key, headers=dict(r.headers), no_confirm=True
+                    r.body, topic=topic, key=key, headers=headers, no_confirm=True
                 )
                 pending.append(fut)
         except PRODUCER_LOST:
             await self.renew_producer(producer)
             raise
         finally:
+            failed: BaseException | None = None
             if pending:
                 results = await asyncio.gather(*pending, return_exceptions=True)
                 if any(isinstance(res, PRODUCER_LOST) for res in results):
                     await self.renew_producer(producer)
-                for res in results:
-                    if isinstance(res, BaseException):
-                        raise res
+                failed = next((r for r in results if isinstance(r, BaseException)), None)
+            if spans:
+                tracing.end_publish(spans, failed)
+            if failed is not None:
+                raise failed
 
 
 _renewing: dict[int, asyncio.Lock] = {}

@@ -30,20 +30,26 @@ async def ensure_topics(
     dlq_partitions: int = 1,
     partitions: int | None = None,
 ) -> list[str]:
-    """Create each topic and its `.dlq`; returns the names that were created now.
+    """Create each topic and its `.dlq` (with the topic's `retention.ms` when it sets
+    one; an existing topic is left as it is); returns the names created now.
 
     `partitions` overrides every topic's own count (tests keep the broker light).
     """
     wanted: dict[str, int] = {}
+    configs: dict[str, dict[str, str]] = {}
     for t in topics:
         wanted[prefix + t.name] = partitions or t.partitions
         wanted[dlq_name(prefix + t.name)] = dlq_partitions
+        if t.retention_ms is not None:
+            configs[prefix + t.name] = {"retention.ms": str(t.retention_ms)}
     admin = _admin(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(n, p, replication_factor) for n, p in wanted.items() if n not in existing
+            NewTopic(n, p, replication_factor, topic_configs=configs.get(n))
+            for n, p in wanted.items()
+            if n not in existing
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -79,6 +79,7 @@ def reservation_keys(provider_id: str, plan: WorkPlan) -> dict[str, Decimal]:
 _E4 = Decimal("0.0001")
 
 
+@lru_cache(maxsize=65_536)
 def nominal_weekly_hours(schedule: WeeklySchedule) -> Decimal:
     """Wall-clock hours of the schedule: what the catalog's weekly circle counts."""
     minutes = sum(length for day in schedule.by_weekday for _, length in day)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from delego_shared.events.catalog import OfferSnapshot, OfferStatus
 from delego_shared.events.common import AgreedTerms, pricing_currency
 from delego_shared.events.matching import FilterReason, ScoreBreakdown
 from delego_shared.types import Money
 
+from .availability import FastPlan, fast_plan, fast_response, from_us, to_us
 from .capacity import (
     capacity_key,
     planning_keys,
@@ -39,13 +40,13 @@ from .filters import (
     not_tried,
     shares_language,
 )
-from .index import CandidateIndex
-from .policy import DEFAULT_POLICY, MatchingPolicy
+from .index import CandidateIndex, OfferRow, ordinals
+from .policy import DEFAULT_POLICY, SCORE_COMPONENTS, MatchingPolicy
 from .pricing_estimate import estimate_price, work_hours, work_units
 from .rating import RatingStats, rating_component
 from .readmodel import ProviderEntry
 from .response import ResponseWindow, response_window
-from .schedule import WorkPlan, hours_to_timedelta, plan_work
+from .schedule import WeeklySchedule, WorkPlan, hours_to_timedelta, plan_work
 from .scoring import (
     awake_component,
     breakdown,
@@ -70,6 +71,12 @@ class MatchContext:
 
 
 EMPTY_CONTEXT = MatchContext()
+_US = timedelta(microseconds=1)
+_ZERO = Decimal(0)
+
+
+def _clamp01(x: float) -> float:
+    return 1.0 if x > 1.0 else 0.0 if x < 0.0 else x
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +161,12 @@ def provider_response(
 ) -> ResponseWindow:
     """The provider's own window (`response_window_minutes`) or the policy's default,
     counted in their working time."""
-    minutes = provider.snapshot.response_window_minutes
-    window = timedelta(minutes=minutes) if minutes else policy.acceptance_window
-    return response_window(provider.schedule, now, window, policy.horizon)
+    return response_window(provider.schedule, now, _window(provider, policy), policy.horizon)
+
+
+def _window(provider: ProviderEntry, policy: MatchingPolicy) -> timedelta:
+    minutes = provider.response_window_minutes
+    return timedelta(minutes=minutes) if minutes else policy.acceptance_window
 
 
 def planning_limit(
@@ -179,7 +189,7 @@ def context_keys(
 ) -> list[str]:
     """Capacity keys the edge reads by `_id` for this provider: the weeks a plan can
     touch (from the earliest start to `planning_limit`) and the current week (load)."""
-    zone = provider.snapshot.time_zone
+    zone = provider.time_zone
     keys = planning_keys(
         provider.provider_id,
         zone,
@@ -237,7 +247,7 @@ def evaluate(
     )
     need = reservation_keys(provider.provider_id, plan)
     ceiling = week_capacities(
-        provider.provider_id, provider.snapshot.weekly_capacity_hours, provider.schedule, need
+        provider.provider_id, provider.weekly_capacity_hours, provider.schedule, need
     )
     if not capacity_ok(ceiling, context.reserved_hours, need):
         return Rejection(Filter.CAPACITY)
@@ -280,10 +290,10 @@ def _rank(
             cheapest[q.price.currency] = q.price
     scored: list[tuple[float, datetime, str, Qualified, dict[str, float]]] = []
     for q in qualified:
-        p = q.provider.snapshot
+        p = q.provider
         current_week = week_key(p.provider_id, now, p.time_zone)
         this_week = week_capacity(
-            p.weekly_capacity_hours, q.provider.schedule, current_week.rsplit(":", 1)[1]
+            p.weekly_capacity_hours, p.schedule, current_week.rsplit(":", 1)[1]
         )
         earliest = earliest_start(spec, now)
         components = {
@@ -329,6 +339,297 @@ def _outcome(
     return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
 
 
+@dataclass(slots=True)
+class _Fit:
+    """A qualified offer on the fast path: plain values, no pydantic, no Decimal walk."""
+
+    row: OfferRow
+    provider: ProviderEntry
+    hours: Decimal
+    units: int
+    price: Money
+    plan: FastPlan
+    response: ResponseWindow
+
+
+class _Scan:
+    """One request's pass over the index's candidates: the filters of `evaluate`, in
+    the same order and with the same functions, computed once per distinct input.
+
+    Offers share providers, providers share schedules and pricings, so every
+    schedule-dependent result (response window, work plan, weekly capacity) is
+    memoised per (schedule, start, effort) for the duration of the request, and
+    prices across requests by the index; the walks themselves run on the
+    precomputed integer week tables (`availability`). Memo keys use the identity
+    of schedules and pricings: the index shares one object per distinct value
+    and keeps it alive.
+    """
+
+    def __init__(
+        self,
+        index: CandidateIndex,
+        spec: RequestSpec,
+        now: datetime,
+        context: MatchContext,
+        policy: MatchingPolicy,
+        exclude: frozenset[str],
+    ) -> None:
+        self.index, self.spec, self.now = index, spec, now
+        self.context, self.policy, self.exclude = context, policy, exclude
+        self.earliest = earliest_start(spec, now)
+        self.earliest_us = to_us(self.earliest)
+        self.deadline_us = to_us(spec.deadline)
+        self.horizon_us = policy.horizon // _US
+        self.counts: dict[ReasonKey, int] = {}
+        self.fits: list[_Fit] = []
+        self._prices: dict[tuple[int, Decimal], tuple[Decimal, int, Money | Filter]] = {}
+        self._responses: dict[tuple[int, int | None], tuple[ResponseWindow, int]] = {}
+        self._plans: dict[tuple[int, int, int], FastPlan] = {}
+        self._needs: dict[FastPlan, tuple[tuple[str, Decimal], ...]] = {}
+        self._caps: dict[tuple[Decimal, int, str], Decimal] = {}
+        self._live: dict[int, bool] = {}
+        self._effort: dict[Decimal, int] = {}
+        self._most: dict[int, Decimal] = {}
+        self.loaded = frozenset(k.split(":", 1)[0] for k in context.reserved_hours)
+        """Providers with reserved hours in the context."""
+
+    def price(self, row: OfferRow) -> tuple[Decimal, int, Money | Filter]:
+        key = (id(row.pricing), row.typical_hours)
+        got = self._prices.get(key)
+        if got is None:
+            s = self.spec
+            hours = work_hours(s.effort_hours, s.units, row.typical_hours)
+            units = work_units(s.effort_hours, s.units, row.typical_hours)
+            estimate = self.index.estimate(row.pricing, hours, units)
+            verdict: Money | Filter
+            if estimate.price is None:
+                verdict = Filter.PRICING
+            else:
+                verdict = budget_verdict(estimate.price, s.budget) or estimate.price
+            got = self._prices[key] = (hours, units, verdict)
+        return got
+
+    def response(self, provider: ProviderEntry) -> tuple[ResponseWindow, int]:
+        key = (id(provider.schedule), provider.response_window_minutes)
+        got = self._responses.get(key)
+        if got is None:
+            window = _window(provider, self.policy)
+            r = fast_response(provider.schedule, self.now, window, self.policy.horizon)
+            got = self._responses[key] = (r, to_us(r.answer_by))
+        return got
+
+    def plan(self, schedule: WeeklySchedule, start: int, effort: int) -> FastPlan:
+        key = (id(schedule), start, effort)
+        got = self._plans.get(key)
+        if got is None:
+            got = self._plans[key] = fast_plan(
+                schedule, start, effort, self.deadline_us, self.horizon_us
+            )
+        return got
+
+    def need(self, plan: FastPlan) -> tuple[tuple[str, Decimal], ...]:
+        """`reservation_keys` per week label (hours add up to the effort exactly)."""
+        got = self._needs.get(plan)
+        if got is None:
+            keys = reservation_keys("", plan.work_plan())
+            got = self._needs[plan] = tuple((k[1:], h) for k, h in keys.items())
+        return got
+
+    def capacity(self, provider: ProviderEntry, week: str) -> Decimal:
+        key = (provider.weekly_capacity_hours, id(provider.schedule), week)
+        got = self._caps.get(key)
+        if got is None:
+            got = self._caps[key] = week_capacity(
+                provider.weekly_capacity_hours, provider.schedule, week
+            )
+        return got
+
+    def fits_capacity(self, provider: ProviderEntry, plan: FastPlan, effort: int) -> bool:
+        """`capacity_ok` for this plan. Shortcut: with nothing reserved for the provider,
+        a declared capacity of at least the whole effort fits every week (a week's
+        ceiling is never below the declared capacity, and a week's share never above
+        the effort), so no Decimal reservation is computed for most offers."""
+        reserved = self.context.reserved_hours
+        prefix = provider.provider_id + ":"
+        if (
+            provider.provider_id not in self.loaded
+            and provider.weekly_capacity_hours >= self.most_per_week(effort)
+        ):
+            return True
+        for week, hours in self.need(plan):
+            room = self.capacity(provider, week)
+            if reserved:
+                room -= reserved.get(prefix + week, _ZERO)
+            if max(_ZERO, room) < hours:
+                return False
+        return True
+
+    def most_per_week(self, effort: int) -> Decimal:
+        """An upper bound of any week's share in `reservation_keys` (hours to 4 decimals,
+        rounded up) for this effort in µs."""
+        got = self._most.get(effort)
+        if got is None:
+            hours = Decimal(effort // 1_000_000) / 3600
+            got = self._most[effort] = hours.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
+        return got
+
+    def live_ok(self, provider: ProviderEntry) -> bool:
+        key = id(provider.schedule)
+        got = self._live.get(key)
+        if got is None:
+            got = self._live[key] = live_window_ok(
+                provider, self.spec.live_window, self.policy.min_live_overlap
+            )
+        return got
+
+    def effort_us(self, hours: Decimal) -> int:
+        got = self._effort.get(hours)
+        if got is None:
+            got = self._effort[hours] = hours_to_timedelta(hours) // _US
+        return got
+
+    def run(self) -> int:
+        """Classify every candidate; returns the number of published offers considered."""
+        s = self.spec
+        index = self.index
+        cat = index.category(s.category)
+        rows = cat.rows
+        for i in ordinals(cat.candidates(s.required_skills, s.languages)):
+            row = rows[i]
+            assert row is not None
+            rejected = self.check(row, index.provider(row.provider_id))
+            if rejected is not None:
+                key = (rejected, "")
+                self.counts[key] = self.counts.get(key, 0) + 1
+        for key, c in index.prefilter_counts(s.category, s.required_skills, s.languages).items():
+            if c:
+                self.counts[key] = self.counts.get(key, 0) + c
+        return cat.published.bit_count()
+
+    def check(self, row: OfferRow, provider: ProviderEntry | None) -> Filter | None:
+        """`evaluate` from the not-tried filter on (the index applied the ones before):
+        the first failing filter, or None once the offer is kept as a fit."""
+        assert provider is not None
+        if row.provider_id in self.exclude:
+            return Filter.ALREADY_TRIED
+        if not row.priced_in_currency:
+            return Filter.PRICING
+        hours, units, price = self.price(row)
+        if not isinstance(price, Money):
+            return price
+        if self.spec.live_window is not None and not self.live_ok(provider):
+            return Filter.LIVE_WINDOW
+        response, answer_by = self.response(provider)
+        effort = self.effort_us(hours)
+        plan = self.plan(provider.schedule, max(self.earliest_us, answer_by), effort)
+        if not self.fits_capacity(provider, plan, effort):
+            return Filter.CAPACITY
+        if plan.finish is None or plan.finish > self.deadline_us:
+            awake = self.plan(provider.schedule, self.earliest_us, effort)
+            in_time = awake.finish is not None and awake.finish <= self.deadline_us
+            if answer_by > self.earliest_us and in_time:
+                return Filter.RESPONSE
+            return Filter.DEADLINE
+        self.fits.append(_Fit(row, provider, hours, units, price, plan, response))
+        return None
+
+    def rank(self, limit: int) -> list[Candidate]:
+        """The top `limit` fits by `_rank`'s score, exactly, by branch and bound.
+
+        Every fit gets an upper bound: its exact slack, awake, rating, trust and
+        price components (price memoised per distinct price) with load at its
+        maximum, 1 (which it is for a provider with nothing reserved). Fits
+        are taken by decreasing bound and scored exactly (Decimal price and
+        load, the same functions as `_rank`); once the next bound is below the
+        `limit`-th exact score (with room for its rounding to 6 decimals), no
+        later fit can enter the top and the rest are never scored.
+        """
+        if not self.fits or limit <= 0:
+            return []
+        spec, ctx, policy = self.spec, self.context, self.policy
+        weights = {k: float(policy.weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
+        cheapest: dict[str, Money] = {}
+        for f in self.fits:
+            c = cheapest.get(f.price.currency)
+            if c is None or f.price.amount < c.amount:
+                cheapest[f.price.currency] = f.price
+        slack: dict[int, float] = {}
+        awake: dict[datetime, float] = {}
+        ratings: dict[str, float] = {}
+        bounded: list[tuple[float, int, float, float, float, float, float]] = []
+        w = weights
+        prices: dict[int, float] = {}
+        for n, f in enumerate(self.fits):
+            finish = f.plan.finish
+            assert finish is not None
+            sl = slack.get(finish)
+            if sl is None:
+                sl = slack[finish] = slack_component(self.earliest, from_us(finish), spec.deadline)
+            aw = awake.get(f.response.answer_from)
+            if aw is None:
+                aw = awake[f.response.answer_from] = awake_component(
+                    self.earliest, f.response.answer_from, spec.deadline
+                )
+            pid = f.provider.provider_id
+            rt = ratings.get(pid)
+            if rt is None:
+                rt = ratings[pid] = rating_component(ctx.ratings.get(pid), policy.rating_prior)
+            tb = 1.0 if pid in ctx.trusted_providers else 0.0
+            pc = prices.get(id(f.price))
+            if pc is None:
+                pc = prices[id(f.price)] = price_component(
+                    f.price, spec.budget, cheapest.get(f.price.currency)
+                )
+            bound = (
+                _clamp01(sl) * w["slack"]
+                + _clamp01(rt) * w["rating"]
+                + _clamp01(pc) * w["price"]
+                + w["load"]  # at most 1 (exactly 1 with nothing reserved)
+                + tb * w["trust_bonus"]
+                + _clamp01(aw) * w["awake"]
+            )
+            bounded.append((bound, n, sl, rt, pc, tb, aw))
+        bounded.sort(key=lambda t: -t[0])
+        weeks: dict[str, str] = {}
+        top: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
+        for bound, n, sl, rt, pc, tb, aw in bounded:
+            if len(top) >= limit and bound + 1e-5 < -top[limit - 1][0]:
+                break
+            f = self.fits[n]
+            components = {"slack": sl, "rating": rt, "price": pc, "trust_bonus": tb, "awake": aw}
+            p = f.provider
+            label = weeks.get(p.time_zone)
+            if label is None:
+                label = weeks[p.time_zone] = week_key("", self.now, p.time_zone)[1:]
+            components["load"] = load_component(
+                ctx.reserved_hours.get(f"{p.provider_id}:{label}", _ZERO),
+                self.capacity(p, label),
+            )
+            total = weighted_total(components, policy.weights)
+            assert f.plan.finish is not None
+            top.append((-total, f.plan.finish, f.row.offer_id, f, components))
+            top.sort(key=lambda t: t[:3])
+            del top[limit:]
+        return [self.candidate(f, components) for _, _, _, f, components in top]
+
+    def candidate(self, f: _Fit, components: dict[str, float]) -> Candidate:
+        p = f.provider
+        need = reservation_keys(p.provider_id, f.plan.work_plan())
+        assert f.plan.finish is not None
+        return Candidate(
+            f.row.snapshot,
+            p,
+            f.hours,
+            f.units,
+            f.price,
+            from_us(f.plan.finish),
+            need,
+            week_capacities(p.provider_id, p.weekly_capacity_hours, p.schedule, need),
+            breakdown(components, self.policy.weights),
+            f.response,
+        )
+
+
 def find_matches(
     index: CandidateIndex,
     spec: RequestSpec,
@@ -339,30 +640,17 @@ def find_matches(
     exclude_providers: frozenset[str] = frozenset(),
     limit: int | None = None,
 ) -> MatchOutcome:
-    """Best offers for a request, best first; with reasons when none qualifies."""
-    tally = _Tally()
-    for oid in index.candidate_ids(spec.category, spec.required_skills, spec.languages):
-        offer = index.offer(oid)
-        assert offer is not None
-        tally.add(
-            evaluate(
-                offer,
-                index.provider(offer.provider_id),
-                spec,
-                now,
-                context=context,
-                policy=policy,
-                exclude_providers=exclude_providers,
-            )
-        )
-    for key, c in index.prefilter_counts(
-        spec.category, spec.required_skills, spec.languages
-    ).items():
-        if c:
-            tally.counts[key] = tally.counts.get(key, 0) + c
-    return _outcome(
-        tally, len(index.published_in(spec.category)), spec, now, context, policy, limit
-    )
+    """Best offers for a request, best first; with reasons when none qualifies.
+
+    Same outcome as `find_matches_bruteforce` (the tests check it), from the
+    index's bitsets and the memoised fast walks of `_Scan`.
+    """
+    scan = _Scan(index, spec, now, context, policy, exclude_providers)
+    considered = scan.run()
+    n = policy.candidates_limit if limit is None else limit
+    ranked = scan.rank(n)
+    reasons, summary, summary_fr = explain(spec, considered, scan.counts, len(scan.fits))
+    return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
 
 
 LIVE_FILTERS = frozenset({Filter.CAPACITY, Filter.RESPONSE, Filter.DEADLINE})
@@ -386,22 +674,17 @@ def context_providers(
     `find_matches` with that context gives the same outcome as with the full
     one.
     """
+    scan = _Scan(index, spec, now, EMPTY_CONTEXT, policy, exclude_providers)
+    cat = index.category(spec.category)
     out: set[str] = set()
-    for oid in index.candidate_ids(spec.category, spec.required_skills, spec.languages):
-        offer = index.offer(oid)
-        assert offer is not None
-        if offer.provider_id in out:
+    for i in ordinals(cat.candidates(spec.required_skills, spec.languages)):
+        row = cat.rows[i]
+        assert row is not None
+        if row.provider_id in out:
             continue
-        r = evaluate(
-            offer,
-            index.provider(offer.provider_id),
-            spec,
-            now,
-            policy=policy,
-            exclude_providers=exclude_providers,
-        )
-        if isinstance(r, Qualified) or r.filter in LIVE_FILTERS:
-            out.add(offer.provider_id)
+        rejected = scan.check(row, index.provider(row.provider_id))
+        if rejected is None or rejected in LIVE_FILTERS:
+            out.add(row.provider_id)
     return out
 
 

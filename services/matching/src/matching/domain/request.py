@@ -158,6 +158,10 @@ class ClientRequest(BaseModel):
     rating: int | None = None
     rated_at: UtcInstant | None = None
     cancelled_at: UtcInstant | None = None
+    sealed_details: bool = False
+    """The private description is stored sealed beside this state, never in it."""
+    details_erased: bool = False
+    """The private details were erased (the person's erasure or the retention sweep)."""
     version: int = 0
 
     # -- creation ----------------------------------------------------------
@@ -348,6 +352,13 @@ class ClientRequest(BaseModel):
                 rated_at=now,
             )
         )
+
+    def take_description(self) -> str:
+        """Move the private description out of the aggregate, to be stored sealed."""
+        text = self.spec.description
+        self.spec = self.spec.model_copy(update={"description": ""})
+        self.sealed_details = self.sealed_details or bool(text)
+        return text
 
     # -- queries -----------------------------------------------------------
 

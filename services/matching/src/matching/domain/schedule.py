@@ -19,7 +19,7 @@ current zone: transitions are months apart).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
@@ -135,6 +135,14 @@ class WeeklySchedule:
     zone: ZoneInfo
     by_weekday: tuple[tuple[tuple[int, int], ...], ...]
     """Index 0 = Monday; each item (start minute of day, length in minutes)."""
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.zone, self.by_weekday)))
+
+    def __hash__(self) -> int:
+        """Computed once: schedules key the matcher's caches, thousands of times a request."""
+        return self._hash
 
     @classmethod
     def of(cls, spans: Sequence[WorkingSpan], zone_name: str) -> WeeklySchedule:

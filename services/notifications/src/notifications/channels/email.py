@@ -13,6 +13,7 @@ from email.utils import formatdate
 from time import monotonic
 
 import aiosmtplib
+from delego_shared import tracing
 
 from ..domain import Failure, Rendered, email_failure
 from ..settings import NotificationsSettings
@@ -58,6 +59,21 @@ class EmailSender:
             message_id=f"<{delivery_key}@notifications.delego>",
             delivery_key=delivery_key,
         )
+        with tracing.span(
+            "smtp send",
+            kind=tracing.SpanKind.CLIENT,
+            attributes={
+                "server.address": s.smtp_host,
+                "server.port": s.smtp_port,
+                "delego.delivery_id": delivery_key,
+            },
+        ) as span:
+            failure = await self._send(msg)
+            if failure is not None:
+                tracing.failed(span, failure.code)
+        return failure
+
+    async def _send(self, msg: EmailMessage) -> Failure | None:
         session: aiosmtplib.SMTP | None = None
         try:
             session, reused = await self._session()

@@ -1,0 +1,191 @@
+"""Precomputed availability: a schedule's working time as integer UTC intervals per week.
+
+`plan_work` and `response_window` (schedule.py, response.py) are the
+specification: they walk wall-clock spans and convert them to instants with
+the zone's real offsets, which costs tens of microseconds per span. Matching
+needs the same answers for thousands of offers per request, so each
+(schedule, local ISO week) is converted ONCE, with that same DST-correct code
+(`WeeklySchedule.intervals`), into a tuple of `(local day ordinal, start µs,
+end µs)` since the epoch, and the walks below run on plain integers. Every
+span of one local ISO week belongs to that week's capacity key, so a table
+has a single week label. Tables are cached per schedule object, which
+providers with the same hours and zone share (`readmodel._schedule`).
+
+Exactness: instants are integer microseconds, the walk is the same algorithm
+in the same order, so results are identical (tests compare both on random
+schedules across the Paris and New York DST weeks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from .response import ResponseWindow
+from .schedule import WeeklySchedule, WorkPlan, iso_week
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def to_us(instant: datetime) -> int:
+    """An aware instant as integer microseconds since the epoch (exact)."""
+    return (instant - EPOCH) // _US
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+@dataclass(frozen=True, slots=True)
+class WeekTable:
+    label: str
+    """ISO week of the provider-local days (`2026-W13`): the capacity key's week."""
+    spans: tuple[tuple[int, int, int], ...]
+    """(local day ordinal, UTC start µs, UTC end µs), in `intervals` order."""
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_US = 86_400_000_000
+_MINUTE_US = 60_000_000
+
+
+@lru_cache(maxsize=65_536)
+def _steady_offset(zone: ZoneInfo, monday: int) -> int | None:
+    """The zone's offset in µs when it is the same at every local midnight from the
+    Sunday before to the Monday after this week (no transition can touch its spans,
+    which end at the latest on that Monday), else None."""
+    offsets = {zone.utcoffset(datetime.fromordinal(d)) for d in range(monday - 1, monday + 9)}
+    if len(offsets) != 1:
+        return None
+    (offset,) = offsets
+    return None if offset is None else offset // _US
+
+
+@lru_cache(maxsize=262_144)
+def week_table(schedule: WeeklySchedule, monday: int) -> WeekTable:
+    """The working intervals of the local ISO week starting on `monday` (a date ordinal).
+
+    A week without an offset change is plain arithmetic (what `wall_span_instants`
+    answers for a single offset); a week with one goes through the schedule's own
+    DST-aware conversion.
+    """
+    first = date.fromordinal(monday)
+    offset = _steady_offset(schedule.zone, monday)
+    if offset is None:
+        spans = tuple(
+            (d.toordinal(), to_us(a), to_us(b))
+            for d, a, b in schedule.intervals(first, first + timedelta(days=6))
+        )
+    else:
+        out: list[tuple[int, int, int]] = []
+        for day in range(monday, monday + 7):
+            midnight = (day - _EPOCH_ORDINAL) * _DAY_US - offset
+            for start, length in schedule.by_weekday[day - monday]:
+                a = midnight + start * _MINUTE_US
+                out.append((day, a, a + length * _MINUTE_US))
+        spans = tuple(out)
+    return WeekTable(iso_week(first), spans)
+
+
+def _tables(schedule: WeeklySchedule, first: int, last: int) -> Iterator[WeekTable]:
+    """The week tables from `first` to `last` (date ordinals), fetched as the walk goes:
+    a walk usually ends within a day or two of an eight-week horizon."""
+    for monday in range(first - (first - 1) % 7, last + 1, 7):
+        yield week_table(schedule, monday)
+
+
+@dataclass(frozen=True, slots=True)
+class FastPlan:
+    """`WorkPlan` in integers: finish in µs (None: not finished before the limit)."""
+
+    finish: int | None
+    seconds_by_week: tuple[tuple[str, int], ...]
+
+    def work_plan(self) -> WorkPlan:
+        return WorkPlan(None if self.finish is None else from_us(self.finish), self.seconds_by_week)
+
+
+def _local_ordinal(schedule: WeeklySchedule, us: int) -> int:
+    """The provider-local date (ordinal) of an instant: arithmetic when the zone's offset
+    is steady around that week (a local date is within a day of the UTC one)."""
+    utc = us // _DAY_US + _EPOCH_ORDINAL
+    offset = _steady_offset(schedule.zone, utc - (utc - 1) % 7)
+    if offset is not None:
+        return (us + offset) // _DAY_US + _EPOCH_ORDINAL
+    return schedule.local_date(from_us(us)).toordinal()
+
+
+def fast_plan(
+    schedule: WeeklySchedule, now: int, effort: int, not_after: int | None, horizon: int
+) -> FastPlan:
+    """`plan_work` on the week tables (all arguments in µs); same result."""
+    if effort <= 0:
+        return FastPlan(now, ())
+    if schedule.is_empty:
+        return FastPlan(None, ())
+    limit = now + horizon
+    if not_after is not None and not_after < limit:
+        limit = not_after
+    first = _local_ordinal(schedule, now) - 1
+    last = _local_ordinal(schedule, limit) + 1
+    remaining, cursor = effort, now
+    weeks: dict[str, int] = {}
+    for table in _tables(schedule, first, last):
+        label = table.label
+        for day, a, b in table.spans:
+            if day < first or day > last or b <= cursor:
+                continue
+            if a < cursor:
+                a = cursor
+            if a >= limit:
+                return FastPlan(None, _weeks(weeks))
+            take = b - a if b - a < remaining else remaining
+            weeks[label] = weeks.get(label, 0) + take
+            remaining -= take
+            cursor = a + take
+            if remaining <= 0:
+                return FastPlan(cursor, _weeks(weeks))
+    return FastPlan(None, _weeks(weeks))
+
+
+def _weeks(weeks: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple((w, us // 1_000_000) for w, us in sorted(weeks.items()))
+
+
+def fast_response(
+    schedule: WeeklySchedule, asked_at: datetime, window: timedelta, horizon: timedelta
+) -> ResponseWindow:
+    """`response_window` on the week tables; same result."""
+    now = to_us(asked_at)
+    limit = now + horizon // _US
+    remaining = window // _US
+    cursor = now
+    answer_from: int | None = None
+    if not schedule.is_empty:
+        first = _local_ordinal(schedule, now) - 1
+        last = _local_ordinal(schedule, limit) + 1
+        for table in _tables(schedule, first, last):
+            for day, a, b in table.spans:
+                if day < first or day > last or b <= cursor:
+                    continue
+                if a < cursor:
+                    a = cursor
+                if a >= limit:
+                    break
+                if answer_from is None:
+                    answer_from = a
+                take = b - a if b - a < remaining else remaining
+                remaining -= take
+                cursor = a + take
+                if remaining <= 0:
+                    return ResponseWindow(asked_at, from_us(answer_from), from_us(cursor))
+            else:
+                continue
+            break
+    return ResponseWindow(
+        asked_at, asked_at if answer_from is None else from_us(answer_from), asked_at + window
+    )
