@@ -177,6 +177,7 @@ class PrivateDetails(BaseModel):
     description: str
 
 
+RULE_OPERATORS_ONLY = "reason and reference are for operators"
 RULE_HOURS_OR_MINUTES = "give the time in actual_hours or in actual_minutes, not both"
 RULE_SOMETHING_DONE = "give the actual hours or minutes, or the units delivered"
 
@@ -395,6 +396,7 @@ def api_router(
         "/requests/{request_id}/details",
         summary="The private details (client; accepted provider; operator with a reason)",
         responses={**OWN_ONLY, **problem_responses(410)},
+        openapi_extra=documented_rules(RULE_OPERATORS_ONLY),
     )
     async def private_details(
         request_id: str,
@@ -409,7 +411,7 @@ def api_router(
         ] = None,
     ) -> PrivateDetails:
         if who.role is not Role.OPERATOR and (reason is not None or reference is not None):
-            raise Unprocessable("reason and reference are for operators")
+            raise Unprocessable(RULE_OPERATORS_ONLY)
         reader = reader_of(who, reason)
         if reference is not None:
             reader = replace(reader, reference=reference)
