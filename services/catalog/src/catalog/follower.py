@@ -30,7 +30,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from delego_shared.events.catalog import OfferSnapshot, ProviderSnapshot
 from delego_shared.events.envelope import Envelope, MalformedEvent
 from delego_shared.logging import get_logger
-from delego_shared.messaging.topics_admin import end_offsets, follow_partitions, partitions
+from delego_shared.messaging.topics_admin import end_offsets, follow_partitions, wait_for_partitions
 from delego_shared.settings import Settings
 from delego_shared.timing import survive
 
@@ -57,7 +57,7 @@ class SearchFollower:
 
     async def start(self) -> None:
         """Rebuild if needed, then catch up to the end offsets seen now."""
-        followed = await self._partitions()
+        followed = await wait_for_partitions(self.settings.kafka_access, self.topics)
         ends = {
             (tp.topic, tp.partition): o
             for tp, o in (await end_offsets(self.settings.kafka_access, self.topics)).items()
@@ -94,7 +94,9 @@ class SearchFollower:
             await asyncio.sleep(1.0)
 
     async def _follow(self) -> None:
-        await self._read(await self._partitions(), until=None)
+        await self._read(
+            await wait_for_partitions(self.settings.kafka_access, self.topics), until=None
+        )
 
     async def _read(
         self, followed: list[TopicPartition], until: dict[tuple[str, int], int] | None
@@ -141,16 +143,6 @@ class SearchFollower:
             list(offers.values()), list(providers.values()), moved
         )
         self.positions.update(moved)
-
-    async def _partitions(self) -> list[TopicPartition]:
-        """Every partition of the followed topics (waits until each topic exists)."""
-        while True:
-            found = await partitions(self.settings.kafka_access, self.topics)
-            missing = sorted(set(self.topics) - {tp.topic for tp in found})
-            if not missing:
-                return sorted(found)
-            log.info("search_follower.waiting_for_topics", missing=missing)
-            await asyncio.sleep(0.5)
 
 
 __all__ = ["SearchFollower"]

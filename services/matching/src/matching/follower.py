@@ -24,12 +24,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
-from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from delego_shared.events.envelope import Envelope, MalformedEvent
 from delego_shared.logging import get_logger
-from delego_shared.messaging.topics_admin import follow_partitions, partitions
+from delego_shared.messaging.topics_admin import follow_partitions, wait_for_partitions
 from delego_shared.settings import Settings
 from delego_shared.timing import survive
 
@@ -91,7 +90,7 @@ class CatalogFollower:
             await asyncio.sleep(1.0)  # reconnect
 
     async def _follow(self) -> None:
-        followed = await self._partitions()
+        followed = await wait_for_partitions(self.settings.kafka_access, self.topics)
         consumer = await follow_partitions(
             self.settings.kafka_access,
             f"delego-{self.settings.service_name}-follower",
@@ -108,16 +107,6 @@ class CatalogFollower:
                         self.positions[(tp.topic, tp.partition)] = r.offset + 1
         finally:
             await consumer.stop()
-
-    async def _partitions(self) -> list[TopicPartition]:
-        """Every partition of the followed topics (waits until each topic exists)."""
-        while True:
-            found = await partitions(self.settings.kafka_access, self.topics)
-            missing = sorted(set(self.topics) - {tp.topic for tp in found})
-            if not missing:
-                return sorted(found)
-            log.info("catalog_follower.waiting_for_topics", missing=missing)
-            await asyncio.sleep(0.5)
 
     def _apply(self, headers: Iterable[tuple[str, bytes]], value: bytes) -> None:
         self.seen += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable
 
@@ -10,11 +11,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from ..events.base import Topic, dlq_name
+from ..logging import get_logger
 from ..settings import KafkaAccess
 
 Kafka = KafkaAccess | str
 """The broker and our credentials (`Settings.kafka_access`); a bare bootstrap string
 is a PLAINTEXT broker."""
+
+log = get_logger(__name__)
 
 
 def _admin(kafka: Kafka) -> AIOKafkaAdminClient:
@@ -96,6 +100,19 @@ async def partitions(kafka: Kafka, topics: Iterable[str]) -> list[TopicPartition
         if not d.get("error_code")
         for p in d["partitions"]
     ]
+
+
+async def wait_for_partitions(kafka: Kafka, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, sorted, once each topic exists (a replica that follows
+    topics may start before whoever creates them)."""
+    names = list(topics)
+    while True:
+        found = await partitions(kafka, names)
+        missing = sorted(set(names) - {tp.topic for tp in found})
+        if not missing:
+            return sorted(found)
+        log.info("topics.waiting", missing=missing)
+        await asyncio.sleep(0.5)
 
 
 async def end_offsets(kafka: Kafka, topics: Iterable[str]) -> dict[TopicPartition, int]:
