@@ -375,12 +375,12 @@ async def main_async(p: Profile, mode: str, ports: Ports) -> int:
             hist.point_size = p.history
             hist.point = await points.measure(p.point_ops, p.point_max_s)
         phases = [fresh] + ([hist] if chosen is not None else [])
-        mix = fresh.command_mix + hist.command_mix
-        total = sum(mix.values()) or 1
-        extra.append(
-            "store command mix during (b): "
-            + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in mix.most_common(6))
-        )
+        for ph in phases:
+            flows = sum(s.completed for s in ph.sat) or 1
+            extra.append(
+                f"store commands per flow during (b), {ph.name}: "
+                + ", ".join(f"{k} {v / flows:.1f}" for k, v in ph.command_mix.most_common(8))
+            )
         if driver.errors:
             extra.append(f"flow errors: {dict(driver.errors)}")
         extra.append(

@@ -11,10 +11,13 @@ work report that gets 409 is resolved by reading the request back).
 
 While flows run, the plan's faults fire at fractions of the load window:
 SIGKILL of services (started again as the runner starts them), a broker
-restart, a store outage. When the last fault is over, the platform is polled
-until it has caught up (every consumer group at lag 0, no outbox entry left,
-one invoice per accepted flow, nothing left to send); then everything is read
-back from the topics, the billing and notifications stores and the SMTP sink.
+restart, a store outage. From the end of the last fault the platform is polled
+every second, while the load still runs, until the backlog the faults left is
+gone (`backlog_gone`: every flow accepted more than 5 s ago invoiced, no send and
+no outbox entry older than that waiting); after the load, until it has caught
+up entirely (every consumer group at lag 0, no outbox entry left, one invoice
+per accepted flow, nothing left to send); then everything is read back from
+the topics, the billing and notifications stores and the SMTP sink.
 
 Traffic goes to 127.0.0.1 only; every loop is bounded in count and time.
 """
@@ -28,7 +31,9 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +140,7 @@ async def inject(bp: BenchPlatform, plan: list[Fault], t0: float, window: float)
 @dataclass
 class Outcome:
     accepted: set[str] = field(default_factory=set)  # request ids the API confirmed
+    accepted_at: dict[str, float] = field(default_factory=dict)  # when (monotonic)
     refused: Counter[str] = field(default_factory=Counter)  # what the clients were told
     retries: Counter[str] = field(default_factory=Counter)  # retried attempts, by reason
     resolved_by_read: int = 0  # a retried command answered 409, the request showed it applied
@@ -233,6 +239,7 @@ class ResilientClient:
                     out.refused[f"complete {c.status_code}"] += 1
                     return
             out.accepted.add(rid)
+            out.accepted_at[rid] = time.monotonic()
         except Retried as exc:
             out.refused[f"gave up retrying {exc}"] += 1
         except httpx.HTTPError as exc:
@@ -311,15 +318,49 @@ async def caught_up(mongo: Mongo, bp: BenchPlatform, out: Outcome) -> bool:
     return not await outbox_left(mongo, bp)
 
 
-async def wait_caught_up(bp: BenchPlatform, out: Outcome, max_s: float) -> float | None:
-    """Seconds until `caught_up` held twice in a row 1 s apart (None: not within max_s)."""
+BACKLOG_SLACK_S = 5.0
+"""Under load, caught up means nothing older than this waits (a flow takes ~0.2 s)."""
+
+
+async def backlog_gone(mongo: Mongo, bp: BenchPlatform, out: Outcome) -> bool:
+    """While the load runs: every flow accepted more than `BACKLOG_SLACK_S` ago is
+    invoiced, and no send nor outbox entry older than that waits (the backlog the
+    faults left is gone and the platform is back to its normal latency)."""
+    cutoff = time.monotonic() - BACKLOG_SLACK_S
+    due = {rid for rid, at in list(out.accepted_at.items()) if at <= cutoff}
+    invoiced = {
+        str(d["request_id"])
+        async for d in mongo[bp.database("billing")]["invoices"].find({}, {"request_id": 1})
+    }
+    if not due <= invoiced:
+        return False
+    old = datetime.now(UTC) - timedelta(seconds=BACKLOG_SLACK_S)
+    schedule = mongo[bp.database("notifications")]["schedule"]
+    if await schedule.count_documents({"created_at": {"$lt": old}}):
+        return False
+    for service in SERVICES:
+        db = mongo[bp.database(service)]
+        for name in await db.list_collection_names():
+            async for d in db[name].find({"_outbox_n": {"$gt": 0}}, {"_outbox": 1}):
+                if any(e.get("stored_at", old) < old for e in (d.get("_outbox") or {}).values()):
+                    return False
+    return True
+
+
+Check = Callable[[Mongo, BenchPlatform, Outcome], Awaitable[bool]]
+
+
+async def wait_caught_up(
+    bp: BenchPlatform, out: Outcome, max_s: float, check: Check = caught_up
+) -> float | None:
+    """Seconds until `check` held twice in a row 1 s apart (None: not within max_s)."""
     t0 = time.monotonic()
     mongo: Mongo = AsyncMongoClient(bp.mongodb, tz_aware=True, serverSelectionTimeoutMS=5000)
     streak = 0
     try:
         while time.monotonic() - t0 < max_s:
             try:
-                ok = await caught_up(mongo, bp, out)
+                ok = await check(mongo, bp, out)
             except Exception as exc:  # a store or broker still coming back
                 say(f"catch-up probe: {type(exc).__name__}: {exc}")
                 ok = False
@@ -485,15 +526,23 @@ async def run(opts: Options) -> int:
             say(f"  at {f.at * window:5.0f}s: {f.label()}")
         t0 = time.monotonic()
         faults = asyncio.create_task(inject(bp, opts.plan, t0, window))
-        await drive(client, opts.flows, opts.rate)
-        load_end = time.monotonic()
+        load = asyncio.create_task(drive(client, opts.flows, opts.rate))
         last_fault = await faults
+        # caught up after the last fault: the first moment the backlog it left is gone,
+        # even while the load still runs (after the load: nothing pending at all)
+        probe = asyncio.create_task(wait_caught_up(bp, out, opts.catch_up_s, check=backlog_gone))
+        await load
+        load_end = time.monotonic()
         await client.close()
-        since = max(last_fault, load_end)
         say(f"load done at {load_end - t0:.0f}s, last fault over at {last_fault - t0:.0f}s")
-        waited = await wait_caught_up(bp, out, opts.catch_up_s)
-        caught = None if waited is None else since - last_fault + waited
-        after_load = None if waited is None else since - load_end + waited
+        waited = await probe
+        caught = None if waited is None else waited
+        if waited is not None and last_fault + waited < load_end:
+            say(f"caught up at {last_fault + waited - t0:.0f}s, while the load still ran")
+            waited = await wait_caught_up(bp, out, opts.catch_up_s)  # and after the load
+            after_load = None if waited is None else waited
+        else:
+            after_load = None if waited is None else last_fault + waited - load_end
         say("reading topics, stores and the SMTP sink back")
         rows = await verify(bp, out, sink)
         rows[4:4] = [

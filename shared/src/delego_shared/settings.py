@@ -96,6 +96,14 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    instance_id: str = Field(
+        default="",
+        pattern=r"^[^/]*$",
+        description="this replica's name, stable across its restarts and unique among the "
+        "replicas running at once (default for a served process: host name and HTTP port); "
+        "a replica that starts again takes over at once what its previous run left "
+        "half-done (delego_shared.replica)",
+    )
 
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
     jwt_issuer: str = "delego"

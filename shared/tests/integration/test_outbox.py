@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from delego_shared.events import PROVIDERS, Envelope
 from delego_shared.messaging import EventPublisher, Outbox, OutboxRelay, create_broker
-from delego_shared.messaging.outbox import COUNT, PENDING, SESSIONS
+from delego_shared.messaging.outbox import _FIRST_RUN, COUNT, PENDING, SESSIONS
 from delego_shared.messaging.publisher import OutgoingRecord
 from delego_shared.mongo import Mongo
+from delego_shared.replica import Replica
 from delego_shared.testing.kafka_tools import read_records
 from delego_shared.testing.samples import registered
 
@@ -294,5 +295,49 @@ async def test_a_clean_stop_leaves_no_sweep_and_a_dead_relay_is_swept_for(settin
         assert _ids(records) == [env.id]
         assert await mongo.db[SESSIONS].find_one({"_id": "crashed-replica"}) is None
     finally:
+        await broker.stop()
+    await mongo.close()
+
+
+async def test_a_replica_started_again_sweeps_at_once_for_its_killed_run(settings_for):
+    """A killed run's session still looks alive (its last beat is recent); another replica
+    waits for it to miss its beats, the same replica started again knows it is dead."""
+    settings = settings_for("catalog")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    coll = mongo.db["providers"]
+    broker = create_broker(settings)
+    await broker.start()
+    publisher = EventPublisher(broker, settings)
+    killed = Replica("host-a:8001")
+    relays: list[OutboxRelay] = []
+    try:
+        # relays ran here before (no first-start sweep); the killed run's session beat a
+        # moment ago, and its events are not published
+        await mongo.db[SESSIONS].insert_one({"_id": _FIRST_RUN, "at": datetime.now(UTC)})
+        await mongo.db[SESSIONS].insert_one(
+            {"_id": killed.owner, "heartbeat": datetime.now(UTC), "started": datetime.now(UTC)}
+        )
+        env = Envelope(registered("prv_killed"), source=settings.source)
+        await coll.insert_one(Outbox.attach({"_id": "prv_killed"}, [env]))
+        topic = settings.topic(PROVIDERS.name)
+
+        other = OutboxRelay(mongo, publisher, ["providers"], replica=Replica("host-b:8001"))
+        relays.append(other)
+        other.start()
+        await asyncio.sleep(1.0)
+        assert other.sweeps == 0  # for another replica the session is alive
+        assert await read_records(settings.kafka_bootstrap, topic, timeout=1) == []
+
+        again = OutboxRelay(mongo, publisher, ["providers"], replica=Replica("host-a:8001"))
+        relays.append(again)
+        again.start()
+        records = await read_records(settings.kafka_bootstrap, topic, expect=1, timeout=10)
+        assert again.sweeps == 1
+        assert _ids(records) == [env.id]
+        assert await mongo.db[SESSIONS].find_one({"_id": killed.owner}) is None
+        assert await mongo.db[SESSIONS].find_one({"_id": again.owner}) is not None
+    finally:
+        for relay in relays:
+            await relay.stop()
         await broker.stop()
     await mongo.close()

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from delego_shared.http import Conflict, Unprocessable
 from delego_shared.http.idempotency import DONE, LEASE, PENDING, IdempotentCall
+from delego_shared.replica import Replica
 from delego_shared.types import utcnow
 from pydantic import BaseModel
 
@@ -23,7 +24,7 @@ class FakeRecords:
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
 
-    async def claim(self, record_id: str, fingerprint: str, now: datetime):
+    async def claim(self, record_id: str, fingerprint: str, now: datetime, owner: str = ""):
         if record_id in self.docs:
             return dict(self.docs[record_id])
         self.docs[record_id] = {
@@ -31,13 +32,16 @@ class FakeRecords:
             "fingerprint": fingerprint,
             "created_at": now,
             "claimed_at": now,
+            "owner": owner,
         }
         return None
 
-    async def take_over(self, record_id: str, claimed_at: datetime, now: datetime) -> bool:
+    async def take_over(
+        self, record_id: str, claimed_at: datetime, now: datetime, owner: str = ""
+    ) -> bool:
         doc = self.docs.get(record_id)
         if doc and doc["state"] == PENDING and doc["claimed_at"] == claimed_at:
-            doc["claimed_at"] = now
+            doc["claimed_at"], doc["owner"] = now, owner
             return True
         return False
 
@@ -62,9 +66,18 @@ class Command:
         return View(id="x", n=self.calls)
 
 
-def call(records: FakeRecords, key: str | None = "k", fingerprint: str = "f") -> IdempotentCall:
+def call(
+    records: FakeRecords,
+    key: str | None = "k",
+    fingerprint: str = "f",
+    replica: Replica | None = None,
+) -> IdempotentCall:
     return IdempotentCall(
-        key=key, record_id=f"svc:client:c1:{key}", fingerprint=fingerprint, records=records
+        key=key,
+        record_id=f"svc:client:c1:{key}",
+        fingerprint=fingerprint,
+        records=records,
+        replica=replica,
     )
 
 
@@ -109,6 +122,32 @@ async def test_after_a_crash_the_retry_recovers_the_stored_result_without_runnin
     assert await call(records).run(View, command, recover=recover) == View(id="stored", n=0)
     assert command.calls == 0
     assert records.docs["svc:client:c1:k"]["state"] == DONE
+
+
+async def test_a_claim_of_a_killed_run_is_taken_over_at_once_by_the_same_replica_only():
+    records, command = FakeRecords(), Command()
+    killed = Replica("host:8002")
+    await records.claim("svc:client:c1:k", "f", utcnow(), killed.owner)  # a moment ago
+    with pytest.raises(Conflict, match="still being processed"):  # another replica waits
+        await call(records, replica=Replica("other:8002")).run(View, command)
+    assert command.calls == 0
+
+    async def nothing() -> None:
+        return None
+
+    again = Replica("host:8002")  # the same replica, started again
+    assert (await call(records, replica=again).run(View, command, recover=nothing)).n == 1
+    assert command.calls == 1
+    assert records.docs["svc:client:c1:k"]["owner"] == again.owner
+
+
+async def test_a_claim_of_the_running_process_is_in_flight_not_abandoned():
+    records, command = FakeRecords(), Command()
+    me = Replica("host:8002")
+    await records.claim("svc:client:c1:k", "f", utcnow(), me.owner)
+    with pytest.raises(Conflict, match="still being processed"):
+        await call(records, replica=me).run(View, command)
+    assert command.calls == 0
 
 
 async def test_after_a_crash_before_the_command_the_retry_runs_it():

@@ -65,6 +65,7 @@ def create_app(
         webhook=WebhookSender(timeout_s=s.webhook_timeout_s),
         inapp=InAppSender(store),
         publish=runtime.relay.publish_now,
+        replica=runtime.replica,
     )
     router = EventRouter(store, routing, clock=now, dispatcher=dispatcher)
     for topic in CONSUMED:

@@ -20,15 +20,18 @@ whose lease expired) and claims each by `_id`; an entry that disagrees with
 its delivery is repaired (domain `schedule.repair`).
 
 A sender that dies mid-send leaves the delivery `sending`; once its lease
-expires another replica takes it over. That is the one at-least-once window
-(the send happened, its outcome was not stored): webhook receivers dedupe on
-the `Delego-Delivery-Id` header, e-mails carry a stable Message-ID.
+expires another replica takes it over, and the same replica started again
+takes it over at once (its start-up sweep; `delego_shared.replica`). That is
+the one at-least-once window (the send happened, its outcome was not
+stored): webhook receivers dedupe on the `Delego-Delivery-Id` header, e-mails
+carry a stable Message-ID.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 import uuid
@@ -43,6 +46,7 @@ from delego_shared.events.notifications import Channel
 from delego_shared.logging import get_logger
 from delego_shared.messaging import PublishNow, is_transient
 from delego_shared.metrics import count_business_events
+from delego_shared.replica import Replica
 from delego_shared.timing import survive, wake_or_timeout
 
 from .channels import EmailSender, InAppSender, WebhookSender
@@ -91,6 +95,7 @@ class Dispatcher:
         inapp: InAppSender,
         publish: PublishNow,
         rng: Rng | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -105,7 +110,8 @@ class Dispatcher:
         self.policy = settings.retry_policy()
         self.lease = timedelta(seconds=settings.delivery_lease_s)
         self.timer_horizon = timedelta(seconds=max(settings.retry_cap_s, settings.delivery_lease_s))
-        self.owner = uuid.uuid4().hex
+        self.replica = replica or Replica(f"dispatcher-{uuid.uuid4().hex}")
+        self.owner = self.replica.owner
         self._wake = asyncio.Event()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -228,15 +234,19 @@ class Dispatcher:
         self._finished_wake.set()
 
     async def _sweeper(self) -> None:
+        # at start-up, also the sends due within a lease: an earlier run of this replica
+        # may have left them taken (another replica's sweep dates them at the lease end)
+        ahead = self.lease
         while True:
-            await survive(self.sweep_once, "sweep.failed")
+            await survive(functools.partial(self.sweep_once, ahead), "sweep.failed")
+            ahead = timedelta(0)
             await wake_or_timeout(self._wake, self.settings.dispatch_interval_s)
             self._wake.clear()
 
-    async def sweep_once(self) -> int:
+    async def sweep_once(self, ahead: timedelta = timedelta(0)) -> int:
         """Catch-up after crashes: endpoint sets, then due sends (claimed by `_id`)."""
         await self.store.sync_endpoint_sets()
-        entries = await self.store.due(Op.SEND, self.clock())
+        entries = await self.store.due(Op.SEND, self.clock() + ahead)
         keys = [e["_id"] for e in entries if e["_id"] not in self._queued]
         if keys:
             log.info("sweep.due", count=len(keys))
@@ -245,7 +255,9 @@ class Dispatcher:
 
     async def dispatch(self, key: str) -> bool:
         """Claim this delivery by `_id` and send it; False when it is not ours to send now."""
-        doc = await self.store.claim_send(key, self.owner, self.clock(), self.lease)
+        doc = await self.store.claim_send(
+            key, self.owner, self.clock(), self.lease, dead_owners=self.replica.predecessors()
+        )
         if doc is None:
             await self.repair(key)
             return False

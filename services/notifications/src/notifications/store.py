@@ -517,16 +517,23 @@ class NotificationsStore:
         return {rid for rid, key in probes if key in found}
 
     async def claim_send(
-        self, key: str, owner: str, now: datetime, lease: timedelta
+        self,
+        key: str,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        *,
+        dead_owners: Document | None = None,
     ) -> Document | None:
-        """Take this delivery if it is due (or its sender's lease expired), by `_id`."""
+        """Take this delivery if it is due (or its sender's lease expired, or its sender
+        matches `dead_owners`: an earlier run of this replica), by `_id`."""
+        taken_over: list[Document] = [{"state": State.SENDING, "lease_until": {"$lt": now}}]
+        if dead_owners is not None:
+            taken_over.append({"state": State.SENDING, "lease_owner": dead_owners})
         return await self.deliveries_c.find_one_and_update(
             {
                 "_id": key,
-                "$or": [
-                    {"state": State.PENDING, "due_at": {"$lte": now}},
-                    {"state": State.SENDING, "lease_until": {"$lt": now}},
-                ],
+                "$or": [{"state": State.PENDING, "due_at": {"$lte": now}}, *taken_over],
             },
             {
                 "$set": {

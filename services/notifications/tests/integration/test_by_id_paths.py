@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from delego_shared.events.notifications import Channel, NotificationDelivered
 from delego_shared.mongo import Mongo
+from delego_shared.replica import Replica
 from delego_shared.types import new_id
 from notifications.domain import (
     PlannedDelivery,
@@ -427,3 +428,54 @@ def kit_kind(event_type: str) -> str:
         "delego.matching.MatchAccepted.v1": "match_accepted",
         "delego.matching.WorkCompleted.v1": "work_completed",
     }[event_type]
+
+
+async def test_a_send_killed_mid_way_is_taken_over_at_once_by_the_same_replica_only(
+    notif_settings, smtp, events, kit
+):
+    """Its lease (2 min) still runs: another replica waits it out, the killed replica
+    started again (same `instance_id`) knows its earlier run is dead and sends now."""
+    instance = f"notif-{new_id('host')}"
+    now = datetime.now(UTC)
+    killed = Replica(instance)
+    mongo = Mongo(notif_settings().mongodb_url, notif_settings().database)
+    store = NotificationsStore(mongo)
+    user = new_id("cli")
+    try:
+        await store.put_contact(
+            Recipient(recipient_id=user, email=f"{user}@example.org", locale="en"), now
+        )
+        env = kit.envelope(events.invoice_issued(user))
+        p = PlannedDelivery(
+            key=delivery_key(env.id, user, Channel.EMAIL),
+            event_id=env.id,
+            event_type=env.type,
+            kind="invoice_issued",
+            recipient_id=user,
+            channel=Channel.EMAIL,
+            critical=True,
+        )
+        # stored already taken by the killed run, which died before sending
+        assert await store.claim(p, env, now=now, sender=(killed.owner, now + timedelta(minutes=2)))
+        await asyncio.sleep(0.01)
+
+        other = notif_settings(**SLOW, instance_id=f"other-{instance}")
+        async with kit.running(kit.app_for(other)):
+            await asyncio.sleep(2.0)  # its start-up sweep has run
+        assert smtp.mailbox.messages == []
+        doc = await store.delivery(p.key)
+        assert doc is not None and doc["state"] == "sending"
+        assert doc["lease_owner"] == killed.owner
+
+        again = notif_settings(**SLOW, instance_id=instance)
+        async with kit.running(kit.app_for(again)):
+
+            async def sent():
+                return len(smtp.mailbox.messages) == 1
+
+            await kit.wait_for(sent, timeout=10.0)
+        assert [m["To"] for m in smtp.mailbox.messages] == [f"{user}@example.org"]
+        doc = await store.delivery(p.key)
+        assert doc is not None and doc["state"] == "delivered"
+    finally:
+        await mongo.close()

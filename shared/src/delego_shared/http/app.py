@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -29,6 +30,7 @@ from ..messaging.inbox import Inbox
 from ..messaging.topics_admin import consumer_lag, ensure_topics
 from ..metrics import SERVICE_READY, set_consumer_lag
 from ..mongo import IndexSpec, Mongo
+from ..replica import Replica, default_instance
 from ..settings import Settings, UnsafeSettings
 from ..timing import cancel_and_wait, survive
 from ..types import utcnow
@@ -60,12 +62,15 @@ class ServiceRuntime:
         self.broker = create_broker(settings)
         self.publisher = EventPublisher(self.broker, settings)
         self.outbox_collections = list(outbox_collections)
+        self.replica = Replica(settings.instance_id or f"unnamed-{uuid.uuid4().hex}")
+        """This run of this replica: the owner of what it leases (outbox, sends, commands)."""
         self.relay = OutboxRelay(
             self.mongo,
             self.publisher,
             self.outbox_collections,
             sweep_interval_s=settings.outbox_sweep_interval_s,
             lease_s=settings.outbox_lease_s,
+            replica=self.replica,
         )
         self.indexes = [
             *indexes,
@@ -237,6 +242,8 @@ def serve(create_app: Callable[[S], FastAPI], settings: S) -> None:
     """
     import uvicorn
 
+    if not settings.instance_id:  # a served process: its host and port name it
+        settings.instance_id = default_instance(settings.http_port)
     try:
         app = create_app(settings)
     except UnsafeSettings as exc:

@@ -13,7 +13,8 @@ One record per (service, caller, key), found by `_id` in the service's
 3. record: store the response body on the claim (`state: done`).
 
 A crash between 2 and 3 leaves a pending claim. Its retry, once the claim is
-older than `LEASE` (far longer than any command), takes it over and first asks
+older than `LEASE` (far longer than any command), or at once when it reaches
+the same replica started again (`delego_shared.replica`), takes it over and first asks
 the route's `recover` for the result already stored: the command created its
 document under an id derived from the key (`derived_id`), so that result is
 found by `_id`; when nothing is found the command never ran and runs now under
@@ -37,6 +38,7 @@ from fastapi import Depends, Header, Request
 from pydantic import TypeAdapter
 
 from ..mongo import Document, DuplicateKeyError, IndexSpec, Mongo
+from ..replica import Replica
 from ..settings import Settings
 from ..types import utcnow
 from .auth import Caller
@@ -63,7 +65,9 @@ class IdempotencyRecords:
     def indexes() -> list[IndexSpec]:
         return [IndexSpec(COLLECTION, [("created_at", 1)])]
 
-    async def claim(self, record_id: str, fingerprint: str, now: datetime) -> Document | None:
+    async def claim(
+        self, record_id: str, fingerprint: str, now: datetime, owner: str = ""
+    ) -> Document | None:
         """Claim the key; None when claimed now, else the record already there."""
         try:
             await self.coll.insert_one(
@@ -73,17 +77,20 @@ class IdempotencyRecords:
                     "fingerprint": fingerprint,
                     "created_at": now,
                     "claimed_at": now,
+                    "owner": owner,
                 }
             )
         except DuplicateKeyError:
             return await self.coll.find_one({"_id": record_id}) or {}
         return None
 
-    async def take_over(self, record_id: str, claimed_at: datetime, now: datetime) -> bool:
+    async def take_over(
+        self, record_id: str, claimed_at: datetime, now: datetime, owner: str = ""
+    ) -> bool:
         """Take an abandoned claim over (one retry wins)."""
         res = await self.coll.update_one(
             {"_id": record_id, "state": PENDING, "claimed_at": claimed_at},
-            {"$set": {"claimed_at": now}},
+            {"$set": {"claimed_at": now, "owner": owner}},
         )
         return res.modified_count == 1
 
@@ -108,6 +115,8 @@ class IdempotentCall:
     record_id: str
     fingerprint: str
     records: IdempotencyRecords
+    replica: Replica | None = None
+    """This run of the replica: a claim of an earlier run of it is abandoned at once."""
 
     def derived_id(self, prefix: str) -> str | None:
         """The id the command's document gets for this key (None without a key):
@@ -131,7 +140,8 @@ class IdempotentCall:
         if self.key is None:
             return await command()
         now = utcnow()
-        found = await self.records.claim(self.record_id, self.fingerprint, now)
+        owner = self.replica.owner if self.replica is not None else ""
+        found = await self.records.claim(self.record_id, self.fingerprint, now, owner)
         if found is not None:
             if found.get("fingerprint") != self.fingerprint:
                 raise Unprocessable(
@@ -142,10 +152,11 @@ class IdempotentCall:
             if found.get("state") == DONE:
                 return TypeAdapter(response).validate_python(found["response"])
             claimed_at = found.get("claimed_at")
+            dead = self.replica is not None and self.replica.is_predecessor(found.get("owner"))
             if (
                 not isinstance(claimed_at, datetime)
-                or now - claimed_at < LEASE
-                or not await self.records.take_over(self.record_id, claimed_at, now)
+                or (now - claimed_at < LEASE and not dead)
+                or not await self.records.take_over(self.record_id, claimed_at, now, owner)
             ):
                 raise Conflict(
                     f"a request with this {KEY_HEADER} is still being processed; retry shortly",
@@ -200,7 +211,8 @@ async def idempotent_call(
     ] = None,
 ) -> IdempotentCall:
     settings: Settings = request.app.state.settings
-    mongo: Mongo = request.app.state.runtime.mongo
+    runtime = request.app.state.runtime
+    mongo: Mongo = runtime.mongo
     return IdempotentCall(
         key=key,
         record_id=f"{settings.service_name}:{who.role.value}:{who.subject}:{key}",
@@ -211,6 +223,7 @@ async def idempotent_call(
             await request.body(),
         ),
         records=IdempotencyRecords(mongo),
+        replica=runtime.replica,
     )
 
 

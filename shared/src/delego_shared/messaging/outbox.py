@@ -49,6 +49,7 @@ from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..metrics import OUTBOX_PUBLISH_LATENCY, OUTBOX_PUBLISHED, Backlog, register_backlog
 from ..mongo import Document, DuplicateKeyError, IndexSpec, Mongo
+from ..replica import Replica
 from ..timing import cancel_and_wait, wake_or_timeout
 from .publisher import EventPublisher, OutgoingRecord
 
@@ -163,6 +164,7 @@ class OutboxRelay:
         lease_s: float = 30.0,
         grace_s: float = 5.0,
         retry_after_failure_s: float = 1.0,
+        replica: Replica | None = None,
     ) -> None:
         self.mongo = mongo
         self.publisher = publisher
@@ -172,7 +174,8 @@ class OutboxRelay:
         self.grace = timedelta(seconds=grace_s)
         """A sweep leaves alone entries younger than this: their writer is publishing them."""
         self.retry_after_failure_s = retry_after_failure_s
-        self.owner = uuid.uuid4().hex
+        self.replica = replica or Replica(f"relay-{uuid.uuid4().hex}")
+        self.owner = self.replica.owner
         self._wake = asyncio.Event()
         self._retry: set[tuple[str, Any]] = set()
         """Documents whose publish failed: retried by `_id`, with backoff."""
@@ -398,13 +401,17 @@ class OutboxRelay:
                 await sessions.insert_one({"_id": _FIRST_RUN, "at": datetime.now(UTC)})
                 found = True
         cutoff = datetime.now(UTC) - self.dead_after
+        # a session stopped beating, or it was an earlier run of this replica (dead for
+        # sure: no need to wait until it would have missed its beats)
+        stale = {"heartbeat": {"$lt": cutoff}}
+        mine = {"_id": self.replica.predecessors()}
         dead = [
-            d["_id"]
-            async for d in sessions.find({"heartbeat": {"$lt": cutoff}}, {"_id": 1})
+            (d["_id"], mine if self.replica.is_predecessor(d["_id"]) else stale)
+            async for d in sessions.find({"$or": [stale, mine]}, {"_id": 1})
             if d["_id"] != self.owner
         ]
-        for session in dead:  # the one that deletes it sweeps for it
-            res = await sessions.delete_one({"_id": session, "heartbeat": {"$lt": cutoff}})
+        for session, why in dead:  # the one that deletes it sweeps for it
+            res = await sessions.delete_one({"_id": session, **why})
             if res.deleted_count:
                 log.warning("outbox.relay_died", session=str(session))
                 found = True

@@ -8,9 +8,14 @@ final failure, so the dispatcher fails over to the recipient's next channel;
 from __future__ import annotations
 
 from collections.abc import Callable
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import formatdate
 from time import monotonic
+from typing import cast
 
 import aiosmtplib
 from delego_shared import tracing
@@ -18,8 +23,54 @@ from delego_shared import tracing
 from ..domain import Failure, Rendered, email_failure
 from ..settings import NotificationsSettings
 
+_UTF8 = Charset("utf-8")
+_UTF8.header_encoding = QP
+_UTF8.body_encoding = QP
+
+
+def _header(value: str) -> str:
+    """RFC 2047 encoded words for a header outside ASCII (folded by the generator)."""
+    return value if value.isascii() else cast(str, Header(value, _UTF8))
+
 
 def build_email(
+    *, sender: str, to: str, rendered: Rendered, message_id: str, delivery_key: str
+) -> Message:
+    """multipart/alternative, text then HTML, UTF-8 quoted-printable.
+
+    Built with the `compat32` classes: the modern policy (`EmailMessage`) parses
+    every header it sets and again when the message is sent, which cost three
+    times as much per e-mail for the same bytes on the wire. Addresses outside
+    ASCII (SMTPUTF8) keep the modern policy, which knows how to write them.
+    """
+    if not (sender.isascii() and to.isascii()):
+        return _build_email_modern(
+            sender=sender,
+            to=to,
+            rendered=rendered,
+            message_id=message_id,
+            delivery_key=delivery_key,
+        )
+    msg = MIMEMultipart("alternative")
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = _header(rendered.subject)
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = message_id
+    msg["Content-Language"] = rendered.locale
+    msg["X-Delego-Delivery-Id"] = delivery_key
+    msg.attach(_text_part(rendered.text, "plain"))
+    msg.attach(_text_part(rendered.html, "html"))
+    return msg
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part.set_payload(text, _UTF8)
+    return part
+
+
+def _build_email_modern(
     *, sender: str, to: str, rendered: Rendered, message_id: str, delivery_key: str
 ) -> EmailMessage:
     msg = EmailMessage()
@@ -73,7 +124,7 @@ class EmailSender:
                 tracing.failed(span, failure.code)
         return failure
 
-    async def _send(self, msg: EmailMessage) -> Failure | None:
+    async def _send(self, msg: Message) -> Failure | None:
         session: aiosmtplib.SMTP | None = None
         try:
             session, reused = await self._session()
