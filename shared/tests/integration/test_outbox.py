@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import pytest_asyncio
 from delego_shared.events import PROVIDERS, Envelope
 from delego_shared.messaging import EventPublisher, Outbox, OutboxRelay, create_broker
 from delego_shared.messaging.outbox import _FIRST_RUN, COUNT, PENDING, SESSIONS
 from delego_shared.messaging.publisher import OutgoingRecord
 from delego_shared.mongo import Mongo
 from delego_shared.replica import Replica
+from delego_shared.settings import Settings
 from delego_shared.testing.kafka_tools import read_records
 from delego_shared.testing.samples import registered
 
@@ -261,53 +263,55 @@ async def test_a_failed_publish_is_retried_by_id_soon_without_waiting_for_a_swee
     await mongo.close()
 
 
-async def test_a_clean_stop_leaves_no_sweep_and_a_dead_relay_is_swept_for(settings_for):
-    """The sweep reads whole collections, so it runs only after a relay died."""
+@pytest_asyncio.fixture
+async def started(settings_for) -> AsyncIterator[tuple[Settings, Mongo, EventPublisher]]:
+    """A service's settings, its store and a started publisher (stopped afterwards)."""
     settings = settings_for("catalog")
     mongo = Mongo(settings.mongodb_url, settings.database)
-    coll = mongo.db["providers"]
     broker = create_broker(settings)
     await broker.start()
-    publisher = EventPublisher(broker, settings)
     try:
-        first = OutboxRelay(mongo, publisher, ["providers"], sweep_interval_s=0.2)
-        first.start()  # the store's first relay looks once (events from before sessions)
-        await asyncio.sleep(0.5)
-        await first.stop()  # clean: its session is gone
-        assert first.sweeps == 1
-        assert await mongo.db[SESSIONS].find_one({"_id": first.owner}) is None
-
-        second = OutboxRelay(mongo, publisher, ["providers"], sweep_interval_s=0.2)
-        second.start()
-        await asyncio.sleep(0.6)
-        assert second.sweeps == 0  # nobody died: no sweep
-        # a replica stored state and events, then died before publishing (its
-        # session stops beating)
-        env = Envelope(registered("prv_orphan"), source=settings.source)
-        await coll.insert_one(Outbox.attach({"_id": "prv_orphan"}, [env]))
-        dead = datetime.now(UTC) - timedelta(minutes=5)
-        await mongo.db[SESSIONS].insert_one({"_id": "crashed-replica", "heartbeat": dead})
-        records = await read_records(
-            settings.kafka_bootstrap, settings.topic(PROVIDERS.name), expect=1, timeout=10
-        )
-        await second.stop()
-        assert second.sweeps == 1
-        assert _ids(records) == [env.id]
-        assert await mongo.db[SESSIONS].find_one({"_id": "crashed-replica"}) is None
+        yield settings, mongo, EventPublisher(broker, settings)
     finally:
         await broker.stop()
-    await mongo.close()
+        await mongo.close()
 
 
-async def test_a_replica_started_again_sweeps_at_once_for_its_killed_run(settings_for):
+async def test_a_clean_stop_leaves_no_sweep_and_a_dead_relay_is_swept_for(started):
+    """The sweep reads whole collections, so it runs only after a relay died."""
+    settings, mongo, publisher = started
+    coll = mongo.db["providers"]
+    first = OutboxRelay(mongo, publisher, ["providers"], sweep_interval_s=0.2)
+    first.start()  # the store's first relay looks once (events from before sessions)
+    await asyncio.sleep(0.5)
+    await first.stop()  # clean: its session is gone
+    assert first.sweeps == 1
+    assert await mongo.db[SESSIONS].find_one({"_id": first.owner}) is None
+
+    second = OutboxRelay(mongo, publisher, ["providers"], sweep_interval_s=0.2)
+    second.start()
+    await asyncio.sleep(0.6)
+    assert second.sweeps == 0  # nobody died: no sweep
+    # a replica stored state and events, then died before publishing (its
+    # session stops beating)
+    env = Envelope(registered("prv_orphan"), source=settings.source)
+    await coll.insert_one(Outbox.attach({"_id": "prv_orphan"}, [env]))
+    dead = datetime.now(UTC) - timedelta(minutes=5)
+    await mongo.db[SESSIONS].insert_one({"_id": "crashed-replica", "heartbeat": dead})
+    records = await read_records(
+        settings.kafka_bootstrap, settings.topic(PROVIDERS.name), expect=1, timeout=10
+    )
+    await second.stop()
+    assert second.sweeps == 1
+    assert _ids(records) == [env.id]
+    assert await mongo.db[SESSIONS].find_one({"_id": "crashed-replica"}) is None
+
+
+async def test_a_replica_started_again_sweeps_at_once_for_its_killed_run(started):
     """A killed run's session still looks alive (its last beat is recent); another replica
     waits for it to miss its beats, the same replica started again knows it is dead."""
-    settings = settings_for("catalog")
-    mongo = Mongo(settings.mongodb_url, settings.database)
+    settings, mongo, publisher = started
     coll = mongo.db["providers"]
-    broker = create_broker(settings)
-    await broker.start()
-    publisher = EventPublisher(broker, settings)
     killed = Replica("host-a:8001")
     relays: list[OutboxRelay] = []
     try:
@@ -339,5 +343,3 @@ async def test_a_replica_started_again_sweeps_at_once_for_its_killed_run(setting
     finally:
         for relay in relays:
             await relay.stop()
-        await broker.stop()
-    await mongo.close()

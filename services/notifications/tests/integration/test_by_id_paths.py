@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from delego_shared.events import Envelope
 from delego_shared.events.notifications import Channel, NotificationDelivered
 from delego_shared.mongo import Mongo
 from delego_shared.replica import Replica
@@ -160,6 +161,19 @@ async def test_an_event_is_sent_at_once_and_touches_the_store_only_by_id(
             await mongo.close()
 
 
+def invoice_email(env: Envelope, user: str) -> PlannedDelivery:
+    """The invoice e-mail the routing plans for this event and user."""
+    return PlannedDelivery(
+        key=delivery_key(env.id, user, Channel.EMAIL),
+        event_id=env.id,
+        event_type=env.type,
+        kind="invoice_issued",
+        recipient_id=user,
+        channel=Channel.EMAIL,
+        critical=True,
+    )
+
+
 async def test_the_start_up_sweep_sends_what_a_crash_left_behind(notif_settings, smtp, events, kit):
     settings = notif_settings(**SLOW, delivery_lease_s=1.0)
     now = datetime.now(UTC)
@@ -174,15 +188,7 @@ async def test_the_start_up_sweep_sends_what_a_crash_left_behind(notif_settings,
         plans = {}
         for user in (stored_only, mid_send):
             env = kit.envelope(events.invoice_issued(user))
-            p = PlannedDelivery(
-                key=delivery_key(env.id, user, Channel.EMAIL),
-                event_id=env.id,
-                event_type=env.type,
-                kind="invoice_issued",
-                recipient_id=user,
-                channel=Channel.EMAIL,
-                critical=True,
-            )
+            p = invoice_email(env, user)
             assert await store.claim(p, env, now=now)  # crashed right after storing
             plans[user] = p
         # the other one crashed mid-send: claimed under a lease that has run out
@@ -446,15 +452,7 @@ async def test_a_send_killed_mid_way_is_taken_over_at_once_by_the_same_replica_o
             Recipient(recipient_id=user, email=f"{user}@example.org", locale="en"), now
         )
         env = kit.envelope(events.invoice_issued(user))
-        p = PlannedDelivery(
-            key=delivery_key(env.id, user, Channel.EMAIL),
-            event_id=env.id,
-            event_type=env.type,
-            kind="invoice_issued",
-            recipient_id=user,
-            channel=Channel.EMAIL,
-            critical=True,
-        )
+        p = invoice_email(env, user)
         # stored already taken by the killed run, which died before sending
         assert await store.claim(p, env, now=now, sender=(killed.owner, now + timedelta(minutes=2)))
         await asyncio.sleep(0.01)
