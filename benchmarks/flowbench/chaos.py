@@ -536,11 +536,11 @@ async def run(opts: Options) -> int:
         await client.close()
         say(f"load done at {load_end - t0:.0f}s, last fault over at {last_fault - t0:.0f}s")
         waited = await probe
-        caught = None if waited is None else waited
+        caught = waited
         if waited is not None and last_fault + waited < load_end:
             say(f"caught up at {last_fault + waited - t0:.0f}s, while the load still ran")
             waited = await wait_caught_up(bp, out, opts.catch_up_s)  # and after the load
-            after_load = None if waited is None else waited
+            after_load = waited
         else:
             after_load = None if waited is None else last_fault + waited - load_end
         say("reading topics, stores and the SMTP sink back")

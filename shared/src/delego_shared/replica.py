@@ -40,6 +40,11 @@ class Replica:
         if not self.instance or SEPARATOR in self.instance:
             raise ValueError(f"a replica's name is not empty and has no {SEPARATOR!r}")
 
+    @classmethod
+    def unnamed(cls) -> Replica:
+        """A name of its own: never anyone's successor, so it takes nothing over early."""
+        return cls(f"unnamed-{uuid.uuid4().hex}")
+
     @property
     def owner(self) -> str:
         """The owner id this run writes on what it leases."""

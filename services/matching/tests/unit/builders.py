@@ -15,8 +15,11 @@ from delego_shared.events.catalog import (
 from delego_shared.events.common import (
     DeliveryMode,
     HourlyPricing,
+    PackagePricing,
+    PerUnitPricing,
     SapDeclaration,
     SkillLevel,
+    SubscriptionPricing,
     Weekday,
     WorkingSpan,
     pricing_currency,
@@ -49,6 +52,17 @@ def hourly(rate: str = "30.00", currency: str = "EUR", minimum: int = 60, inc: i
     return HourlyPricing(
         rate=Money.of(rate, currency), minimum_minutes=minimum, increment_minutes=inc
     )
+
+
+MIXED_PRICINGS = [
+    hourly("25"),
+    hourly("60"),
+    hourly("30", "USD"),
+    PackagePricing(price=Money.of("45", "EUR"), hours_included=Decimal(3)),
+    SubscriptionPricing(price_per_period=Money.of("15", "EUR"), included_hours=Decimal(1)),
+    PerUnitPricing(unit_name="page", unit_price=Money.of("12", "EUR")),
+]
+"""Every pricing model, two currencies: for random catalogs."""
 
 
 def provider(

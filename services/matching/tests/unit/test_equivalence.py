@@ -10,7 +10,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from delego_shared.events.catalog import OfferStatus, ProviderStatus
-from delego_shared.events.common import PackagePricing, PerUnitPricing, SubscriptionPricing
 from delego_shared.events.matching import LiveWindow
 from delego_shared.types import Money
 from hypothesis import HealthCheck, given, settings
@@ -25,18 +24,10 @@ from matching.domain.matcher import (
 )
 from matching.domain.rating import RatingStats
 
-from .builders import at, hourly, offer, provider, skills, spans, spec
+from .builders import MIXED_PRICINGS, at, offer, provider, skills, spans, spec
 
 ZONES = ["Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Sydney"]
 CODES = ["translation.en-fr", "translation.fr-en"]
-PRICINGS = [
-    hourly("25"),
-    hourly("60"),
-    hourly("30", "USD"),
-    PackagePricing(price=Money.of("45", "EUR"), hours_included=Decimal(3)),
-    SubscriptionPricing(price_per_period=Money.of("15", "EUR"), included_hours=Decimal(1)),
-    PerUnitPricing(unit_name="page", unit_price=Money.of("12", "EUR")),
-]
 # Fridays before the spring and autumn transitions of Paris and New York (2026)
 MOMENTS = [
     at("Europe/Paris", 2026, 3, 27, 17),
@@ -72,7 +63,7 @@ def offers(draw: st.DrawFn, oid: str, n_providers: int, version: int = 1):
         languages=draw(
             st.lists(st.sampled_from(["fr", "en", "de", "fr-CA"]), min_size=1, max_size=2)
         ),
-        pricing=draw(st.sampled_from(PRICINGS)),
+        pricing=draw(st.sampled_from(MIXED_PRICINGS)),
         status=draw(st.sampled_from([OfferStatus.PUBLISHED] * 5 + [OfferStatus.WITHDRAWN])),
         typical=draw(st.sampled_from(["1", "2"])),
         version=version,
@@ -175,7 +166,9 @@ def test_top_k_by_branch_and_bound_is_the_brute_force_top_k(rng, moment, limit):
         for i in range(15)
     ]
     os_ = [
-        offer(f"o{j}", f"p{rng.randrange(15)}", pricing=rng.choice(PRICINGS), languages=["fr"])
+        offer(
+            f"o{j}", f"p{rng.randrange(15)}", pricing=rng.choice(MIXED_PRICINGS), languages=["fr"]
+        )
         for j in range(40)
     ]
     idx = CandidateIndex.build(ps, os_)

@@ -5,7 +5,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from delego_shared.events.catalog import OfferStatus, ProviderStatus
-from delego_shared.events.common import PackagePricing, PerUnitPricing, SubscriptionPricing
 from delego_shared.events.matching import LiveWindow
 from delego_shared.types import Money
 from matching.domain.index import CandidateIndex
@@ -14,7 +13,7 @@ from matching.domain.policy import MatchingPolicy
 from matching.domain.rating import RatingStats
 from matching.domain.spec import NextWorkingDay, RequestDraft
 
-from .builders import WEEKDAYS, at, hourly, offer, provider, skills, spans, spec
+from .builders import MIXED_PRICINGS, WEEKDAYS, at, hourly, offer, provider, skills, spans, spec
 
 NOW = at("Europe/Paris", 2026, 2, 10, 18, 30)  # Tuesday evening in Paris
 NEXT_MORNING = at("Europe/Paris", 2026, 2, 11, 9)
@@ -163,14 +162,7 @@ def _random_world(rng: random.Random, n: int):
                 status=ProviderStatus.ACTIVE if rng.random() > 0.1 else ProviderStatus.SUSPENDED,
             )
         )
-    pricings = [
-        hourly("25"),
-        hourly("60"),
-        hourly("30", "USD"),
-        PackagePricing(price=Money.of("45", "EUR"), hours_included=Decimal(3)),
-        SubscriptionPricing(price_per_period=Money.of("15", "EUR"), included_hours=Decimal(1)),
-        PerUnitPricing(unit_name="page", unit_price=Money.of("12", "EUR")),
-    ]
+    pricings = MIXED_PRICINGS
     for j in range(n):
         offers.append(
             offer(

@@ -34,7 +34,6 @@ import contextlib
 import functools
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -110,7 +109,7 @@ class Dispatcher:
         self.policy = settings.retry_policy()
         self.lease = timedelta(seconds=settings.delivery_lease_s)
         self.timer_horizon = timedelta(seconds=max(settings.retry_cap_s, settings.delivery_lease_s))
-        self.replica = replica or Replica(f"dispatcher-{uuid.uuid4().hex}")
+        self.replica = replica or Replica.unnamed()
         self.owner = self.replica.owner
         self._wake = asyncio.Event()
         self._queue: asyncio.Queue[str] = asyncio.Queue()

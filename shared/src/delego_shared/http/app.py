@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -62,7 +61,7 @@ class ServiceRuntime:
         self.broker = create_broker(settings)
         self.publisher = EventPublisher(self.broker, settings)
         self.outbox_collections = list(outbox_collections)
-        self.replica = Replica(settings.instance_id or f"unnamed-{uuid.uuid4().hex}")
+        self.replica = Replica(settings.instance_id) if settings.instance_id else Replica.unnamed()
         """This run of this replica: the owner of what it leases (outbox, sends, commands)."""
         self.relay = OutboxRelay(
             self.mongo,

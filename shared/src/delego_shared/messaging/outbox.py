@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -174,7 +173,7 @@ class OutboxRelay:
         self.grace = timedelta(seconds=grace_s)
         """A sweep leaves alone entries younger than this: their writer is publishing them."""
         self.retry_after_failure_s = retry_after_failure_s
-        self.replica = replica or Replica(f"relay-{uuid.uuid4().hex}")
+        self.replica = replica or Replica.unnamed()
         self.owner = self.replica.owner
         self._wake = asyncio.Event()
         self._retry: set[tuple[str, Any]] = set()
@@ -404,10 +403,11 @@ class OutboxRelay:
         # a session stopped beating, or it was an earlier run of this replica (dead for
         # sure: no need to wait until it would have missed its beats)
         stale = {"heartbeat": {"$lt": cutoff}}
-        mine = {"_id": self.replica.predecessors()}
         dead = [
-            (d["_id"], mine if self.replica.is_predecessor(d["_id"]) else stale)
-            async for d in sessions.find({"$or": [stale, mine]}, {"_id": 1})
+            (d["_id"], {} if self.replica.is_predecessor(d["_id"]) else stale)
+            async for d in sessions.find(
+                {"$or": [stale, {"_id": self.replica.predecessors()}]}, {"_id": 1}
+            )
             if d["_id"] != self.owner
         ]
         for session, why in dead:  # the one that deletes it sweeps for it

@@ -43,22 +43,25 @@ def build_email(
     times as much per e-mail for the same bytes on the wire. Addresses outside
     ASCII (SMTPUTF8) keep the modern policy, which knows how to write them.
     """
+    headers = {
+        "From": sender,
+        "To": to,
+        "Subject": rendered.subject,
+        "Date": formatdate(localtime=False, usegmt=True),
+        "Message-ID": message_id,
+        "Content-Language": rendered.locale,
+        "X-Delego-Delivery-Id": delivery_key,
+    }
     if not (sender.isascii() and to.isascii()):
-        return _build_email_modern(
-            sender=sender,
-            to=to,
-            rendered=rendered,
-            message_id=message_id,
-            delivery_key=delivery_key,
-        )
+        modern = EmailMessage()
+        for name, value in headers.items():
+            modern[name] = value
+        modern.set_content(rendered.text)
+        modern.add_alternative(rendered.html, subtype="html")
+        return modern
     msg = MIMEMultipart("alternative")
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = _header(rendered.subject)
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = message_id
-    msg["Content-Language"] = rendered.locale
-    msg["X-Delego-Delivery-Id"] = delivery_key
+    for name, value in headers.items():
+        msg[name] = _header(value)
     msg.attach(_text_part(rendered.text, "plain"))
     msg.attach(_text_part(rendered.html, "html"))
     return msg
@@ -68,22 +71,6 @@ def _text_part(text: str, subtype: str) -> MIMENonMultipart:
     part = MIMENonMultipart("text", subtype, charset="utf-8")
     part.set_payload(text, _UTF8)
     return part
-
-
-def _build_email_modern(
-    *, sender: str, to: str, rendered: Rendered, message_id: str, delivery_key: str
-) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = rendered.subject
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = message_id
-    msg["Content-Language"] = rendered.locale
-    msg["X-Delego-Delivery-Id"] = delivery_key
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
-    return msg
 
 
 class EmailSender:
