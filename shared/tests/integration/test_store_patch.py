@@ -2,7 +2,8 @@
 
 Point operations by `_id` use the `_id` index, whatever the filter's other keys,
 on every read and write path; writes to different collections run concurrently
-while single-document writes stay atomic (see also test_guarantees.py). Every
+while single-document writes stay atomic (see also test_guarantees.py); stored
+documents read back exactly through the faster JSON codec. Every
 check is on an observable of the server (query plan, which documents the filter
 saw, a server-side order of events), none on timing.
 """
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from bson import ObjectId, Timestamp
+from bson import Binary, Int64, ObjectId, Timestamp
 from delego_shared.mongo import find_by_ids
 from delego_shared.testing.infra import Infra
 from pymongo import AsyncMongoClient, ReturnDocument, monitoring
@@ -180,6 +182,43 @@ async def test_ids_that_need_escaping_are_found_by_the_index(db: AsyncDatabase[D
         assert searches_id_index(plan), plan
     assert (await coll.delete_many({"_id": keys[0]})).deleted_count == 1
     assert await coll.count_documents({}) == len(keys) - 1
+
+
+async def test_stored_documents_read_back_exactly_through_the_faster_codec(
+    db: AsyncDatabase[Doc],
+) -> None:
+    """The stored-document codec decodes with go-json (the patch): every BSON type a
+    service stores, nested, with strings that need escaping, reads back as written,
+    after an update as well (decoded, changed, encoded again)."""
+    when = datetime(2026, 3, 29, 1, 30, 15, 123000, tzinfo=UTC)
+    texts = ['q"uote', "back\\slash", "é日本\u2028\u2029", "tab\tnl\n\r", "\x01\x1f", "😀 𝄞", ""]
+    doc: Doc = {
+        "_id": "all",
+        "s": texts,
+        "i32": -(2**31),
+        "i64": Int64(2**62 + 7),
+        "f": 0.1 + 0.2,
+        "neg0": -0.0,
+        "big": 1.7976931348623157e308,
+        "t": True,
+        "none": None,
+        "at": when,
+        "oid": ObjectId("5f1d7a2b9c8e4d3a2b1c0d9e"),
+        "bin": bytes(range(256)),
+        "bin5": Binary(b"\x00md5\xff", 5),
+        "ts": Timestamp(1700000000, 5),
+        "nested": {"a": [1, {"b": [{"c": {"d": "deep"}}]}, {}], "empty": [], "e": {}},
+        "keys": {"with space": 1, "ünï": 2, "a\"b": 3},
+    }
+    coll = db["codec"]
+    await coll.insert_one(doc)
+    got = await coll.find_one({"_id": "all"})
+    assert got == {**doc, "at": when.replace(tzinfo=None)}
+    assert isinstance(got["i64"], int) and got["i64"] == 2**62 + 7
+    await coll.update_one({"_id": "all"}, {"$set": {"nested.e.x": texts}, "$inc": {"i64": 1}})
+    got = await coll.find_one({"_id": "all"})
+    assert got["nested"]["e"] == {"x": texts}
+    assert got["i64"] == 2**62 + 8 and got["s"] == texts and got["bin"] == doc["bin"]
 
 
 async def test_writes_to_two_collections_run_concurrently_and_stay_exact(

@@ -6,10 +6,11 @@
   in-memory `CandidateIndex`: at start-up from the read model, then from
   every partition through this replica's own `CatalogFollower` (follower.py).
 - `RequestHandlers` runs the request lifecycle: load the aggregate, reserve
-  capacity for a new proposal, apply the domain transition, store state +
-  events in one conditional update, then the follow-ups keyed by `_id`
-  (release the capacity of a proposal no longer live, close or re-date its
-  entry in `open_proposals`, count a rating). A background loop expires due
+  capacity for a new proposal (pending), apply the domain transition, mark the
+  release of a hold it ends, store state + events in one conditional update,
+  then the follow-ups keyed by `_id` (confirm the new hold, give back the
+  ended one, close or re-date the entry in `open_proposals`, count a rating).
+  A background loop expires due
   proposals (from the small `open_proposals` collection) and, at start-up and
   on a slow timer, repairs what a crash between a store and its follow-ups
   left behind.
@@ -62,7 +63,7 @@ from .domain.schedule import iso_week
 from .domain.scoring import trusted_providers
 from .settings import MatchingSettings
 from .store import REQUESTS as REQUESTS_COLLECTION
-from .store import Hold, MatchingStore, RatingToCount, StaleRequest
+from .store import RESERVE, Hold, MatchingStore, RatingToCount, StaleRequest
 
 log = get_logger(__name__)
 
@@ -323,11 +324,18 @@ class RequestHandlers:
             self.clock(),
         )
 
-    async def _release_if_dead(
-        self, req: ClientRequest, proposal_reservation: dict[str, Decimal], hold: Hold
+    async def _not_stored(
+        self,
+        new_hold: Hold | None,
+        new_reservation: dict[str, Decimal],
+        old: Proposal | None,
+        ending: Hold | None,
     ) -> None:
-        if not hold_is_live(req, hold):
-            await self.store.release(proposal_reservation, hold)
+        """The state was not stored: give the new reservation back, keep the old hold."""
+        if new_hold is not None:
+            await self.store.give_back(new_reservation, new_hold)
+        if old is not None and ending is not None:
+            await self.store.abort_release(old.reservation, ending)
 
     async def _transition(
         self,
@@ -361,23 +369,30 @@ class RequestHandlers:
                 def finder(_: frozenset[str], o: MatchOutcome = outcome) -> MatchOutcome:
                     return o
 
+            ending: Hold | None = None  # the stored hold this new state ends
+            saving = False
             try:
                 events = action(req, now, finder)
+                if old is not None and not hold_is_live(req, Hold(request_id, old.attempt)):
+                    ending = Hold(request_id, old.attempt)
+                    await self.store.begin_release(old.reservation, ending, now)
                 entry_created = await self._before_store(req, old)
                 await self._schedule_details_erasure(req, old_status)
                 envelopes = self._envelopes(events, stored.correlation_id)
+                saving = True
                 pending = await self.store.save_request(req, before, envelopes)
             except StaleRequest:
-                if new_hold is not None:
-                    await self.store.release(new_reservation, new_hold)
+                await self._not_stored(new_hold, new_reservation, old, ending)
                 log.info("request.retry_after_race", request_id=request_id)
                 continue
             except BaseException:
-                if new_hold is not None:
-                    await self.store.release(new_reservation, new_hold)
+                if not saving:  # else it may be stored: the reconciliation settles the holds
+                    await self._not_stored(new_hold, new_reservation, old, ending)
                 raise
-            if old is not None:
-                await self._release_if_dead(req, old.reservation, Hold(request_id, old.attempt))
+            if new_hold is not None:
+                await self.store.confirm(new_reservation, new_hold)
+            if old is not None and ending is not None:
+                await self.store.give_back(old.reservation, ending)
             await self._after_store(req, old_status, old, entry_created=entry_created)
             await self.publish(REQUESTS_COLLECTION, request_id, stored=envelopes, pending=pending)
             count_business_events(events)
@@ -400,6 +415,7 @@ class RequestHandlers:
         text = req.take_description()  # stored sealed, never in the state
         hold = Hold(req.request_id, 1)
         outcome = await self._find_and_reserve(req, now, hold)
+        inserting = False
         try:
             events += req.propose(now, lambda _: outcome)
             envelopes = self._envelopes(events)
@@ -413,11 +429,15 @@ class RequestHandlers:
                     erase_details_after(req, self.retention),
                 )
                 sealed = self.sealer.seal(req.request_id, key, text)
+            inserting = True
             await self.store.insert_request(req, envelopes, envelopes[0].id, sealed)
         except BaseException:
-            if outcome.best is not None:
-                await self.store.release(outcome.best.reservation, hold)
+            # a failed insert may still have stored it: the reconciliation settles the hold
+            if outcome.best is not None and not inserting:
+                await self.store.give_back(outcome.best.reservation, hold)
             raise
+        if outcome.best is not None:
+            await self.store.confirm(outcome.best.reservation, hold)
         await self._after_store(req, None, None, entry_created=entry_created)
         await self.publish(
             REQUESTS_COLLECTION, req.request_id, stored=envelopes, pending=len(envelopes)
@@ -529,24 +549,35 @@ class RequestHandlers:
         return done
 
     async def reconcile_holds(self) -> int:
-        """Release holds no request refers to (a crash between reserve and store)."""
+        """Settle the holds a crash left pending, by their request's stored state.
+
+        A reservation its request refers to is confirmed, any other is given back
+        (a crash between reserve and store); a release whose state was stored is
+        finished, else dropped. Returns how many holds were settled.
+        """
         now = self.clock()
         grace = timedelta(seconds=self.settings.hold_grace_s)
         from_week = iso_week((now - timedelta(days=9)).date())
-        released = 0
+        await self.store.adopt_legacy_holds()
+        settled = 0
         cache: dict[str, ClientRequest | None] = {}
-        for h in await self.store.holds(from_week):
+        for h in await self.store.pending_holds(from_week):
             if now - h.at < grace:
                 continue
             rid = h.hold.request_id
             if rid not in cache:
                 stored = await self.store.get_request(rid)
                 cache[rid] = stored.request if stored else None
+            one = {h.key: h.hours}
             if not hold_is_live(cache[rid], h.hold):
-                await self.store.release({h.key: h.hours}, h.hold)
-                released += 1
-                log.warning("capacity.hold_reconciled", request_id=rid, capacity_key=h.key)
-        return released
+                await self.store.give_back(one, h.hold)
+                log.warning("capacity.hold_given_back", request_id=rid, capacity_key=h.key)
+            elif h.op == RESERVE:
+                await self.store.confirm(one, h.hold)
+            else:
+                await self.store.abort_release(one, h.hold)
+            settled += 1
+        return settled
 
     async def reconcile_ratings(self) -> int:
         """Count ratings stored without their counters (a crash in between, or stored

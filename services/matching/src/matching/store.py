@@ -13,10 +13,16 @@ Collections (database `delego_matching` by default):
 - `capacity`: one document per provider and ISO week (key
   `<provider_id>:<YYYY-Www>`, the week taken in the provider's zone) with the
   reserved amount in integer 1/10 000 hours (`reserved_e4`; FerretDB has no
-  Decimal128) and the holds that make it up (`holds.<hold id>`). A reservation
-  is a single-document conditional update (`reserved_e4 <= capacity - need`),
-  which is what keeps N replicas from overbooking; a release removes the hold
-  it adds back, so it is idempotent.
+  Decimal128). A reservation is a single-document conditional update
+  (`reserved_e4 <= capacity - need`), which is what keeps N replicas from
+  overbooking. The request that holds the hours is their record: the document
+  keeps only the holds in the middle of a change (`pending.<hold id>`), so
+  it stays small however many requests a provider takes that week. A
+  reservation is pending until the request state that refers to it is stored
+  (`confirm`); a release is marked before the state that ends the hold and
+  finished after it (`begin_release`, `give_back`). Each step is one
+  conditional update, idempotent; after a crash the reconciliation settles
+  each pending hold by its request's stored state.
 
 - `open_proposals`: one small document per open proposal (`_id` = request
   id, `due` = the earliest instant it may expire). Written BEFORE the request
@@ -140,13 +146,25 @@ class Hold:
         # request ids are generated here (`req_<hex>`): safe as a field name
         return f"{self.request_id}__a{self.attempt}"
 
+    @classmethod
+    def parse(cls, hold_id: str) -> Hold:
+        request_id, attempt = hold_id.rsplit("__a", 1)
+        return cls(request_id, int(attempt))
+
+
+RESERVE = "reserve"
+RELEASE = "release"
+
 
 @dataclass(frozen=True)
 class HoldRecord:
+    """A hold pending on one capacity key: being reserved, or being released."""
+
     key: str
     hold: Hold
     hours: Decimal
     at: datetime
+    op: str
 
 
 @dataclass(frozen=True)
@@ -505,12 +523,13 @@ class MatchingStore:
         now: datetime,
     ) -> bool:
         """Reserve every week of `need` or none (compensated), never beyond that week's
-        capacity (`capacity` per key, as the domain computed it)."""
+        capacity (`capacity` per key, as the domain computed it). The hold stays
+        pending until `confirm` (its request state is stored) or `give_back`."""
         done: dict[str, Decimal] = {}
         for key, hours in need.items():
             capacity_e4 = to_e4(capacity.get(key, Decimal(0)))
             if not await self._reserve_one(provider_id, key, capacity_e4, hours, hold, now):
-                await self.release(done, hold)
+                await self.give_back(done, hold)
                 return False
             done[key] = hours
         return True
@@ -525,20 +544,13 @@ class MatchingStore:
         now: datetime,
     ) -> bool:
         e4 = to_e4(hours)
-        field = f"holds.{hold.id}"
+        field = f"pending.{hold.id}"
         for _ in range(2):
             res = await self.capacity.update_one(
                 {"_id": key, "reserved_e4": {"$lte": capacity_e4 - e4}, field: {"$exists": False}},
                 {
                     "$inc": {"reserved_e4": e4},
-                    "$set": {
-                        field: {
-                            "request_id": hold.request_id,
-                            "attempt": hold.attempt,
-                            "e4": e4,
-                            "at": now,
-                        }
-                    },
+                    "$set": {field: {"op": RESERVE, "e4": e4, "at": now}},
                 },
             )
             if res.modified_count:
@@ -552,35 +564,88 @@ class MatchingStore:
                             "provider_id": provider_id,
                             "week": key.rsplit(":", 1)[1],
                             "reserved_e4": 0,
-                            "holds": {},
+                            "pending": {},
                         }
                     )
                 continue
-            return hold.id in (doc.get("holds") or {})  # already held: idempotent
+            entry = (doc.get("pending") or {}).get(hold.id)
+            return entry is not None and entry.get("op") == RESERVE  # already held: idempotent
         return False
 
-    async def release(self, reservation: Mapping[str, Decimal], hold: Hold) -> None:
-        """Give back what `hold` reserved; a second release changes nothing."""
-        field = f"holds.{hold.id}"
+    async def confirm(self, reservation: Mapping[str, Decimal], hold: Hold) -> None:
+        """The state that refers to `hold` is stored: its request now records it."""
+        field = f"pending.{hold.id}"
+        for key in reservation:
+            await self.capacity.update_one(
+                {"_id": key, f"{field}.op": RESERVE}, {"$unset": {field: ""}}
+            )
+
+    async def begin_release(
+        self, reservation: Mapping[str, Decimal], hold: Hold, now: datetime
+    ) -> None:
+        """Before storing the state in which `hold` ends: a marker that the reconciliation
+        finishes or drops after a crash, by that state (a pending reservation stays)."""
+        field = f"pending.{hold.id}"
+        for key, hours in reservation.items():
+            await self.capacity.update_one(
+                {"_id": key, field: {"$exists": False}},
+                {"$set": {field: {"op": RELEASE, "e4": to_e4(hours), "at": now}}},
+            )
+
+    async def abort_release(self, reservation: Mapping[str, Decimal], hold: Hold) -> None:
+        """The state that would have ended `hold` was not stored: the hold stays."""
+        field = f"pending.{hold.id}"
+        for key in reservation:
+            await self.capacity.update_one(
+                {"_id": key, f"{field}.op": RELEASE}, {"$unset": {field: ""}}
+            )
+
+    async def give_back(self, reservation: Mapping[str, Decimal], hold: Hold) -> None:
+        """Give back a pending hold's hours (a reservation not stored, or a release whose
+        state was); a hold without a marker is left alone, so a repeat changes nothing."""
+        field = f"pending.{hold.id}"
         for key, hours in reservation.items():
             await self.capacity.update_one(
                 {"_id": key, field: {"$exists": True}},
                 {"$unset": {field: ""}, "$inc": {"reserved_e4": -to_e4(hours)}},
             )
 
-    async def holds(self, from_week: str) -> list[HoldRecord]:
+    async def pending_holds(self, from_week: str) -> list[HoldRecord]:
+        """Holds in the middle of a reservation or release (the reconciliation's sweep:
+        a slow timer over the capacity documents of recent weeks, small ones)."""
         out: list[HoldRecord] = []
-        async for d in self.capacity.find({"week": {"$gte": from_week}}, {"holds": 1}):
-            for h in (d.get("holds") or {}).values():
+        query = {"week": {"$gte": from_week}, "pending": {"$ne": {}}}
+        async for d in self.capacity.find(query, {"pending": 1}):
+            for hold_id, h in (d.get("pending") or {}).items():
                 out.append(
                     HoldRecord(
                         str(d["_id"]),
-                        Hold(str(h["request_id"]), int(h["attempt"])),
+                        Hold.parse(hold_id),
                         from_e4(int(h["e4"])),
                         h["at"],
+                        str(h["op"]),
                     )
                 )
         return out
+
+    async def adopt_legacy_holds(self) -> int:
+        """Start-up, once per document: the per-hold map of earlier versions (`holds`, one
+        entry per reservation ever made that week) becomes pending reservations, which
+        the reconciliation then confirms (their request refers to them) or gives back."""
+        moved = 0
+        async for d in self.capacity.find({"holds": {"$exists": True}}, {"holds": 1}):
+            entries = {
+                f"pending.{hold_id}": {"op": RESERVE, "e4": int(h["e4"]), "at": h["at"]}
+                for hold_id, h in (d.get("holds") or {}).items()
+            }
+            await self.capacity.update_one(
+                {"_id": d["_id"]},
+                {"$set": entries, "$unset": {"holds": ""}}
+                if entries
+                else {"$unset": {"holds": ""}},
+            )
+            moved += len(entries)
+        return moved
 
     async def capacity_of(self, provider_id: str, weeks: Sequence[str]) -> list[Document]:
         """Reserved hours of one provider for these weeks (by `_id`), in order."""

@@ -5,7 +5,7 @@
 sent: that insert is the claim, so a replayed event stores nothing new and
 sends nothing. Deliveries in quiet hours are stored `held`; the others are
 handed to the `Dispatcher`, which sends them at once. Every read on this path
-is by `_id` (recipients, endpoint sets, the delivery keys already taken).
+is by `_id` (recipients and endpoint sets in one read, the delivery keys already taken).
 
 `Releaser.run` (background, slow timer) turns held deliveries whose quiet hours
 ended into one message per recipient and channel (a digest when several were
@@ -63,10 +63,10 @@ class EventRouter:
     async def handle(self, envelope: Envelope) -> None:
         event = envelope.data
         ids = self.rules.recipients_of(event)
-        subscriptions, owned = await self.store.routing_endpoints(ids)
+        route = await self.store.routing(ids)
+        subscriptions, owned, recipients = route.subscriptions, route.owned, route.recipients
         if not ids and not any(e.subscribes(envelope.type) for e in subscriptions):
             return  # nobody to notify about this event
-        recipients = await self.store.recipients(ids) if ids else {}
         now = self.clock()
         plans = plan_deliveries(
             envelope.id, event, recipients, [*subscriptions, *owned], now=now, rules=self.rules

@@ -7,7 +7,7 @@ where the link between an id and a person is cut. What it erases, each by `_id` 
 - `recipients/<subject>`: e-mail, locale, zone, quiet hours, preferences;
 - the rendered in-app messages listed in `inbox_index/<subject>` (their text
   was rendered for the person), then that index;
-- `endpoint_sets/owner:<subject>`: the routing entry of webhooks the person owns.
+- `recipients/#owner:<subject>`: the routing entry of webhooks the person owns.
 
 `deliveries` keep only ids, kinds and the source event (ids only, as on the
 topics): nothing that names the person once the recipient document is gone.
@@ -29,8 +29,9 @@ from delego_shared.privacy import ErasureResult, export_router, take_part_in_era
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
+from .domain import set_key
 from .settings import Clock
-from .store import ENDPOINT_SETS, INBOX, INBOX_INDEX, RECIPIENTS, NotificationsStore
+from .store import INBOX, INBOX_INDEX, RECIPIENTS, NotificationsStore
 
 
 class PrivacyStore:
@@ -73,7 +74,7 @@ class NotificationsErasure:
             erased={
                 "inbox_items": items,
                 "inbox_index": await self.store.delete(INBOX_INDEX, subject_id),
-                "owned_endpoint_set": await self.store.delete(ENDPOINT_SETS, f"owner:{subject_id}"),
+                "owned_endpoint_set": await self.store.delete(RECIPIENTS, set_key(subject_id)),
                 "recipients": await self.store.delete(RECIPIENTS, subject_id),
             }
         )

@@ -10,12 +10,13 @@ Collections (database `delego_notifications` by default):
   zone, quiet hours, channel order) and the preference opt-outs, stored as
   `"<kind>:<channel>"` strings so a switch is one `$addToSet` / `$pull`. This
   is the only place on the platform where an e-mail address is stored.
+  Beside them, the endpoint sets (domain `endpoint_sets`): `#subscriptions`
+  and `#owner:<user id>`, so that an event reads the people it notifies and
+  the endpoints that may receive it in one command by `_id` (`routing`).
 - `webhooks`: the endpoints operators registered (URL, secret, event types,
   optional owner), the truth for them; `version` counts writes, `sets` names
   the endpoint sets it may appear in, `sync_pending` marks a write whose sets
   are not updated yet.
-- `endpoint_sets`: the endpoints grouped for routing (domain `endpoint_sets`):
-  `subscriptions` and `owner:<user id>`, read by `_id` on every event.
 - `deliveries`: one document per delivery, `_id` = the domain's delivery key
   (`dlv_...`) or digest key (`dgs_...`). Inserting it *is* the claim: a replay
   of the same event computes the same key, the insert fails on the unique
@@ -68,7 +69,10 @@ from .domain.endpoint_sets import SUBSCRIPTIONS
 
 RECIPIENTS = "recipients"
 WEBHOOKS = "webhooks"
-ENDPOINT_SETS = "endpoint_sets"
+LEGACY_ENDPOINT_SETS = "endpoint_sets"
+"""Where endpoint sets lived before they moved beside the recipients (dropped once moved)."""
+SETS_MOVED = "#sets-moved"
+"""Marks (in `recipients`) that the sets were rebuilt there from the webhooks."""
 DELIVERIES = "deliveries"
 SCHEDULE = "schedule"
 INBOX = "inbox"
@@ -168,6 +172,15 @@ def source_of(doc: Mapping[str, Any]) -> Envelope:
 
 
 @dataclass(frozen=True)
+class Routing:
+    """What routing one event reads (`NotificationsStore.routing`)."""
+
+    subscriptions: list[WebhookEndpoint]
+    owned: list[WebhookEndpoint]
+    recipients: dict[str, Recipient]
+
+
+@dataclass(frozen=True)
 class InboxItem:
     item_id: str
     kind: str
@@ -199,23 +212,19 @@ class NotificationsStore:
         self.db = mongo.db
         self.recipients_c = mongo.db[RECIPIENTS]
         self.webhooks_c = mongo.db[WEBHOOKS]
-        self.sets_c = mongo.db[ENDPOINT_SETS]
+        self.sets_c = mongo.db[RECIPIENTS]  # the sets live beside the recipients
         self.deliveries_c = mongo.db[DELIVERIES]
         self.schedule_c = mongo.db[SCHEDULE]
         self.inbox_c = mongo.db[INBOX]
         self.inbox_index_c = mongo.db[INBOX_INDEX]
         self.locks_c = mongo.db[RELEASE_LOCKS]
+        self._sets_moved = False
 
     # --- recipients ------------------------------------------------------------
 
     async def recipient(self, recipient_id: str) -> Recipient | None:
         doc = await self.recipients_c.find_one({"_id": recipient_id})
         return recipient_of(doc) if doc else None
-
-    async def recipients(self, ids: Sequence[str]) -> dict[str, Recipient]:
-        """One batch read by `_id`."""
-        found = await find_by_ids(self.recipients_c, ids)
-        return {i: recipient_of(d) for i, d in found.items()}
 
     async def _ensure_recipient(self, recipient_id: str, now: datetime) -> None:
         try:
@@ -340,21 +349,28 @@ class NotificationsStore:
 
     async def owned_endpoints(self, owner_ids: Iterable[str]) -> list[WebhookEndpoint]:
         """Active endpoints these users own (their webhook channel): one batch read."""
-        _, owned = await self.routing_endpoints(owner_ids)
-        return owned
+        return (await self.routing(owner_ids, with_recipients=False)).owned
 
-    async def routing_endpoints(
-        self, owner_ids: Iterable[str]
-    ) -> tuple[list[WebhookEndpoint], list[WebhookEndpoint]]:
-        """(subscriptions, endpoints these users own), both in one batch read by `_id`."""
-        keys = [set_key(o) for o in dict.fromkeys(owner_ids)]
-        found = await find_by_ids(self.sets_c, [SUBSCRIPTIONS, *keys])
+    async def routing(self, user_ids: Iterable[str], *, with_recipients: bool = True) -> Routing:
+        """What routing an event needs, in ONE batch read by `_id`: these users' contact
+        data, the endpoints they own and the subscriptions."""
+        ids = list(dict.fromkeys(user_ids))
+        keys = [set_key(o) for o in ids]
+        found = await find_by_ids(
+            self.recipients_c, [SUBSCRIPTIONS, *keys, *(ids if with_recipients else ())]
+        )
 
         def of(key: str) -> list[WebhookEndpoint]:
             doc = found.get(key)
             return endpoints_of(doc.get("eps") or {}) if doc else []
 
-        return of(SUBSCRIPTIONS), [e for k in keys for e in of(k)]
+        return Routing(
+            subscriptions=of(SUBSCRIPTIONS),
+            owned=[e for k in keys for e in of(k)],
+            recipients={i: recipient_of(found[i]) for i in ids if i in found}
+            if with_recipients
+            else {},
+        )
 
     async def _sync_sets(self, doc: Document) -> None:
         """Write the endpoint's entry into every set it is or was in, newest version wins."""
@@ -388,6 +404,7 @@ class NotificationsStore:
 
     async def sync_endpoint_sets(self) -> int:
         """Start-up/timer sweep: finish endpoint writes whose sets were not updated."""
+        await self._move_endpoint_sets()
         docs = await self.webhooks_c.find(
             {"$or": [{"sync_pending": True}, {"version": {"$exists": False}}]}, {"_id": 1}
         ).to_list()
@@ -396,6 +413,25 @@ class NotificationsStore:
             if full is not None:
                 await self._sync_sets(full)
         return len(docs)
+
+    async def _move_endpoint_sets(self) -> None:
+        """Once: rebuild the sets beside the recipients from the webhooks (the truth),
+        then drop where they were before (`endpoint_sets`). Webhooks are few."""
+        if self._sets_moved or await self.recipients_c.find_one({"_id": SETS_MOVED}):
+            self._sets_moved = True
+            return
+        async for doc in self.webhooks_c.find({}):
+            fresh = await self.webhooks_c.find_one_and_update(
+                {"_id": doc["_id"]},
+                {"$set": {"sets": [set_key(doc.get("owner_id"))], "sync_pending": True}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if fresh is not None and fresh.get("version") is not None:
+                await self._sync_sets(fresh)
+        await self.db.drop_collection(LEGACY_ENDPOINT_SETS)
+        with contextlib.suppress(DuplicateKeyError):
+            await self.recipients_c.insert_one({"_id": SETS_MOVED})
+        self._sets_moved = True
 
     # --- schedule: the deliveries in flight -----------------------------------------
 

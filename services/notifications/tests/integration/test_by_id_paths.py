@@ -21,8 +21,9 @@ from notifications.domain import (
     Rendered,
     delivery_key,
     digest_key,
+    set_key,
 )
-from notifications.store import NotificationsStore
+from notifications.store import LEGACY_ENDPOINT_SETS, SETS_MOVED, NotificationsStore
 from pymongo import monitoring
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,6 @@ SLOW = {"dispatch_interval_s": 3600.0, "release_interval_s": 3600.0}
 OURS = {
     "recipients",
     "webhooks",
-    "endpoint_sets",
     "deliveries",
     "schedule",
     "inbox",
@@ -148,6 +148,9 @@ async def test_an_event_is_sent_at_once_and_touches_the_store_only_by_id(
         assert [c.status for c in receiver.on("/erp")] == [503, 200]
         assert QUERIES.seen, "the listener saw the service's commands"
         assert QUERIES.not_by_id() == []
+        # routing read the client, their endpoints and the subscriptions in one command
+        [routing] = [f for name, coll, f in QUERIES.seen if (name, coll) == ("find", "recipients")]
+        assert set(routing["_id"]["$in"]) == {client_id, set_key(client_id), set_key(None)}
         # nothing left in flight: the schedule holds only what is not final (the entries
         # of finished deliveries go together, a moment after)
         mongo = Mongo(settings.mongodb_url, settings.database)
@@ -273,7 +276,7 @@ async def test_endpoint_sets_follow_the_webhook_api_and_are_repaired_at_start_up
             {
                 "$set": {"active": True, "owner_id": ada, "sync_pending": True},
                 "$inc": {"version": 1},
-                "$addToSet": {"sets": f"owner:{ada}"},
+                "$addToSet": {"sets": set_key(ada)},
             },
         )
         assert await store.owned_endpoints([ada]) == []
@@ -287,7 +290,49 @@ async def test_endpoint_sets_follow_the_webhook_api_and_are_repaired_at_start_up
         doc = await store.webhooks_c.find_one({"_id": eid})
         assert doc is not None
         assert "sync_pending" not in doc
-        assert doc["sets"] == [f"owner:{ada}"]
+        assert doc["sets"] == [set_key(ada)]
+    finally:
+        await mongo.close()
+
+
+async def test_endpoint_sets_of_the_earlier_layout_are_rebuilt_beside_the_recipients(
+    notif_settings, smtp, kit
+):
+    settings = notif_settings(**SLOW)
+    op = kit.bearer(settings, "op_1", "operator")
+    ada = new_id("cli")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    store = NotificationsStore(mongo)
+    body = {"url": "http://127.0.0.1:9/hook", "secret": SECRET, "event_types": ["delego.*"]}
+    try:
+        async with kit.running(kit.app_for(settings)) as client:
+            r = await client.post("/v1/webhooks", json={**body, "owner_id": ada}, headers=op)
+            assert r.status_code == 201, r.text
+            owned = r.json()["endpoint_id"]
+            r = await client.post("/v1/webhooks", json=body, headers=op)
+            assert r.status_code == 201, r.text
+            sub = r.json()["endpoint_id"]
+        # the earlier layout: sets in their own collection under the old keys
+        for key in (set_key(ada), set_key(None)):
+            await store.recipients_c.delete_one({"_id": key})
+        await store.recipients_c.delete_one({"_id": SETS_MOVED})
+        await store.webhooks_c.update_many({}, {"$set": {"sets": ["subscriptions"]}})
+        await mongo.db[LEGACY_ENDPOINT_SETS].insert_one({"_id": f"owner:{ada}", "eps": {}})
+        assert await store.owned_endpoints([ada]) == []
+
+        async with kit.running(kit.app_for(settings)):
+
+            async def moved():
+                return await store.recipients_c.find_one({"_id": SETS_MOVED})
+
+            await kit.wait_for(moved, timeout=10.0)
+        assert [e.endpoint_id for e in await store.owned_endpoints([ada])] == [owned]
+        route = await store.routing([ada], with_recipients=False)
+        assert [e.endpoint_id for e in route.subscriptions] == [sub]
+        assert LEGACY_ENDPOINT_SETS not in await mongo.db.list_collection_names()
+        assert await store.recipients_c.find_one({"_id": "subscriptions"}) is None
+        for d in await store.webhooks_c.find({}).to_list():
+            assert d["sets"] == [set_key(d["owner_id"])] and "sync_pending" not in d
     finally:
         await mongo.close()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from notifications.domain import set_key
 from notifications.privacy import NotificationsErasure
-from notifications.store import ENDPOINT_SETS, INBOX, INBOX_INDEX, RECIPIENTS
+from notifications.store import INBOX, INBOX_INDEX, RECIPIENTS
 
 
 class Crash(Exception):
@@ -16,10 +17,14 @@ class MemoryStore:
 
     def __init__(self, subject: str, items: list[str]) -> None:
         self.docs: dict[str, dict[str, dict[str, object]]] = {
-            RECIPIENTS: {subject: {"email": "a@b.fr"}, "other": {"email": "o@b.fr"}},
+            RECIPIENTS: {
+                subject: {"email": "a@b.fr"},
+                "other": {"email": "o@b.fr"},
+                set_key(subject): {},
+                set_key("other"): {},
+            },
             INBOX: {i: {"text": "rendered"} for i in [*items, "itm-other"]},
             INBOX_INDEX: {subject: {"items": items}, "other": {"items": ["itm-other"]}},
-            ENDPOINT_SETS: {f"owner:{subject}": {}},
         }
         self.crash_after: int | None = None
 
@@ -43,7 +48,7 @@ async def test_erases_contact_inbox_items_index_and_owned_endpoints_of_the_subje
         "owned_endpoint_set": 1,
         "recipients": 1,
     }
-    assert set(store.docs[RECIPIENTS]) == {"other"}
+    assert set(store.docs[RECIPIENTS]) == {"other", set_key("other")}
     assert set(store.docs[INBOX]) == {"itm-other"}
     assert set(store.docs[INBOX_INDEX]) == {"other"}
     assert result.kept == ()

@@ -2,11 +2,15 @@
 
 An event needs the subscription endpoints (no owner) and the endpoints owned
 by the people it notifies. Both are kept as "endpoint sets": one document per
-owner (`owner:<user id>`) and one for all subscriptions (`subscriptions`),
+owner (`#owner:<user id>`) and one for all subscriptions (`#subscriptions`),
 each mapping endpoint id -> entry. The endpoint's own document stays the
 truth; a set entry carries the endpoint's version, so a late or repeated
 update never overwrites a newer one, and an endpoint that moved away (owner
 changed, deactivated) leaves an inactive entry behind.
+
+The sets live beside the recipients they route to, so that an event reads the
+people it notifies and every endpoint that may receive it in one command. `#`
+is outside the alphabet of user ids: a set key never names a person.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from typing import Any
 
 from .recipient import WebhookEndpoint
 
-SUBSCRIPTIONS = "subscriptions"
+SUBSCRIPTIONS = "#subscriptions"
 
 
 def set_key(owner_id: str | None) -> str:
     """The set an endpoint belongs to: its owner's, or the subscriptions."""
-    return SUBSCRIPTIONS if owner_id is None else f"owner:{owner_id}"
+    return SUBSCRIPTIONS if owner_id is None else f"#owner:{owner_id}"
 
 
 def set_entries(
