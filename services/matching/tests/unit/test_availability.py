@@ -4,7 +4,16 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from matching.domain.availability import fast_plan, fast_response, from_us, to_us, week_table
+from matching.domain.availability import (
+    fast_answer,
+    fast_answer_finish,
+    fast_finish,
+    fast_plan,
+    fast_response,
+    from_us,
+    to_us,
+    week_table,
+)
 from matching.domain.response import response_window
 from matching.domain.schedule import WeeklySchedule, plan_work
 
@@ -66,6 +75,54 @@ def test_fast_response_is_response_window(schedule, asked_at, minutes):
     assert fast_response(schedule, asked_at, window, horizon) == response_window(
         schedule, asked_at, window, horizon
     )
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    schedules(),
+    moments(),
+    st.sampled_from([5, 15, 60, 600]),
+    st.integers(-3 * 3600, 30 * 3600),
+    st.integers(0, 40 * 3600),
+    st.integers(1, 10 * 24),
+    st.sampled_from([timedelta(weeks=8), timedelta(days=2)]),
+)
+def test_one_walk_answers_and_finishes_like_the_two(
+    schedule, now, minutes, not_before_s, effort_s, deadline_h, horizon
+):
+    """The matcher's single walk = `fast_answer`, then `fast_finish` from the later of the
+    answer and the earliest start (a `not_before` may be before or after the answer),
+    which is `plan_work`'s finish."""
+    t, h = to_us(now), horizon // US
+    earliest = t + max(0, not_before_s) * 1_000_000
+    effort, deadline = effort_s * 1_000_000, to_us(now + timedelta(hours=deadline_h))
+    answer_from, answer_by = fast_answer(schedule, t, minutes * 60_000_000, h)
+    start = max(earliest, answer_by)
+    want = (answer_from, answer_by, fast_finish(schedule, start, effort, deadline, h))
+    got = fast_answer_finish(schedule, t, minutes * 60_000_000, h, earliest, effort, deadline)
+    assert got == want
+    plan = plan_work(
+        schedule,
+        from_us(start),
+        timedelta(seconds=effort_s),
+        not_after=from_us(deadline),
+        horizon=horizon,
+    )
+    assert want[2] == (None if plan.finish is None else to_us(plan.finish))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedules(), moments(), st.integers(-2 * 24 * 60, 9 * 24 * 60))
+def test_first_after_skips_exactly_the_spans_a_walk_would_skip(schedule, moment, minutes):
+    """Every span before `first_after(t)` ends by `t`; the one at it (if any) has a span
+    ending after `t` at or before it, so it is where a walk from `t` has to look."""
+    monday = moment.date().toordinal() - moment.date().weekday()
+    table = week_table(schedule, monday)
+    t = to_us(moment) + minutes * 60_000_000
+    i = table.first_after(t)
+    assert all(b <= t for _, _, b in table.spans[:i])
+    if i < len(table.spans):
+        assert max(b for _, _, b in table.spans[: i + 1]) > t
 
 
 def test_a_dst_week_table_is_shorter_in_spring_and_longer_in_autumn():

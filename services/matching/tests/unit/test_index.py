@@ -153,3 +153,20 @@ def test_the_stored_snapshots_come_back_equal():
     assert entry is not None
     assert entry.snapshot == p
     assert idx.offer("nope") is None
+
+
+def test_price_memo_is_shared_by_requests_of_the_same_work_and_bounded():
+    """Requests with the same effort and units share one dict of estimates (the matcher
+    fills it); another effort gets its own; past the bound every dict starts afresh."""
+    from decimal import Decimal
+
+    idx = CandidateIndex()
+    two_hours = idx.priced((Decimal(2), None))
+    two_hours[(1, Decimal(1))] = (Decimal(2), 2, None)
+    idx.note_priced(1)
+    assert idx.priced((Decimal(2), None)) is two_hours
+    assert idx.priced((Decimal(3), None)) == {}
+    assert idx.priced((None, 4)) is not idx.priced((Decimal(3), None))
+    idx.note_priced(200_000)
+    assert idx.priced((Decimal(5), None)) == {}
+    assert idx.priced((Decimal(2), None)) == {}

@@ -18,10 +18,12 @@ schedules across the Paris and New York DST weeks).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from .response import ResponseWindow
@@ -46,6 +48,13 @@ class WeekTable:
     """ISO week of the provider-local days (`2026-W13`): the capacity key's week."""
     spans: tuple[tuple[int, int, int], ...]
     """(local day ordinal, UTC start µs, UTC end µs), in `intervals` order."""
+    reach: tuple[int, ...] = ()
+    """Running maximum of the span ends: every span before `bisect_right(reach, t)`
+    ends at or before `t`, so a walk from `t` skips them without looking."""
+
+    def first_after(self, cursor: int) -> int:
+        """Index of the first span a walk at `cursor` can use (the ones before end by then)."""
+        return bisect_right(self.reach, cursor)
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -88,7 +97,12 @@ def week_table(schedule: WeeklySchedule, monday: int) -> WeekTable:
                 a = midnight + start * _MINUTE_US
                 out.append((day, a, a + length * _MINUTE_US))
         spans = tuple(out)
-    return WeekTable(iso_week(first), spans)
+    reach: list[int] = []
+    top = -1
+    for _, _, b in spans:
+        top = b if b > top else top
+        reach.append(top)
+    return WeekTable(iso_week(first), spans, tuple(reach))
 
 
 def _tables(schedule: WeeklySchedule, first: int, last: int) -> Iterator[WeekTable]:
@@ -112,11 +126,20 @@ class FastPlan:
 def _local_ordinal(schedule: WeeklySchedule, us: int) -> int:
     """The provider-local date (ordinal) of an instant: arithmetic when the zone's offset
     is steady around that week (a local date is within a day of the UTC one)."""
+    return _zone_ordinal(schedule.zone, us)
+
+
+def _zone_ordinal(zone: ZoneInfo, us: int) -> int:
     utc = us // _DAY_US + _EPOCH_ORDINAL
-    offset = _steady_offset(schedule.zone, utc - (utc - 1) % 7)
+    offset = _steady_offset(zone, utc - (utc - 1) % 7)
     if offset is not None:
         return (us + offset) // _DAY_US + _EPOCH_ORDINAL
-    return schedule.local_date(from_us(us)).toordinal()
+    return from_us(us).astimezone(zone).date().toordinal()
+
+
+_shared_ordinal = lru_cache(maxsize=4_096)(_zone_ordinal)
+"""`_zone_ordinal` of the instants every candidate of a request shares (its `now`, the
+horizon's end): computed once per zone and request."""
 
 
 def fast_plan(
@@ -136,7 +159,7 @@ def fast_plan(
     weeks: dict[str, int] = {}
     for table in _tables(schedule, first, last):
         label = table.label
-        for day, a, b in table.spans:
+        for day, a, b in islice(table.spans, table.first_after(cursor), None):
             if day < first or day > last or b <= cursor:
                 continue
             if a < cursor:
@@ -156,20 +179,47 @@ def _weeks(weeks: dict[str, int]) -> tuple[tuple[str, int], ...]:
     return tuple((w, us // 1_000_000) for w, us in sorted(weeks.items()))
 
 
-def fast_response(
-    schedule: WeeklySchedule, asked_at: datetime, window: timedelta, horizon: timedelta
-) -> ResponseWindow:
-    """`response_window` on the week tables; same result."""
-    now = to_us(asked_at)
-    limit = now + horizon // _US
-    remaining = window // _US
+def fast_finish(
+    schedule: WeeklySchedule, now: int, effort: int, not_after: int | None, horizon: int
+) -> int | None:
+    """`fast_plan(...).finish` without the weekly split: what the deadline filter reads
+    for every candidate (the split is computed only when capacity needs it)."""
+    if effort <= 0:
+        return now
+    if schedule.is_empty:
+        return None
+    limit = now + horizon
+    if not_after is not None and not_after < limit:
+        limit = not_after
+    first = _local_ordinal(schedule, now) - 1
+    last = _local_ordinal(schedule, limit) + 1
+    remaining, cursor = effort, now
+    for table in _tables(schedule, first, last):
+        for day, a, b in islice(table.spans, table.first_after(cursor), None):
+            if day < first or day > last or b <= cursor:
+                continue
+            if a < cursor:
+                a = cursor
+            if a >= limit:
+                return None
+            if b - a >= remaining:
+                return a + remaining
+            remaining -= b - a
+            cursor = b
+    return None
+
+
+def fast_answer(schedule: WeeklySchedule, now: int, window: int, horizon: int) -> tuple[int, int]:
+    """`response_window` in µs: (answer_from, answer_by); no datetime on the hot path."""
+    limit = now + horizon
+    remaining = window
     cursor = now
     answer_from: int | None = None
     if not schedule.is_empty:
         first = _local_ordinal(schedule, now) - 1
         last = _local_ordinal(schedule, limit) + 1
         for table in _tables(schedule, first, last):
-            for day, a, b in table.spans:
+            for day, a, b in islice(table.spans, table.first_after(cursor), None):
                 if day < first or day > last or b <= cursor:
                     continue
                 if a < cursor:
@@ -182,10 +232,101 @@ def fast_response(
                 remaining -= take
                 cursor = a + take
                 if remaining <= 0:
-                    return ResponseWindow(asked_at, from_us(answer_from), from_us(cursor))
+                    return answer_from, cursor
             else:
                 continue
             break
-    return ResponseWindow(
-        asked_at, asked_at if answer_from is None else from_us(answer_from), asked_at + window
+    return (now if answer_from is None else answer_from), now + window
+
+
+def fast_answer_finish(
+    schedule: WeeklySchedule,
+    now: int,
+    window: int,
+    horizon: int,
+    earliest: int,
+    effort: int,
+    not_after: int | None,
+) -> tuple[int, int, int | None]:
+    """`fast_answer`, then `fast_finish` of `effort` from max(earliest, answer_by): what
+    every candidate needs, in one walk. When the work starts where the answer window
+    ends, the plan goes on from the span the window ended in: every span walked
+    before it ends by then (the cursor only moves forward), so a walk from there
+    would skip them all. Same results as the two calls (tests compare them)."""
+    answer_from: int | None = None
+    if not schedule.is_empty:
+        limit = now + horizon
+        remaining, cursor = window, now
+        first = _shared_ordinal(schedule.zone, now) - 1
+        last = _shared_ordinal(schedule.zone, limit) + 1
+        monday = first - (first - 1) % 7
+        while monday <= last:
+            table = week_table(schedule, monday)
+            spans = table.spans
+            for j in range(table.first_after(cursor), len(spans)):
+                day, a, b = spans[j]
+                if day < first or day > last or b <= cursor:
+                    continue
+                if a < cursor:
+                    a = cursor
+                if a >= limit:
+                    break
+                if answer_from is None:
+                    answer_from = a
+                take = b - a if b - a < remaining else remaining
+                remaining -= take
+                cursor = a + take
+                if remaining <= 0:
+                    if cursor >= earliest and effort > 0:
+                        stop = cursor + horizon
+                        if not_after is not None and not_after < stop:
+                            stop = not_after
+                        finish = _finish_from(schedule, monday, j, cursor, effort, stop)
+                    else:
+                        start = cursor if cursor > earliest else earliest
+                        finish = fast_finish(schedule, start, effort, not_after, horizon)
+                    return answer_from, cursor, finish
+            else:
+                monday += 7
+                continue
+            break
+    answer_by = now + window
+    start = answer_by if answer_by > earliest else earliest
+    return (
+        now if answer_from is None else answer_from,
+        answer_by,
+        fast_finish(schedule, start, effort, not_after, horizon),
     )
+
+
+def _finish_from(
+    schedule: WeeklySchedule, monday: int, j: int, cursor: int, remaining: int, limit: int
+) -> int | None:
+    """`fast_finish` from `cursor`, resuming at span `j` of the week of `monday`. The day
+    filters of `fast_finish` never reject a span that this walk would use: a span
+    (at most 24 h of wall time) of a day before the start's eve ends before the
+    start, and one of a day after the limit's morrow begins after the limit."""
+    end = limit // _DAY_US + _EPOCH_ORDINAL + 2
+    while monday <= end:
+        for _, a, b in islice(week_table(schedule, monday).spans, j, None):
+            if b <= cursor:
+                continue
+            if a < cursor:
+                a = cursor
+            if a >= limit:
+                return None
+            if b - a >= remaining:
+                return a + remaining
+            remaining -= b - a
+            cursor = b
+        monday += 7
+        j = 0
+    return None
+
+
+def fast_response(
+    schedule: WeeklySchedule, asked_at: datetime, window: timedelta, horizon: timedelta
+) -> ResponseWindow:
+    """`response_window` on the week tables; same result."""
+    answer_from, answer_by = fast_answer(schedule, to_us(asked_at), window // _US, horizon // _US)
+    return ResponseWindow(asked_at, from_us(answer_from), from_us(answer_by))

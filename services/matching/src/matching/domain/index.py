@@ -34,6 +34,7 @@ from functools import lru_cache
 
 from delego_shared.events.catalog import OfferSnapshot, OfferStatus, ProviderSnapshot
 from delego_shared.events.common import SkillLevel, pricing_currency
+from delego_shared.types import Money
 
 from .explain import ReasonKey, skill_detail
 from .filters import Filter
@@ -41,6 +42,10 @@ from .pricing_estimate import AnyPricing, PriceEstimate, estimate_price
 from .readmodel import ProviderEntry, language_key
 
 SkillKey = tuple[str, int]
+PricedWork = tuple[Decimal, int, Money | None]
+"""(hours, units, estimated price or None when the pricing cannot price that work)."""
+WorkShape = tuple[Decimal | None, int | None]
+"""What an offer's price depends on in a request: effort hours and units."""
 
 
 @lru_cache(maxsize=4_096)
@@ -143,6 +148,8 @@ class CandidateIndex:
         self._skill_tuples: dict[tuple[SkillKey, ...], tuple[SkillKey, ...]] = {}
         self._langs: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._estimates: dict[tuple[int, Decimal, int], PriceEstimate] = {}
+        self._priced: dict[WorkShape, dict[tuple[int, Decimal], PricedWork]] = {}
+        self._priced_held = 0
         self._bulk = False
 
     @classmethod
@@ -200,6 +207,23 @@ class CandidateIndex:
                 self._estimates.clear()
             got = self._estimates[key] = estimate_price(pricing, hours, units)
         return got
+
+    def priced(self, shape: WorkShape) -> dict[tuple[int, Decimal], PricedWork]:
+        """The estimates of requests of this shape per (pricing id, typical hours), for
+        the matcher to fill and reuse: requests repeat a few efforts, so most
+        candidates' price is one look-up. Pricing objects are never dropped from
+        the pool, so their ids stay valid; bounded like `estimate` (`note_priced`)."""
+        got = self._priced.get(shape)
+        if got is None:
+            if self._priced_held >= 200_000:
+                self._priced.clear()
+                self._priced_held = 0
+            got = self._priced[shape] = {}
+        return got
+
+    def note_priced(self, added: int) -> None:
+        """Count the entries the matcher added to the `priced` dicts."""
+        self._priced_held += added
 
     def rows_of(self, provider_id: str) -> Iterator[OfferRow]:
         for oid in self._offers_by_provider.get(provider_id, ()):

@@ -18,7 +18,7 @@ from delego_shared.events.common import AgreedTerms, pricing_currency
 from delego_shared.events.matching import FilterReason, ScoreBreakdown
 from delego_shared.types import Money
 
-from .availability import FastPlan, fast_plan, fast_response, from_us, to_us
+from .availability import FastPlan, fast_answer_finish, fast_finish, fast_plan, from_us, to_us
 from .capacity import (
     capacity_key,
     planning_keys,
@@ -40,7 +40,7 @@ from .filters import (
     not_tried,
     shares_language,
 )
-from .index import CandidateIndex, OfferRow, ordinals
+from .index import CandidateIndex, OfferRow, PricedWork, ordinals
 from .policy import DEFAULT_POLICY, SCORE_COMPONENTS, MatchingPolicy
 from .pricing_estimate import estimate_price, work_hours, work_units
 from .rating import RatingStats, rating_component
@@ -348,8 +348,12 @@ class _Fit:
     hours: Decimal
     units: int
     price: Money
-    plan: FastPlan
-    response: ResponseWindow
+    start: int
+    """When its work may start (µs): the plan is walked again only if it is proposed."""
+    effort: int
+    finish: int
+    answer_from: int
+    answer_by: int
 
 
 class _Scan:
@@ -357,12 +361,14 @@ class _Scan:
     the same order and with the same functions, computed once per distinct input.
 
     Offers share providers, providers share schedules and pricings, so every
-    schedule-dependent result (response window, work plan, weekly capacity) is
-    memoised per (schedule, start, effort) for the duration of the request, and
-    prices across requests by the index; the walks themselves run on the
-    precomputed integer week tables (`availability`). Memo keys use the identity
-    of schedules and pricings: the index shares one object per distinct value
-    and keeps it alive.
+    schedule-dependent result (response window, finish, weekly capacity) is
+    memoised per (schedule, start, effort) for the duration of the request,
+    and estimates across requests of the same effort by the index. The walks
+    run on the precomputed integer week tables (`availability`) and yield
+    integers: datetimes, the weekly split of a plan and the response window
+    are built only for the offers proposed (or when capacity has to be checked
+    week by week). Memo keys use the identity of schedules and pricings: the
+    index shares one object per distinct value and keeps it alive.
     """
 
     def __init__(
@@ -378,12 +384,14 @@ class _Scan:
         self.context, self.policy, self.exclude = context, policy, exclude
         self.earliest = earliest_start(spec, now)
         self.earliest_us = to_us(self.earliest)
+        self.now_us = to_us(now)
         self.deadline_us = to_us(spec.deadline)
         self.horizon_us = policy.horizon // _US
         self.counts: dict[ReasonKey, int] = {}
         self.fits: list[_Fit] = []
-        self._prices: dict[tuple[int, Decimal], tuple[Decimal, int, Money | Filter]] = {}
-        self._responses: dict[tuple[int, int | None], tuple[ResponseWindow, int]] = {}
+        self._prices = index.priced((spec.effort_hours, spec.units))
+        self._walks: dict[tuple[int, int | None, int], tuple[int, int, int | None]] = {}
+        self._finishes: dict[tuple[int, int, int], int | None] = {}
         self._plans: dict[tuple[int, int, int], FastPlan] = {}
         self._needs: dict[FastPlan, tuple[tuple[str, Decimal], ...]] = {}
         self._caps: dict[tuple[Decimal, int, str], Decimal] = {}
@@ -393,7 +401,7 @@ class _Scan:
         self.loaded = frozenset(k.split(":", 1)[0] for k in context.reserved_hours)
         """Providers with reserved hours in the context."""
 
-    def price(self, row: OfferRow) -> tuple[Decimal, int, Money | Filter]:
+    def price(self, row: OfferRow) -> PricedWork:
         key = (id(row.pricing), row.typical_hours)
         got = self._prices.get(key)
         if got is None:
@@ -401,22 +409,38 @@ class _Scan:
             hours = work_hours(s.effort_hours, s.units, row.typical_hours)
             units = work_units(s.effort_hours, s.units, row.typical_hours)
             estimate = self.index.estimate(row.pricing, hours, units)
-            verdict: Money | Filter
-            if estimate.price is None:
-                verdict = Filter.PRICING
-            else:
-                verdict = budget_verdict(estimate.price, s.budget) or estimate.price
-            got = self._prices[key] = (hours, units, verdict)
+            got = self._prices[key] = (hours, units, estimate.price)
+            self.index.note_priced(1)
         return got
 
-    def response(self, provider: ProviderEntry) -> tuple[ResponseWindow, int]:
-        key = (id(provider.schedule), provider.response_window_minutes)
-        got = self._responses.get(key)
+    def walk(self, provider: ProviderEntry, effort: int) -> tuple[int, int, int | None]:
+        """(answer_from, answer_by, finish) in µs: `provider_response`, then the plan's
+        finish from the later of the answer and the earliest start (None: not
+        before the deadline), in one walk (`fast_answer_finish`)."""
+        key = (id(provider.schedule), provider.response_window_minutes, effort)
+        got = self._walks.get(key)
         if got is None:
-            window = _window(provider, self.policy)
-            r = fast_response(provider.schedule, self.now, window, self.policy.horizon)
-            got = self._responses[key] = (r, to_us(r.answer_by))
+            got = self._walks[key] = fast_answer_finish(
+                provider.schedule,
+                self.now_us,
+                _window(provider, self.policy) // _US,
+                self.horizon_us,
+                self.earliest_us,
+                effort,
+                self.deadline_us,
+            )
         return got
+
+    def finish(self, schedule: WeeklySchedule, start: int, effort: int) -> int | None:
+        """The plan's finish in µs (`fast_finish`), None when not before the deadline."""
+        key = (id(schedule), start, effort)
+        try:
+            return self._finishes[key]
+        except KeyError:
+            got = self._finishes[key] = fast_finish(
+                schedule, start, effort, self.deadline_us, self.horizon_us
+            )
+            return got
 
     def plan(self, schedule: WeeklySchedule, start: int, effort: int) -> FastPlan:
         key = (id(schedule), start, effort)
@@ -444,19 +468,19 @@ class _Scan:
             )
         return got
 
-    def fits_capacity(self, provider: ProviderEntry, plan: FastPlan, effort: int) -> bool:
-        """`capacity_ok` for this plan. Shortcut: with nothing reserved for the provider,
-        a declared capacity of at least the whole effort fits every week (a week's
-        ceiling is never below the declared capacity, and a week's share never above
-        the effort), so no Decimal reservation is computed for most offers."""
-        reserved = self.context.reserved_hours
-        prefix = provider.provider_id + ":"
+    def fits_capacity(self, provider: ProviderEntry, start: int, effort: int) -> bool:
+        """`capacity_ok` for the plan from `start`. Shortcut: with nothing reserved for the
+        provider, a declared capacity of at least the whole effort fits every week (a
+        week's ceiling is never below the declared capacity, and a week's share never
+        above the effort), so the plan's weekly split is computed for few offers."""
         if (
             provider.provider_id not in self.loaded
             and provider.weekly_capacity_hours >= self.most_per_week(effort)
         ):
             return True
-        for week, hours in self.need(plan):
+        reserved = self.context.reserved_hours
+        prefix = provider.provider_id + ":"
+        for week, hours in self.need(self.plan(provider.schedule, start, effort)):
             room = self.capacity(provider, week)
             if reserved:
                 room -= reserved.get(prefix + week, _ZERO)
@@ -494,16 +518,19 @@ class _Scan:
         index = self.index
         cat = index.category(s.category)
         rows = cat.rows
+        counts = self.counts
+        check = self.check
+        provider = index.provider
         for i in ordinals(cat.candidates(s.required_skills, s.languages)):
             row = rows[i]
             assert row is not None
-            rejected = self.check(row, index.provider(row.provider_id))
+            rejected = check(row, provider(row.provider_id))
             if rejected is not None:
                 key = (rejected, "")
-                self.counts[key] = self.counts.get(key, 0) + 1
+                counts[key] = counts.get(key, 0) + 1
         for key, c in index.prefilter_counts(s.category, s.required_skills, s.languages).items():
             if c:
-                self.counts[key] = self.counts.get(key, 0) + c
+                counts[key] = counts.get(key, 0) + c
         return cat.published.bit_count()
 
     def check(self, row: OfferRow, provider: ProviderEntry | None) -> Filter | None:
@@ -515,119 +542,140 @@ class _Scan:
         if not row.priced_in_currency:
             return Filter.PRICING
         hours, units, price = self.price(row)
-        if not isinstance(price, Money):
-            return price
+        if price is None:
+            return Filter.PRICING
+        over = budget_verdict(price, self.spec.budget)
+        if over is not None:
+            return over
         if self.spec.live_window is not None and not self.live_ok(provider):
             return Filter.LIVE_WINDOW
-        response, answer_by = self.response(provider)
         effort = self.effort_us(hours)
-        plan = self.plan(provider.schedule, max(self.earliest_us, answer_by), effort)
-        if not self.fits_capacity(provider, plan, effort):
+        answer_from, answer_by, finish = self.walk(provider, effort)
+        start = answer_by if answer_by > self.earliest_us else self.earliest_us
+        if not self.fits_capacity(provider, start, effort):
             return Filter.CAPACITY
-        if plan.finish is None or plan.finish > self.deadline_us:
-            awake = self.plan(provider.schedule, self.earliest_us, effort)
-            in_time = awake.finish is not None and awake.finish <= self.deadline_us
+        if finish is None or finish > self.deadline_us:
+            awake = self.finish(provider.schedule, self.earliest_us, effort)
+            in_time = awake is not None and awake <= self.deadline_us
             if answer_by > self.earliest_us and in_time:
                 return Filter.RESPONSE
             return Filter.DEADLINE
-        self.fits.append(_Fit(row, provider, hours, units, price, plan, response))
+        self.fits.append(
+            _Fit(row, provider, hours, units, price, start, effort, finish, answer_from, answer_by)
+        )
         return None
 
     def rank(self, limit: int) -> list[Candidate]:
         """The top `limit` fits by `_rank`'s score, exactly, by branch and bound.
 
-        Every fit gets an upper bound: its exact slack, awake, rating, trust and
-        price components (price memoised per distinct price) with load at its
-        maximum, 1 (which it is for a provider with nothing reserved). Fits
-        are taken by decreasing bound and scored exactly (Decimal price and
-        load, the same functions as `_rank`); once the next bound is below the
-        `limit`-th exact score (with room for its rounding to 6 decimals), no
-        later fit can enter the top and the rest are never scored.
+        Every fit gets an upper bound in plain floats from integers: slack,
+        awake, rating, trust and price (1e-6 within the exact Decimal and
+        datetime values) with load at its maximum, 1 (which it is for a
+        provider with nothing reserved). Fits are taken by decreasing bound
+        and scored exactly (the same functions as `_rank`); once the next
+        bound is below the `limit`-th exact score with room for those
+        approximations and the rounding to 6 decimals, no later fit can enter
+        the top and the rest are never scored.
         """
         if not self.fits or limit <= 0:
             return []
         spec, ctx, policy = self.spec, self.context, self.policy
-        weights = {k: float(policy.weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
+        w = {k: float(policy.weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
         cheapest: dict[str, Money] = {}
         for f in self.fits:
             c = cheapest.get(f.price.currency)
             if c is None or f.price.amount < c.amount:
                 cheapest[f.price.currency] = f.price
-        slack: dict[int, float] = {}
-        awake: dict[datetime, float] = {}
-        ratings: dict[str, float] = {}
-        bounded: list[tuple[float, int, float, float, float, float, float]] = []
-        w = weights
+        # the fixed part of every bound: load at 1; rating without stats
+        base = w["load"]
+        unrated = _clamp01(rating_component(None, policy.rating_prior)) * w["rating"]
+        ratings, trusted = ctx.ratings, ctx.trusted_providers
+        e, d = self.earliest_us, self.deadline_us
+        window = d - e
+        # slack uses `now`-free earliest and deadline: (d - finish) / (d - e)
+        w_slack, w_awake, w_price = w["slack"], w["awake"], w["price"]
+        w_rating, w_trust = w["rating"], w["trust_bonus"]
         prices: dict[int, float] = {}
+        budget = spec.budget
+        bounded: list[tuple[float, int]] = []
         for n, f in enumerate(self.fits):
-            finish = f.plan.finish
-            assert finish is not None
-            sl = slack.get(finish)
-            if sl is None:
-                sl = slack[finish] = slack_component(self.earliest, from_us(finish), spec.deadline)
-            aw = awake.get(f.response.answer_from)
-            if aw is None:
-                aw = awake[f.response.answer_from] = awake_component(
-                    self.earliest, f.response.answer_from, spec.deadline
-                )
+            b = base
+            if window > 0:
+                b += _clamp01((d - f.finish) / window) * w_slack
+                wait = f.answer_from - e
+                b += (1.0 if wait <= 0 else _clamp01(1 - wait / window)) * w_awake
+            elif f.answer_from <= e:
+                b += w_awake
             pid = f.provider.provider_id
-            rt = ratings.get(pid)
-            if rt is None:
-                rt = ratings[pid] = rating_component(ctx.ratings.get(pid), policy.rating_prior)
-            tb = 1.0 if pid in ctx.trusted_providers else 0.0
+            stats = ratings.get(pid)
+            b += (
+                unrated
+                if stats is None
+                else _clamp01(rating_component(stats, policy.rating_prior)) * w_rating
+            )
+            if pid in trusted:
+                b += w_trust
             pc = prices.get(id(f.price))
             if pc is None:
-                pc = prices[id(f.price)] = price_component(
-                    f.price, spec.budget, cheapest.get(f.price.currency)
+                pc = prices[id(f.price)] = _price_bound(
+                    f.price, budget, cheapest.get(f.price.currency)
                 )
-            bound = (
-                _clamp01(sl) * w["slack"]
-                + _clamp01(rt) * w["rating"]
-                + _clamp01(pc) * w["price"]
-                + w["load"]  # at most 1 (exactly 1 with nothing reserved)
-                + tb * w["trust_bonus"]
-                + _clamp01(aw) * w["awake"]
-            )
-            bounded.append((bound, n, sl, rt, pc, tb, aw))
+            b += pc * w_price
+            bounded.append((b, n))
         bounded.sort(key=lambda t: -t[0])
         weeks: dict[str, str] = {}
         top: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
-        for bound, n, sl, rt, pc, tb, aw in bounded:
+        for bound, n in bounded:
             if len(top) >= limit and bound + 1e-5 < -top[limit - 1][0]:
                 break
             f = self.fits[n]
-            components = {"slack": sl, "rating": rt, "price": pc, "trust_bonus": tb, "awake": aw}
             p = f.provider
+            pid = p.provider_id
+            components = {
+                "slack": slack_component(self.earliest, from_us(f.finish), spec.deadline),
+                "rating": rating_component(ratings.get(pid), policy.rating_prior),
+                "price": price_component(f.price, budget, cheapest.get(f.price.currency)),
+                "trust_bonus": 1.0 if pid in trusted else 0.0,
+                "awake": awake_component(self.earliest, from_us(f.answer_from), spec.deadline),
+            }
             label = weeks.get(p.time_zone)
             if label is None:
                 label = weeks[p.time_zone] = week_key("", self.now, p.time_zone)[1:]
             components["load"] = load_component(
-                ctx.reserved_hours.get(f"{p.provider_id}:{label}", _ZERO),
-                self.capacity(p, label),
+                ctx.reserved_hours.get(f"{pid}:{label}", _ZERO), self.capacity(p, label)
             )
             total = weighted_total(components, policy.weights)
-            assert f.plan.finish is not None
-            top.append((-total, f.plan.finish, f.row.offer_id, f, components))
+            top.append((-total, f.finish, f.row.offer_id, f, components))
             top.sort(key=lambda t: t[:3])
             del top[limit:]
         return [self.candidate(f, components) for _, _, _, f, components in top]
 
     def candidate(self, f: _Fit, components: dict[str, float]) -> Candidate:
         p = f.provider
-        need = reservation_keys(p.provider_id, f.plan.work_plan())
-        assert f.plan.finish is not None
+        plan = self.plan(p.schedule, f.start, f.effort)
+        assert plan.finish == f.finish
+        need = reservation_keys(p.provider_id, plan.work_plan())
         return Candidate(
             f.row.snapshot,
             p,
             f.hours,
             f.units,
             f.price,
-            from_us(f.plan.finish),
+            from_us(f.finish),
             need,
-            week_capacities(p.provider_id, p.weekly_capacity_hours, p.schedule, need),
+            {k: self.capacity(p, k.rsplit(":", 1)[1]) for k in need},
             breakdown(components, self.policy.weights),
-            f.response,
+            ResponseWindow(self.now, from_us(f.answer_from), from_us(f.answer_by)),
         )
+
+
+def _price_bound(price: Money, budget: Money | None, cheapest: Money | None) -> float:
+    """`price_component` in floats (within 1e-6 of it: it rounds a Decimal to 6 places)."""
+    if budget is not None and budget.currency == price.currency and budget.amount > 0:
+        return _clamp01(1 - float(price.amount) / float(budget.amount))
+    if cheapest is not None and cheapest.currency == price.currency and price.amount > 0:
+        return _clamp01(float(cheapest.amount) / float(price.amount))
+    return 1.0 if price.amount == 0 else 0.5
 
 
 def find_matches(
