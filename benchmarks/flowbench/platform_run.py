@@ -10,7 +10,9 @@ with contact data and a tax profile, all through the public HTTP APIs.
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,9 +114,12 @@ class BenchPlatform:
         million documents in a few minutes the log holds hundreds of MB that a
         store filled over months would have checkpointed along the way; left
         alone, that checkpoint runs in the background for minutes (measured:
-        135 % of a core with 0.2 commands/s) and skews every later figure.
+        135 % of a core with 0.2 commands/s) and skews every later figure. The
+        gigabytes the load wrote are flushed to disk first for the same reason: a
+        kernel writing them back in the background slows every fsync of the store.
         """
         _infra("stop", self.cfg, ["ferretdb"])
+        flush_to_disk()
         _infra("start", self.cfg, ["ferretdb"])
 
     def stop(self) -> None:
@@ -122,6 +127,23 @@ class BenchPlatform:
             self.platform.stop()
         finally:
             self.smtp.stop()
+
+
+def flush_to_disk(timeout_s: float = 120.0) -> None:
+    """Write the page cache's dirty pages to disk and wait until none are left."""
+    os.sync()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _dirty_kb() > 64 * 1024:
+        time.sleep(0.5)
+
+
+def _dirty_kb() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            rows = dict(line.split(":", 1) for line in f)
+    except OSError:
+        return 0
+    return sum(int(rows.get(k, "0 kB").split()[0]) for k in ("Dirty", "Writeback"))
 
 
 def bench_provider(i: int) -> dict[str, Any]:

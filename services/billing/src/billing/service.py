@@ -266,7 +266,8 @@ class BillingService:
         cause: Envelope | None = None,
     ) -> tuple[Invoice, bool]:
         """Issue the invoice of `source` once: (invoice, created). A replay returns the
-        stored invoice (and finishes its ledger posting if a crash interrupted it).
+        stored invoice (and publishes its events and finishes its ledger posting, if a
+        crash or a lost reply interrupted them).
 
         `issued_at` is the candidate instant (now): the numbering decides the issue
         instant with the number, and with it the tax year, once; every retry reuses
@@ -293,9 +294,10 @@ class BillingService:
         if created:
             log.info("invoice.issued", invoice_id=invoice_id, number=doc["number"])
             count_invoice_issued(ln.decision.code.value for ln in invoice.lines)
+        # a replay publishes too: the first run may have stored the invoice and died (or
+        # lost the store's reply) before publishing; with nothing pending this is one read
+        await self.publish(INVOICES, invoice_id)
         await self._post_invoice(doc)
-        if created:
-            await self.publish(INVOICES, invoice_id)
         return invoice, created
 
     async def _finish_invoice(self, reservation: Mapping[str, Any]) -> tuple[Any, bool]:

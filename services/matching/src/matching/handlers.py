@@ -385,16 +385,21 @@ class RequestHandlers:
                 await self._not_stored(new_hold, new_reservation, old, ending)
                 log.info("request.retry_after_race", request_id=request_id)
                 continue
-            except BaseException:
-                if not saving:  # else it may be stored: the reconciliation settles the holds
+            except BaseException as exc:
+                if not saving:
                     await self._not_stored(new_hold, new_reservation, old, ending)
+                elif isinstance(exc, Exception):
+                    # it may be stored (the reply lost): its events go out (retried by the
+                    # relay while the store is down); the reconciliation settles the holds
+                    await self.publish(REQUESTS_COLLECTION, request_id)
                 raise
+            # the events first: a follow-up that fails must not keep them in the outbox
+            await self.publish(REQUESTS_COLLECTION, request_id, stored=envelopes, pending=pending)
             if new_hold is not None:
                 await self.store.confirm(new_reservation, new_hold)
             if old is not None and ending is not None:
                 await self.store.give_back(old.reservation, ending)
             await self._after_store(req, old_status, old, entry_created=entry_created)
-            await self.publish(REQUESTS_COLLECTION, request_id, stored=envelopes, pending=pending)
             count_business_events(events)
             log.info("request.changed", events=[e.event_type for e in events], **req.log_fields())
             return req
@@ -431,17 +436,22 @@ class RequestHandlers:
                 sealed = self.sealer.seal(req.request_id, key, text)
             inserting = True
             await self.store.insert_request(req, envelopes, envelopes[0].id, sealed)
-        except BaseException:
-            # a failed insert may still have stored it: the reconciliation settles the hold
-            if outcome.best is not None and not inserting:
-                await self.store.give_back(outcome.best.reservation, hold)
+        except BaseException as exc:
+            if not inserting:
+                if outcome.best is not None:
+                    await self.store.give_back(outcome.best.reservation, hold)
+            elif isinstance(exc, Exception):
+                # it may be stored (the reply lost): its events go out (retried by the
+                # relay while the store is down); the reconciliation settles the hold
+                await self.publish(REQUESTS_COLLECTION, req.request_id)
             raise
-        if outcome.best is not None:
-            await self.store.confirm(outcome.best.reservation, hold)
-        await self._after_store(req, None, None, entry_created=entry_created)
+        # the events first: a follow-up that fails must not keep them in the outbox
         await self.publish(
             REQUESTS_COLLECTION, req.request_id, stored=envelopes, pending=len(envelopes)
         )
+        if outcome.best is not None:
+            await self.store.confirm(outcome.best.reservation, hold)
+        await self._after_store(req, None, None, entry_created=entry_created)
         count_business_events(events)
         log.info("request.submitted", events=[e.event_type for e in events], **req.log_fields())
         return req

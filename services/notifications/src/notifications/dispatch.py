@@ -616,5 +616,9 @@ class Dispatcher:
             count_business_events(e.data for e in events)
             if published_from is not None:
                 await self.publish(DELIVERIES, published_from, stored=events, pending=pending)
-        else:  # our lease expired and another replica took the delivery over
+        else:
+            # our lease expired and another replica took the delivery over, or our write
+            # was applied and its reply lost: what the document holds still goes out
             log.warning("delivery.lease_lost", outcome=what, **fields)
+            if published_from is not None:
+                await self.publish(DELIVERIES, published_from)
