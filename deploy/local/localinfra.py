@@ -101,9 +101,9 @@ _UNTRACK = "func Untrack(obj any, token *Token) {\n"
 _NO_TRACKING = "\tif delegoNoTracking {\n\t\treturn\n\t}\n\n"
 # the sjson files that import encoding/json (all but null.go)
 _SJSON_FILES = (
-    "array binary bool datetime document double int32 int64 object_id regex schema sjson string"
-    " timestamp"
-).split()
+    *("array", "binary", "bool", "datetime", "document", "double", "int32", "int64"),
+    *("object_id", "regex", "schema", "sjson", "string", "timestamp"),
+)
 _STD_JSON = '\t"encoding/json"\n'
 _GO_JSON = '\tjson "github.com/goccy/go-json" // delego: a faster drop-in\n'
 # (file, upstream text, our text, times it must occur); the build stops when

@@ -208,7 +208,7 @@ async def test_stored_documents_read_back_exactly_through_the_faster_codec(
         "bin5": Binary(b"\x00md5\xff", 5),
         "ts": Timestamp(1700000000, 5),
         "nested": {"a": [1, {"b": [{"c": {"d": "deep"}}]}, {}], "empty": [], "e": {}},
-        "keys": {"with space": 1, "ünï": 2, "a\"b": 3},
+        "keys": {"with space": 1, "ünï": 2, 'a"b': 3},
     }
     coll = db["codec"]
     await coll.insert_one(doc)

@@ -7,6 +7,7 @@ reconciliation settles what a crash left pending by the request's stored state.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -26,6 +27,16 @@ from .helpers import (
 pytestmark = pytest.mark.integration
 
 LONG_AGO = timedelta(hours=1)
+
+
+@asynccontextmanager
+async def _serving(settings_for, provider_id: str, offer_id: str, **overrides):
+    """Matching running, with one provider and its offer indexed."""
+    settings = matching_settings(settings_for, **overrides)
+    await publish_provider_with_offer(settings, provider_id, offer_id)
+    async with running(settings) as (app, http):
+        await wait_indexed(app, offer_id)
+        yield settings, app, http
 
 
 async def _submit(app, http, settings, client_id: str) -> tuple[str, dict[str, Decimal]]:
@@ -52,10 +63,7 @@ async def _mark(store, reservation: dict[str, Decimal], hold: Hold, op: str, hou
 
 
 async def test_a_reservation_whose_request_was_never_stored_is_given_back(settings_for):
-    settings = matching_settings(settings_for, hold_grace_s=60)
-    await publish_provider_with_offer(settings, "prv_h", "off_h")
-    async with running(settings) as (app, http):
-        await wait_indexed(app, "off_h")
+    async with _serving(settings_for, "prv_h", "off_h", hold_grace_s=60) as (settings, app, http):
         store, handlers = app.state.store, app.state.matching
         _, reservation = await _submit(app, http, settings, "cli_h")
         key = next(iter(reservation))
@@ -74,10 +82,7 @@ async def test_a_reservation_whose_request_was_never_stored_is_given_back(settin
 
 
 async def test_a_reservation_whose_request_was_stored_is_confirmed(settings_for):
-    settings = matching_settings(settings_for, hold_grace_s=60)
-    await publish_provider_with_offer(settings, "prv_c", "off_c")
-    async with running(settings) as (app, http):
-        await wait_indexed(app, "off_c")
+    async with _serving(settings_for, "prv_c", "off_c", hold_grace_s=60) as (settings, app, http):
         store, handlers = app.state.store, app.state.matching
         rid, reservation = await _submit(app, http, settings, "cli_c")
         held = await _reserved(store, reservation)
@@ -92,10 +97,7 @@ async def test_a_reservation_whose_request_was_stored_is_confirmed(settings_for)
 
 
 async def test_a_release_is_finished_when_its_state_was_stored_else_dropped(settings_for):
-    settings = matching_settings(settings_for, hold_grace_s=60)
-    await publish_provider_with_offer(settings, "prv_r", "off_r")
-    async with running(settings) as (app, http):
-        await wait_indexed(app, "off_r")
+    async with _serving(settings_for, "prv_r", "off_r", hold_grace_s=60) as (settings, app, http):
         store, handlers = app.state.store, app.state.matching
         cancelled, res_cancelled = await _submit(app, http, settings, "cli_r1")
         live, res_live = await _submit(app, http, settings, "cli_r2")
@@ -119,10 +121,7 @@ async def test_a_release_is_finished_when_its_state_was_stored_else_dropped(sett
 
 
 async def test_the_capacity_document_does_not_grow_with_the_requests_it_holds(settings_for):
-    settings = matching_settings(settings_for)
-    await publish_provider_with_offer(settings, "prv_s", "off_s")
-    async with running(settings) as (app, http):
-        await wait_indexed(app, "off_s")
+    async with _serving(settings_for, "prv_s", "off_s") as (settings, app, http):
         store = app.state.store
         reservations = [await _submit(app, http, settings, f"cli_s{i}") for i in range(4)]
         keys = {k for _, res in reservations for k in res}
@@ -134,10 +133,7 @@ async def test_the_capacity_document_does_not_grow_with_the_requests_it_holds(se
 
 
 async def test_holds_of_the_earlier_per_hold_map_are_adopted_and_settled(settings_for):
-    settings = matching_settings(settings_for, hold_grace_s=60)
-    await publish_provider_with_offer(settings, "prv_l", "off_l")
-    async with running(settings) as (app, http):
-        await wait_indexed(app, "off_l")
+    async with _serving(settings_for, "prv_l", "off_l", hold_grace_s=60) as (settings, app, http):
         store, handlers = app.state.store, app.state.matching
         rid, reservation = await _submit(app, http, settings, "cli_l")
         key, hours = next(iter(reservation.items()))

@@ -211,32 +211,8 @@ def fast_finish(
 
 def fast_answer(schedule: WeeklySchedule, now: int, window: int, horizon: int) -> tuple[int, int]:
     """`response_window` in µs: (answer_from, answer_by); no datetime on the hot path."""
-    limit = now + horizon
-    remaining = window
-    cursor = now
-    answer_from: int | None = None
-    if not schedule.is_empty:
-        first = _local_ordinal(schedule, now) - 1
-        last = _local_ordinal(schedule, limit) + 1
-        for table in _tables(schedule, first, last):
-            for day, a, b in islice(table.spans, table.first_after(cursor), None):
-                if day < first or day > last or b <= cursor:
-                    continue
-                if a < cursor:
-                    a = cursor
-                if a >= limit:
-                    break
-                if answer_from is None:
-                    answer_from = a
-                take = b - a if b - a < remaining else remaining
-                remaining -= take
-                cursor = a + take
-                if remaining <= 0:
-                    return answer_from, cursor
-            else:
-                continue
-            break
-    return (now if answer_from is None else answer_from), now + window
+    answer_from, answer_by, _ = fast_answer_finish(schedule, now, window, horizon, now, 0, None)
+    return answer_from, answer_by
 
 
 def fast_answer_finish(
