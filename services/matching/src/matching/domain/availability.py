@@ -192,21 +192,9 @@ def fast_finish(
     if not_after is not None and not_after < limit:
         limit = not_after
     first = _local_ordinal(schedule, now) - 1
-    last = _local_ordinal(schedule, limit) + 1
-    remaining, cursor = effort, now
-    for table in _tables(schedule, first, last):
-        for day, a, b in islice(table.spans, table.first_after(cursor), None):
-            if day < first or day > last or b <= cursor:
-                continue
-            if a < cursor:
-                a = cursor
-            if a >= limit:
-                return None
-            if b - a >= remaining:
-                return a + remaining
-            remaining -= b - a
-            cursor = b
-    return None
+    monday = first - (first - 1) % 7
+    j = week_table(schedule, monday).first_after(now)
+    return _finish_from(schedule, monday, j, now, effort, limit)
 
 
 def fast_answer(schedule: WeeklySchedule, now: int, window: int, horizon: int) -> tuple[int, int]:
@@ -278,10 +266,10 @@ def fast_answer_finish(
 def _finish_from(
     schedule: WeeklySchedule, monday: int, j: int, cursor: int, remaining: int, limit: int
 ) -> int | None:
-    """`fast_finish` from `cursor`, resuming at span `j` of the week of `monday`. The day
-    filters of `fast_finish` never reject a span that this walk would use: a span
-    (at most 24 h of wall time) of a day before the start's eve ends before the
-    start, and one of a day after the limit's morrow begins after the limit."""
+    """The walk of `fast_finish` from `cursor`, starting at span `j` of the week of
+    `monday`. It needs no filter on days: a span (at most 24 h of wall time) of a day
+    before the start's eve ends before the start, and one of a day after the limit's
+    morrow begins after the limit."""
     end = limit // _DAY_US + _EPOCH_ORDINAL + 2
     while monday <= end:
         for _, a, b in islice(week_table(schedule, monday).spans, j, None):
