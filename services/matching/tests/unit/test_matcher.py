@@ -7,18 +7,14 @@ from decimal import Decimal
 from delego_shared.events.catalog import OfferStatus, ProviderStatus
 from delego_shared.events.matching import LiveWindow
 from delego_shared.types import Money
-from hypothesis import given
-from hypothesis import strategies as st
 from matching.domain.index import CandidateIndex
 from matching.domain.matcher import (
     MatchContext,
-    _price_bound,
     find_matches,
     find_matches_bruteforce,
 )
 from matching.domain.policy import MatchingPolicy
 from matching.domain.rating import RatingStats
-from matching.domain.scoring import price_component
 from matching.domain.spec import NextWorkingDay, RequestDraft
 
 from .builders import MIXED_PRICINGS, WEEKDAYS, at, hourly, offer, provider, skills, spans, spec
@@ -224,23 +220,3 @@ def test_draft_resolves_next_working_day_in_the_client_zone():
     )
     friday_night = at("America/Montreal", 2026, 3, 6, 20)
     assert draft.resolve(friday_night).deadline == at("America/Montreal", 2026, 3, 9, 9)
-
-
-cents = st.integers(0, 10_000_000).map(lambda c: Decimal(c).scaleb(-2))
-currencies = st.sampled_from(["EUR", "USD"])
-
-
-@given(
-    cents,
-    currencies,
-    st.none() | st.builds(Money.of, cents, currencies),
-    st.none() | st.builds(Money.of, cents, currencies),
-)
-def test_the_ranking_bound_of_the_price_is_within_a_millionth_of_the_component(
-    amount, currency, budget, cheapest
-):
-    """The branch and bound sorts by this float and allows 1e-5 for it and the rounding:
-    it must stay within 1e-6 of the exact (Decimal, 6-place) component."""
-    price = Money.of(amount, currency)
-    exact = price_component(price, budget, cheapest)
-    assert abs(_price_bound(price, budget, cheapest) - exact) <= 1e-6

@@ -212,7 +212,6 @@ class NotificationsStore:
         self.db = mongo.db
         self.recipients_c = mongo.db[RECIPIENTS]
         self.webhooks_c = mongo.db[WEBHOOKS]
-        self.sets_c = mongo.db[RECIPIENTS]  # the sets live beside the recipients
         self.deliveries_c = mongo.db[DELIVERIES]
         self.schedule_c = mongo.db[SCHEDULE]
         self.inbox_c = mongo.db[INBOX]
@@ -340,7 +339,7 @@ class NotificationsStore:
         return [(endpoint_of(d), d) for d in docs]
 
     async def _endpoint_set(self, key: str) -> list[WebhookEndpoint]:
-        doc = await self.sets_c.find_one({"_id": key})
+        doc = await self.recipients_c.find_one({"_id": key})
         return endpoints_of(doc.get("eps") or {}) if doc else []
 
     async def subscription_endpoints(self) -> list[WebhookEndpoint]:
@@ -388,9 +387,9 @@ class NotificationsStore:
         endpoint = endpoint_of(doc)
         for key, entry in set_entries(endpoint, version, doc.get("sets") or ()).items():
             with contextlib.suppress(DuplicateKeyError):
-                await self.sets_c.insert_one({"_id": key, "eps": {}})
+                await self.recipients_c.insert_one({"_id": key, "eps": {}})
             field = f"eps.{endpoint_id}"
-            await self.sets_c.update_one(
+            await self.recipients_c.update_one(
                 {
                     "_id": key,
                     "$or": [{f"{field}.v": {"$exists": False}}, {f"{field}.v": {"$lt": version}}],

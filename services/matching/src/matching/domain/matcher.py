@@ -568,9 +568,10 @@ class _Scan:
     def rank(self, limit: int) -> list[Candidate]:
         """The top `limit` fits by `_rank`'s score, exactly, by branch and bound.
 
-        Every fit gets an upper bound in plain floats from integers: slack,
-        awake, rating, trust and price (1e-6 within the exact Decimal and
-        datetime values) with load at its maximum, 1 (which it is for a
+        Every fit gets an upper bound: slack and awake in plain floats from
+        integers (1e-6 within the exact datetime values), rating, trust, and
+        price (the exact component, once per distinct price: money stays
+        Decimal), with load at its maximum, 1 (which it is for a
         provider with nothing reserved). Fits are taken by decreasing bound
         and scored exactly (the same functions as `_rank`); once the next
         bound is below the `limit`-th exact score with room for those
@@ -617,7 +618,7 @@ class _Scan:
                 b += w_trust
             pc = prices.get(id(f.price))
             if pc is None:
-                pc = prices[id(f.price)] = _price_bound(
+                pc = prices[id(f.price)] = price_component(
                     f.price, budget, cheapest.get(f.price.currency)
                 )
             b += pc * w_price
@@ -667,15 +668,6 @@ class _Scan:
             breakdown(components, self.policy.weights),
             ResponseWindow(self.now, from_us(f.answer_from), from_us(f.answer_by)),
         )
-
-
-def _price_bound(price: Money, budget: Money | None, cheapest: Money | None) -> float:
-    """`price_component` in floats (within 1e-6 of it: it rounds a Decimal to 6 places)."""
-    if budget is not None and budget.currency == price.currency and budget.amount > 0:
-        return _clamp01(1 - float(price.amount) / float(budget.amount))
-    if cheapest is not None and cheapest.currency == price.currency and price.amount > 0:
-        return _clamp01(float(cheapest.amount) / float(price.amount))
-    return 1.0 if price.amount == 0 else 0.5
 
 
 def find_matches(
