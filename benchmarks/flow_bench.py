@@ -1,16 +1,21 @@
 """`make bench`: the platform's real flow side by side with its limit, fresh and with history.
 
-Not a test. Starts its own local Kafka (:19392) and FerretDB (:27417) in
-`.delego/bench/` the way `make run` does, the four services (:18401-18404)
-without the story, seeds the demo cast plus benchmark providers and clients,
-then measures, interleaved (a, b, a, b, ...):
+Not a test. Starts two platforms side by side the way `make run` does, each
+with its own local Kafka, FerretDB and four services without the story: the
+"fresh" one (Kafka :19392, FerretDB :27417, HTTP :18401-18404, state in
+`.delego/bench/fresh/`) and the "history" one (the next ports: :19394,
+:27418, :18405-18408, in `.delego/bench/history/`). Both are seeded with the
+demo cast plus benchmark providers and clients and warmed up; N flows of
+history are written straight into the history platform's databases. Then,
+alternating between the two platforms so that the machine's drift weighs on
+both columns alike, it measures (a, b on one, a, b on the other, ...):
 
-  (a) a raw aiokafka 3-hop chain on the same broker and store;
+  (a) a raw aiokafka 3-hop chain on that platform's broker and store;
   (b) the platform's flow through the public HTTP API at saturation;
 
 then e2e latency at fixed offered rates (open loop), store commands per flow,
-the store's idle CPU and point-operation latency; loads N flows of history
-straight into the services' databases and measures everything again.
+the store's idle CPU, and point-operation latency on a small and a large
+collection of the same store, in alternating rounds.
 Prints one table on stdout (progress on stderr).
 
     uv run --frozen python benchmarks/flow_bench.py [--quick] [--history N] ...
@@ -26,16 +31,17 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvloop
 from delego_cli.kafka_ops import consumer_lag
 from flowbench.flows import FlowDriver, FlowWatcher, RunResult, open_loop, saturation, settle
 from flowbench.history import HistoryLoader
-from flowbench.platform_run import BenchPlatform, Ports, seed
+from flowbench.platform_run import BENCH_DIR, BenchPlatform, Cast, Ports, seed
 from flowbench.raw_chain import run_chain
 from flowbench.stats import fmt_mmm, fmt_ms, fmt_rate, percentile, say
-from flowbench.store_probe import PointOps, command_counts, idle_cpu
+from flowbench.store_probe import PointOps, command_counts, compare_point_ops, idle_cpu
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
@@ -123,59 +129,113 @@ async def wait_catalog_read(bootstrap: str, timeout: float = 180) -> None:
     raise RuntimeError("matching did not read the catalog topics in time")
 
 
-async def measure_phase(
-    ph: Phase,
-    p: Profile,
-    bp: BenchPlatform,
-    driver: FlowDriver,
-    watcher: FlowWatcher,
-    mongo: AsyncMongoClient[dict[str, Any]],
-    clients: list[str],
-) -> None:
+@dataclass
+class Stack:
+    """One platform with its own broker, store and services, and what drives it."""
+
+    bp: BenchPlatform
+    watcher: FlowWatcher
+    mongo: AsyncMongoClient[dict[str, Any]]
+    cast: Cast
+    driver: FlowDriver
+
+
+async def start_stack(p: Profile, ports: Ports, base_dir: Path, name: str) -> Stack:
+    """Start a platform, seed it and warm it up (a flow end to end, then load, discarded)."""
+    bp = BenchPlatform(ports, base_dir=base_dir)
+    await bp.start()
+    cast = await seed(bp, p.providers, p.clients)
+    await wait_catalog_read(bp.kafka)
+    say(f"[{name}] matching has read the catalog")
+    watcher = FlowWatcher(bp.kafka)
+    await watcher.start()
+    st = Stack(
+        bp,
+        watcher,
+        AsyncMongoClient(bp.mongodb, tz_aware=True),
+        cast,
+        FlowDriver(bp.url("matching"), bp.settings, cast, watcher),
+    )
+    warm_until = time.monotonic() + 120
+    while not (warm := await st.driver.run_flow(cast.clients[0], warm_until)).ok:
+        if time.monotonic() > warm_until:
+            raise RuntimeError(f"[{name}] warm-up flow did not complete: {warm.error}")
+        say(f"[{name}] warm-up flow failed ({warm.error}); trying again")
+        await asyncio.sleep(2)
+    say(f"[{name}] warm-up flow completed in {fmt_ms(warm.latency)}")
+    # warm-up at load, discarded: the broker's JIT compiles its hot paths during the
+    # first minute at load, which would otherwise count against the first (a) and (b)
+    await run_chain(bp.kafka, bp.mongodb, p.chain_messages, timeout=p.chain_timeout, tag="warm")
+    await saturation(st.driver, cast.clients[: p.sat_clients], p.warm_seconds, p.drain_seconds)
+    await settle(watcher, 3.0, p.drain_seconds)
+    st.driver.errors.clear()
+    say(f"[{name}] warm-up at load done ({p.warm_seconds:.0f}s of (b) and one (a), discarded)")
+    return st
+
+
+async def stop_stack(st: Stack) -> None:
+    try:
+        await st.driver.close()
+        await st.watcher.stop()
+        await st.mongo.close()
+    finally:
+        st.bp.stop()
+
+
+async def measure_rep(ph: Phase, p: Profile, st: Stack, rep: int) -> None:
+    """One repetition: (a) then (b), each on this phase's platform."""
     quiet, settle_max = 3.0, p.drain_seconds
-    for rep in range(1, p.reps + 1):
-        chain = await run_chain(
-            bp.kafka, bp.mongodb, p.chain_messages, timeout=p.chain_timeout, tag=f"{ph.tag}{rep}"
-        )
-        rate = chain.rate
-        ph.chain_incomplete += chain.sent - chain.arrived
-        if rate is not None:
-            ph.chain.append(rate)
-        say(
-            f"[{ph.name} {rep}/{p.reps}] (a) raw chain: {chain.arrived}/{chain.sent} msgs "
-            f"in {chain.seconds:.1f}s = {fmt_rate(rate)}/s"
-        )
-        await settle(watcher, quiet, settle_max)
-        before = await command_counts(mongo)
-        sat = await saturation(driver, clients[: p.sat_clients], p.sat_seconds, p.drain_seconds)
-        after = await command_counts(mongo)
-        delta = after - before
-        ph.sat.append(sat)
-        if sat.completed:
-            ph.commands.append(sum(delta.values()) / sat.completed)
-            ph.command_mix.update(delta)
-        say(
-            f"[{ph.name} {rep}/{p.reps}] (b) platform: {sat.completed}/{sat.started} flows in "
-            f"{sat.seconds:.1f}s = {fmt_rate(sat.rate)}/s; e2e p50 "
-            f"{fmt_ms(percentile(sat.latencies, 50))}; errors {dict(sat.errors) or 0}"
-        )
-        await settle(watcher, quiet, settle_max)
-    for rate in (5.0, 20.0):
-        res = await open_loop(driver, clients, rate, p.open_seconds, p.drain_seconds)
-        ph.rates[rate] = res
-        say(
-            f"[{ph.name}] open loop {rate:.0f}/s: {res.completed}/{res.started} completed, "
-            f"e2e p50 {fmt_ms(percentile(res.latencies, 50))} p99 "
-            f"{fmt_ms(percentile(res.latencies, 99))}; errors {dict(res.errors) or 0}"
-        )
-        await settle(watcher, quiet, settle_max)
-    ph.idle_settled = await settle(watcher, 5.0, 4 * settle_max)
-    pid = bp.ferretdb_pid()
+    chain = await run_chain(
+        st.bp.kafka, st.bp.mongodb, p.chain_messages, timeout=p.chain_timeout, tag=f"{ph.tag}{rep}"
+    )
+    rate = chain.rate
+    ph.chain_incomplete += chain.sent - chain.arrived
+    if rate is not None:
+        ph.chain.append(rate)
+    say(
+        f"[{ph.name} {rep}/{p.reps}] (a) raw chain: {chain.arrived}/{chain.sent} msgs "
+        f"in {chain.seconds:.1f}s = {fmt_rate(rate)}/s"
+    )
+    await settle(st.watcher, quiet, settle_max)
+    before = await command_counts(st.mongo)
+    sat = await saturation(
+        st.driver, st.cast.clients[: p.sat_clients], p.sat_seconds, p.drain_seconds
+    )
+    after = await command_counts(st.mongo)
+    delta = after - before
+    ph.sat.append(sat)
+    if sat.completed:
+        ph.commands.append(sum(delta.values()) / sat.completed)
+        ph.command_mix.update(delta)
+    say(
+        f"[{ph.name} {rep}/{p.reps}] (b) platform: {sat.completed}/{sat.started} flows in "
+        f"{sat.seconds:.1f}s = {fmt_rate(sat.rate)}/s; e2e p50 "
+        f"{fmt_ms(percentile(sat.latencies, 50))}; errors {dict(sat.errors) or 0}"
+    )
+    await settle(st.watcher, quiet, settle_max)
+
+
+async def measure_rates(ph: Phase, p: Profile, st: Stack, rate: float) -> None:
+    """e2e latency at a fixed offered rate (open loop)."""
+    res = await open_loop(st.driver, st.cast.clients, rate, p.open_seconds, p.drain_seconds)
+    ph.rates[rate] = res
+    say(
+        f"[{ph.name}] open loop {rate:.0f}/s: {res.completed}/{res.started} completed, "
+        f"e2e p50 {fmt_ms(percentile(res.latencies, 50))} p99 "
+        f"{fmt_ms(percentile(res.latencies, 99))}; errors {dict(res.errors) or 0}"
+    )
+    await settle(st.watcher, 3.0, p.drain_seconds)
+
+
+async def measure_idle(ph: Phase, p: Profile, st: Stack) -> None:
+    """The store's CPU once nothing has happened for a while."""
+    ph.idle_settled = await settle(st.watcher, 5.0, 4 * p.drain_seconds)
+    pid = st.bp.ferretdb_pid()
     if pid is not None:
-        c0 = await command_counts(mongo)
+        c0 = await command_counts(st.mongo)
         t0 = time.monotonic()
         ph.idle_cpu = await idle_cpu(pid, p.idle_seconds)
-        c1 = await command_counts(mongo)
+        c1 = await command_counts(st.mongo)
         ph.idle_commands = (sum((c1 - c0).values()) - 2) / (time.monotonic() - t0)
         say(
             f"[{ph.name}] store idle: {ph.idle_cpu:.0f}% of one core, "
@@ -281,108 +341,100 @@ def render(phases: list[Phase], p: Profile, mode: str, extra: list[str]) -> str:
     return "\n".join(lines)
 
 
+async def load_history(p: Profile, st: Stack, extra: list[str]) -> bool:
+    """Write `p.history` flows into the platform's databases, cloned from one of its own
+    completed flows, then restart its store (see `BenchPlatform.restart_store`)."""
+    owners = {t: rid for rid in st.watcher.flows for t in st.watcher.flow_tokens(rid)}
+    loader = HistoryLoader(
+        st.mongo,
+        [st.bp.database(s) for s in ("matching", "billing", "notifications")],
+        owners,
+        st.cast.clients,
+        st.cast.offers,
+    )
+    repeated = [rid for rid in st.driver.completed_ok if _client_of(st.driver, rid)]
+    chosen = await loader.choose_template(repeated, st.bp.database("matching"))
+    if chosen is None:
+        say("no completed flow to use as the history template: history phase skipped")
+        return False
+    rid, req = chosen
+    say(f"loading {p.history:,} flows of history (template {rid}) ...")
+    rep = await loader.load(rid, req, p.history)
+    loaded = ", ".join(
+        f"{k.removeprefix('delego_')} {v:,}" for k, v in sorted(rep.per_collection.items())
+    )
+    say(
+        f"history loaded in {rep.seconds:.0f}s: {loaded}"
+        + (f"; {rep.duplicates} duplicates skipped" if rep.duplicates else "")
+    )
+    extra.append(
+        f"history: {sum(rep.per_collection.values()):,} documents for {p.history:,} flows "
+        f"inserted in {rep.seconds:.0f}s (cloned from {rid}): {loaded}"
+    )
+    say("restarting the store so that SQLite checkpoints the bulk load's log")
+    st.bp.restart_store()
+    for _ in range(10):  # our own pool holds connections to the old process
+        try:
+            await st.mongo.admin.command("ping")
+            break
+        except AutoReconnect:
+            await asyncio.sleep(0.5)
+    extra.append(
+        "after the bulk load the store was restarted (SQLite checkpoints its "
+        "write-ahead log on close; see BenchPlatform.restart_store)"
+    )
+    await settle(st.watcher, 3.0, p.drain_seconds)
+    return True
+
+
 async def main_async(p: Profile, mode: str, ports: Ports) -> int:
     t_start = time.monotonic()
-    bp = BenchPlatform(ports)
-    watcher = FlowWatcher(bp.kafka)
-    driver: FlowDriver | None = None
-    mongo: AsyncMongoClient[dict[str, Any]] | None = None
+    stacks: list[Stack] = []
     try:
-        await bp.start()
-        cast = await seed(bp, p.providers, p.clients)
-        await wait_catalog_read(bp.kafka)
-        say("matching has read the catalog")
-        await watcher.start()
-        mongo = AsyncMongoClient(bp.mongodb, tz_aware=True)
-        driver = FlowDriver(bp.url("matching"), bp.settings, cast, watcher)
-        # warm-up: one flow end to end (and a first template for the point operations)
-        warm_until = time.monotonic() + 120
-        while not (warm := await driver.run_flow(cast.clients[0], warm_until)).ok:
-            if time.monotonic() > warm_until:
-                raise RuntimeError(f"warm-up flow did not complete: {warm.error}")
-            say(f"warm-up flow failed ({warm.error}); trying again")
-            await asyncio.sleep(2)
-        say(f"warm-up flow completed in {fmt_ms(warm.latency)}")
-        # warm-up at load, discarded: the broker's JIT compiles its hot paths during the
-        # first minute at load, which would otherwise count against the first (a) and (b)
-        await run_chain(bp.kafka, bp.mongodb, p.chain_messages, timeout=p.chain_timeout, tag="warm")
-        await saturation(driver, cast.clients[: p.sat_clients], p.warm_seconds, p.drain_seconds)
-        await settle(watcher, 3.0, p.drain_seconds)
-        driver.errors.clear()
-        say(f"warm-up at load done ({p.warm_seconds:.0f}s of (b) and one (a), discarded)")
-
-        fresh = Phase("fresh platform", "fresh")
-        await measure_phase(fresh, p, bp, driver, watcher, mongo, cast.clients)
-        flows_so_far = len(driver.completed_ok)
-        fresh.name = f"fresh (~{flows_so_far:,} flows)"
-        template_doc = await mongo[bp.database("matching")]["requests"].find_one({}) or {}
-        points = PointOps(mongo, template_doc)
-        await points.reset()
-        await points.grow(p.point_small)
-        fresh.point_size = p.point_small
-        fresh.point = await points.measure(p.point_ops, p.point_max_s)
-
-        # --- history ------------------------------------------------------------
-        owners = {t: rid for rid in watcher.flows for t in watcher.flow_tokens(rid)}
-        loader = HistoryLoader(
-            mongo,
-            [bp.database(s) for s in ("matching", "billing", "notifications")],
-            owners,
-            cast.clients,
-            cast.offers,
-        )
-        repeated = [rid for rid in driver.completed_ok if _client_of(driver, rid)]
-        chosen = await loader.choose_template(repeated, bp.database("matching"))
+        fresh_st = await start_stack(p, ports, BENCH_DIR / "fresh", "fresh")
+        stacks.append(fresh_st)
+        hist_st = await start_stack(p, ports.next(), BENCH_DIR / "history", "history")
+        stacks.append(hist_st)
         extra: list[str] = []
+        fresh = Phase("fresh platform", "fresh")
         hist = Phase(f"+{p.history:,} flows of history", "history")
-        if chosen is None:
-            say("no completed flow to use as the history template: history phase skipped")
-        else:
-            rid, req = chosen
-            say(f"loading {p.history:,} flows of history (template {rid}) ...")
-            rep = await loader.load(rid, req, p.history)
-            say(
-                f"history loaded in {rep.seconds:.0f}s: "
-                + ", ".join(
-                    f"{k.removeprefix('delego_')} {v:,}"
-                    for k, v in sorted(rep.per_collection.items())
-                )
-                + (f"; {rep.duplicates} duplicates skipped" if rep.duplicates else "")
-            )
-            extra.append(
-                f"history: {sum(rep.per_collection.values()):,} documents for {p.history:,} flows "
-                f"inserted in {rep.seconds:.0f}s (cloned from {rid}): "
-                + ", ".join(
-                    f"{k.removeprefix('delego_')} {v:,}"
-                    for k, v in sorted(rep.per_collection.items())
-                )
-            )
-            say("restarting the store so that SQLite checkpoints the bulk load's log")
-            bp.restart_store()
-            for _ in range(10):  # our own pool holds connections to the old process
-                try:
-                    await mongo.admin.command("ping")
-                    break
-                except AutoReconnect:
-                    await asyncio.sleep(0.5)
-            extra.append(
-                "after the bulk load the store was restarted (SQLite checkpoints its "
-                "write-ahead log on close; see BenchPlatform.restart_store)"
-            )
-            await settle(watcher, 3.0, p.drain_seconds)
-            await measure_phase(hist, p, bp, driver, watcher, mongo, cast.clients)
-            await points.grow(p.history)
-            hist.point_size = p.history
-            hist.point = await points.measure(p.point_ops, p.point_max_s)
-        phases = [fresh] + ([hist] if chosen is not None else [])
+        pairs = [(fresh, fresh_st)]
+        if await load_history(p, hist_st, extra):
+            pairs.append((hist, hist_st))
+        # side by side: the repetitions alternate between the platforms (fresh first in
+        # odd ones, history first in even ones), so that the machine's drift over the run
+        # (2 shared cores) weighs on both columns alike
+        for rep in range(1, p.reps + 1):
+            for ph, st in pairs if rep % 2 else pairs[::-1]:
+                await measure_rep(ph, p, st, rep)
+        for rate in (5.0, 20.0):
+            for ph, st in pairs:
+                await measure_rates(ph, p, st, rate)
+        for ph, st in pairs:
+            await measure_idle(ph, p, st)
+        fresh.name = f"fresh (~{len(fresh_st.driver.completed_ok):,} flows)"
+        # point operations: a small and a large collection in the same store (the one
+        # with the history), measured in alternating rounds
+        template_doc = await hist_st.mongo[hist_st.bp.database("matching")]["requests"].find_one({})
+        small = PointOps(hist_st.mongo, template_doc or {}, "requests_like_small")
+        large = PointOps(hist_st.mongo, template_doc or {}, "requests_like_large")
+        for points, size, ph in ((small, p.point_small, fresh), (large, p.history, hist)):
+            await points.reset()
+            await points.grow(size)
+            ph.point_size = size
+        fresh.point, hist.point = await compare_point_ops(
+            [small, large], p.point_ops, p.point_max_s
+        )
+        phases = [ph for ph, _ in pairs]
         for ph in phases:
             flows = sum(s.completed for s in ph.sat) or 1
             extra.append(
                 f"store commands per flow during (b), {ph.name}: "
                 + ", ".join(f"{k} {v / flows:.1f}" for k, v in ph.command_mix.most_common(8))
             )
-        if driver.errors:
-            extra.append(f"flow errors: {dict(driver.errors)}")
+        for ph, st in pairs:
+            if st.driver.errors:
+                extra.append(f"flow errors, {ph.name}: {dict(st.driver.errors)}")
         extra.append(
             f"clients: pool of {p.clients}; flows/s (b) = completed / (last delivery − "
             f"start), e2e = POST /requests → NotificationDelivered(invoice_issued) read from "
@@ -392,13 +444,9 @@ async def main_async(p: Profile, mode: str, ports: Ports) -> int:
         print(render(phases, p, mode, extra), flush=True)
         return 0
     finally:
-        if driver is not None:
-            await driver.close()
-        await watcher.stop()
-        if mongo is not None:
-            await mongo.close()
-        bp.stop()
-        say("platform and infrastructure of the benchmark stopped")
+        for st in stacks:
+            await stop_stack(st)
+        say("platforms and infrastructure of the benchmark stopped")
 
 
 def _client_of(driver: FlowDriver, rid: str) -> bool:
@@ -416,9 +464,11 @@ def main() -> None:
     )
     parser.add_argument("--history", type=int, help="flows of history to load (default 100000)")
     parser.add_argument("--reps", type=int, help="interleaved repetitions of (a) and (b) (>= 3)")
-    parser.add_argument("--kafka-port", type=int, default=19392)
-    parser.add_argument("--mongo-port", type=int, default=27417)
-    parser.add_argument("--http-port", type=int, default=18401, help="first of four ports")
+    parser.add_argument(
+        "--kafka-port", type=int, default=19392, help="the fresh platform's; the other takes +2"
+    )
+    parser.add_argument("--mongo-port", type=int, default=27417, help="the other takes +1")
+    parser.add_argument("--http-port", type=int, default=18401, help="first of four; the other +4")
     args = parser.parse_args()
     # aiokafka's retries on fresh topics and on shutdown are expected here: keep them quiet
     logging.basicConfig(level=logging.ERROR)

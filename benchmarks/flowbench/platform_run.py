@@ -40,6 +40,10 @@ class Ports:
     mongo: int = 27417
     http_base: int = 18401  # catalog, matching, billing, notifications
 
+    def next(self) -> Ports:
+        """The ports of a second platform beside this one."""
+        return Ports(self.kafka + 2, self.mongo + 1, self.http_base + 4)
+
 
 @dataclass
 class Cast:

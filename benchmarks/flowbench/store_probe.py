@@ -17,6 +17,7 @@ import random
 import statistics
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -80,8 +81,8 @@ async def idle_cpu(pid: int, seconds: float) -> float:
 class PointOps:
     """A collection grown to a size, then timed single-document reads and updates."""
 
-    def __init__(self, client: Client, template: dict[str, Any]) -> None:
-        self.coll = client["bench_store"]["requests_like"]
+    def __init__(self, client: Client, template: dict[str, Any], name: str) -> None:
+        self.coll = client["bench_store"][name]
         self.template = {k: v for k, v in template.items() if k not in ("_id", "version")}
         self.versions: dict[str, int] = {}
 
@@ -99,10 +100,10 @@ class PointOps:
                 self.versions[_id] = 1
             await self.coll.insert_many(docs, ordered=False)
 
-    async def measure(self, ops: int, max_s: float) -> dict[str, tuple[float, int]]:
-        """{op: (median seconds, ops done)}; each op kind gets half of `max_s`."""
+    async def measure(self, ops: int, max_s: float) -> dict[str, list[float]]:
+        """{op: latencies in seconds}; each op kind gets half of `max_s`."""
         ids = list(self.versions)
-        out: dict[str, tuple[float, int]] = {}
+        out: dict[str, list[float]] = {}
         for kind in ("find_one", "update_one"):
             lat: list[float] = []
             deadline = time.monotonic() + max_s / 2
@@ -119,5 +120,21 @@ class PointOps:
                     if res.modified_count:
                         self.versions[_id] = v + 1
                 lat.append(time.perf_counter() - t)
-            out[kind] = (statistics.median(lat) if lat else float("nan"), len(lat))
+            out[kind] = lat
         return out
+
+
+async def compare_point_ops(
+    sets: Sequence[PointOps], ops: int, max_s: float, rounds: int = 3
+) -> list[dict[str, tuple[float, int]]]:
+    """Each set's {op: (median seconds, ops done)}, measured in alternating rounds so that
+    the machine's drift during the measurement weighs on every size alike."""
+    lats: list[dict[str, list[float]]] = [{} for _ in sets]
+    for _ in range(rounds):
+        for i, points in enumerate(sets):
+            for kind, lat in (await points.measure(ops // rounds, max_s / rounds)).items():
+                lats[i].setdefault(kind, []).extend(lat)
+    return [
+        {k: (statistics.median(v) if v else float("nan"), len(v)) for k, v in by_kind.items()}
+        for by_kind in lats
+    ]

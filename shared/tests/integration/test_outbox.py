@@ -17,6 +17,7 @@ from delego_shared.replica import Replica
 from delego_shared.settings import Settings
 from delego_shared.testing.kafka_tools import read_records
 from delego_shared.testing.samples import registered
+from pymongo.asynchronous.collection import AsyncCollection
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +49,39 @@ async def test_publish_now_puts_the_documents_events_on_the_topic_before_it_retu
     finally:
         await broker.stop()
     stored = await coll.find_one({"_id": "prv_now"})
+    assert stored is not None
+    assert stored[PENDING] == {}
+    assert stored[COUNT] == 0
+    await mongo.close()
+
+
+async def test_publish_now_sends_an_inserted_document_as_written_without_reading_it_back(
+    settings_for, monkeypatch
+):
+    settings = settings_for("catalog")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    coll = mongo.db["providers"]
+    envs = [Envelope(registered("prv_written"), source=settings.source) for _ in range(2)]
+    doc = Outbox.attach({"_id": "prv_written", "v": 1}, envs)
+    await coll.insert_one(dict(doc))
+
+    async def no_read(*args, **kwargs):
+        raise AssertionError("publish_now read the document back")
+
+    monkeypatch.setattr(AsyncCollection, "find_one", no_read)
+    broker = create_broker(settings)
+    await broker.start()
+    try:
+        relay = OutboxRelay(mongo, EventPublisher(broker, settings), ["providers"])
+        assert await relay.publish_now("providers", "prv_written", written=doc) == 2
+        records = await read_records(
+            settings.kafka_bootstrap, settings.topic(PROVIDERS.name), timeout=5
+        )
+        assert [i for i in _ids(records) if i in {e.id for e in envs}] == [e.id for e in envs]
+    finally:
+        await broker.stop()
+    monkeypatch.undo()
+    stored = await coll.find_one({"_id": "prv_written"})
     assert stored is not None
     assert stored[PENDING] == {}
     assert stored[COUNT] == 0

@@ -295,8 +295,9 @@ class BillingService:
             log.info("invoice.issued", invoice_id=invoice_id, number=doc["number"])
             count_invoice_issued(ln.decision.code.value for ln in invoice.lines)
         # a replay publishes too: the first run may have stored the invoice and died (or
-        # lost the store's reply) before publishing; with nothing pending this is one read
-        await self.publish(INVOICES, invoice_id)
+        # lost the store's reply) before publishing; with nothing pending this is one read.
+        # A creation publishes what its insert stored, without reading it back.
+        await self.publish(INVOICES, invoice_id, written=doc if created else None)
         await self._post_invoice(doc)
         return invoice, created
 

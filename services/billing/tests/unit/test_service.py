@@ -35,9 +35,16 @@ def published() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def service(store, rules, published) -> BillingService:
-    async def publish(collection: str, doc_id: str) -> None:
+def written() -> list[dict[str, Any] | None]:
+    """The document each publish call handed over as written (None: the relay reads it)."""
+    return []
+
+
+@pytest.fixture
+def service(store, rules, published, written) -> BillingService:
+    async def publish(collection: str, doc_id: str, **how: Any) -> None:
         published.append((collection, doc_id))
+        written.append(how.get("written"))
 
     return BillingService(
         store,  # type: ignore[arg-type]
@@ -74,13 +81,18 @@ def crash_invoice_insert_once(store: FakeBillingStore) -> None:
 
 
 async def test_issue_invoice_numbers_posts_allocates_once_and_a_replay_publishes_again(
-    service, store, published, make_terms
+    service, store, published, written, make_terms
 ):
     terms = make_terms()
     inv, created = await issue(service, terms, 1, AT)
     assert created and inv.number == "DLG-2026-000001"
     assert inv.total_gross.amount == D("88.00") and inv.tax_credit.amount == D("44.00")
     assert published == [(INVOICES, inv.invoice_id)]
+    # the creation hands over the invoice as inserted, with its InvoiceIssued: no read back
+    (first,) = written
+    assert first is not None and [e["headers"]["ce_type"] for e in first["_outbox"].values()] == [
+        "delego.billing.InvoiceIssued.v1"
+    ]
     assert store.docs["invoice"][inv.invoice_id]["ledger_posted"] is True
     assert sum(store.balances().values()) == 0
     assert (await store.cap_state("c1", 2026)).total == D("88.00")
@@ -89,6 +101,7 @@ async def test_issue_invoice_numbers_posts_allocates_once_and_a_replay_publishes
     # a replay asks again (the first run may have died before publishing); the relay
     # sends only what is still pending in the invoice's outbox
     assert published == [(INVOICES, inv.invoice_id)] * 2
+    assert written[1] is None  # the replay does not know what is pending: the relay reads
     assert (await store.cap_state("c1", 2026)).total == D("88.00")
 
 

@@ -73,6 +73,7 @@ class PublishNow(Protocol):
         *,
         stored: Sequence[Envelope] = (),
         pending: int | None = None,
+        written: Document | None = None,
     ) -> int: ...
 
 
@@ -83,6 +84,7 @@ async def publish_nothing(
     *,
     stored: Sequence[Envelope] = (),
     pending: int | None = None,
+    written: Document | None = None,
 ) -> int:
     """For unit tests with in-memory stores: there is no broker to publish to."""
     return 0
@@ -218,6 +220,7 @@ class OutboxRelay:
         *,
         stored: Sequence[Envelope] = (),
         pending: int | None = None,
+        written: Document | None = None,
     ) -> int:
         """Publish `document_id`'s pending events now; on failure, retried by `_id` soon.
 
@@ -226,7 +229,9 @@ class OutboxRelay:
         update: `_outbox_n` as returned by `find_one_and_update`). When they
         agree, those are all the document's pending events and they are sent
         without reading the document back; otherwise (an older event is still
-        pending: it must go first) the document is read by `_id`.
+        pending: it must go first) the document is read by `_id`. `written` is
+        the whole document as the caller's insert just stored it (`Outbox.attach`):
+        its entries are all the document has, sent without a read too.
 
         Never raises for a broker or store error: the events are stored, so the
         write that produced them has succeeded whatever happens here.
@@ -241,6 +246,8 @@ class OutboxRelay:
                         "_id": document_id,
                         PENDING: Outbox.entries(stored),
                     }
+                elif written is not None:
+                    doc = {"_id": document_id, PENDING: written.get(PENDING) or {}}
                 else:
                     doc = await coll.find_one({"_id": document_id}, {PENDING: 1})
                 return await self._publish(collection, doc)
