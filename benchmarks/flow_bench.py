@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import logging
 import os
+import statistics
 import sys
 import time
 from collections import Counter
@@ -387,6 +388,28 @@ async def load_history(p: Profile, st: Stack, extra: list[str]) -> bool:
     return True
 
 
+def side_by_side(fresh: Phase, hist: Phase) -> list[str]:
+    """The history column over the fresh one: throughput per repetition (the two runs of
+    a repetition follow each other) and the point operations."""
+    out: list[str] = []
+    per_rep = [
+        h.rate / f.rate for f, h in zip(fresh.sat, hist.sat, strict=False) if f.rate and h.rate
+    ]
+    if per_rep:
+        out.append(
+            "(b) with history ÷ fresh, per repetition: "
+            + ", ".join(f"{r:.2f}" for r in per_rep)
+            + f" (median {statistics.median(per_rep):.2f})"
+        )
+    ops = [o for o in ("find_one", "update_one") if o in fresh.point and o in hist.point]
+    if ops:
+        out.append(
+            f"point operations at {hist.point_size:,} ÷ at {fresh.point_size:,} docs: "
+            + ", ".join(f"{o} {hist.point[o][0] / fresh.point[o][0]:.2f}" for o in ops)
+        )
+    return out
+
+
 async def main_async(p: Profile, mode: str, ports: Ports) -> int:
     t_start = time.monotonic()
     stacks: list[Stack] = []
@@ -426,6 +449,7 @@ async def main_async(p: Profile, mode: str, ports: Ports) -> int:
             [small, large], p.point_ops, p.point_max_s
         )
         phases = [ph for ph, _ in pairs]
+        extra.extend(side_by_side(fresh, hist) if len(phases) == 2 else [])
         for ph in phases:
             flows = sum(s.completed for s in ph.sat) or 1
             extra.append(
