@@ -68,6 +68,14 @@ class PlatformError(RuntimeError):
     pass
 
 
+def _shown(path: Path) -> str:
+    """A path as the operator types it from the repository (absolute when outside)."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def _infra(action: str, cfg: PlatformConfig, components: list[str]) -> None:
     for c in components:
         cmd = [
@@ -193,7 +201,8 @@ class Platform:
                             f"  {service:<14} ready  {self.cfg.url(service)}  "
                             f"(docs {self.cfg.url(service)}/docs, "
                             f"metrics {self.cfg.url(service)}/metrics, log "
-                            f".delego/run/logs/{service}.log, pid {proc.pid})"
+                            f"{_shown(self.cfg.run_dir / 'logs' / (service + '.log'))}, "
+                            f"pid {proc.pid})"
                         )
                 await asyncio.sleep(0.5)
         if pending:
