@@ -142,23 +142,37 @@ class Stack:
 
 
 async def start_stack(p: Profile, ports: Ports, base_dir: Path, name: str) -> Stack:
-    """Start a platform, seed it and warm it up (a flow end to end, then load, discarded)."""
+    """Start a platform, seed it and warm it up (a flow end to end, then load, discarded).
+    What it started is stopped again if it fails on the way."""
     bp = BenchPlatform(ports, base_dir=base_dir)
-    await bp.start()
-    cast = await seed(bp, p.providers, p.clients)
-    await wait_catalog_read(bp.kafka)
-    say(f"[{name}] matching has read the catalog")
-    watcher = FlowWatcher(bp.kafka)
-    await watcher.start()
-    st = Stack(
-        bp,
-        watcher,
-        AsyncMongoClient(bp.mongodb, tz_aware=True),
-        cast,
-        FlowDriver(bp.url("matching"), bp.settings, cast, watcher),
-    )
+    st: Stack | None = None
+    try:
+        await bp.start()
+        cast = await seed(bp, p.providers, p.clients)
+        await wait_catalog_read(bp.kafka)
+        say(f"[{name}] matching has read the catalog")
+        watcher = FlowWatcher(bp.kafka)
+        await watcher.start()
+        st = Stack(
+            bp,
+            watcher,
+            AsyncMongoClient(bp.mongodb, tz_aware=True),
+            cast,
+            FlowDriver(bp.url("matching"), bp.settings, cast, watcher),
+        )
+        await warm_up(p, st, name)
+    except BaseException:
+        if st is not None:
+            await stop_stack(st)
+        else:
+            bp.stop()
+        raise
+    return st
+
+
+async def warm_up(p: Profile, st: Stack, name: str) -> None:
     warm_until = time.monotonic() + 120
-    while not (warm := await st.driver.run_flow(cast.clients[0], warm_until)).ok:
+    while not (warm := await st.driver.run_flow(st.cast.clients[0], warm_until)).ok:
         if time.monotonic() > warm_until:
             raise RuntimeError(f"[{name}] warm-up flow did not complete: {warm.error}")
         say(f"[{name}] warm-up flow failed ({warm.error}); trying again")
@@ -166,12 +180,13 @@ async def start_stack(p: Profile, ports: Ports, base_dir: Path, name: str) -> St
     say(f"[{name}] warm-up flow completed in {fmt_ms(warm.latency)}")
     # warm-up at load, discarded: the broker's JIT compiles its hot paths during the
     # first minute at load, which would otherwise count against the first (a) and (b)
-    await run_chain(bp.kafka, bp.mongodb, p.chain_messages, timeout=p.chain_timeout, tag="warm")
-    await saturation(st.driver, cast.clients[: p.sat_clients], p.warm_seconds, p.drain_seconds)
-    await settle(watcher, 3.0, p.drain_seconds)
+    await run_chain(
+        st.bp.kafka, st.bp.mongodb, p.chain_messages, timeout=p.chain_timeout, tag="warm"
+    )
+    await saturation(st.driver, st.cast.clients[: p.sat_clients], p.warm_seconds, p.drain_seconds)
+    await settle(st.watcher, 3.0, p.drain_seconds)
     st.driver.errors.clear()
     say(f"[{name}] warm-up at load done ({p.warm_seconds:.0f}s of (b) and one (a), discarded)")
-    return st
 
 
 async def stop_stack(st: Stack) -> None:
