@@ -152,7 +152,8 @@ class Retried(Exception):
 
 class ResilientClient:
     """The public API as a careful client uses it: one `Idempotency-Key` per command,
-    retries with that key on timeouts, connection errors and 5xx, capped backoff."""
+    retries with that key on timeouts, connection errors, 5xx and a 409 with
+    `Retry-After` (the key's earlier attempt still running), capped backoff."""
 
     def __init__(self, bp: BenchPlatform, cast: Cast, out: Outcome) -> None:
         self.http = httpx.AsyncClient(
@@ -185,17 +186,21 @@ class ResilientClient:
         while True:
             attempt += 1
             why: str
+            pause = delay * random.uniform(0.5, 1.0)
             try:
                 r = await self.http.request(method, path, headers=headers, json=body)
-                if r.status_code < 500:
+                in_use = r.status_code == 409 and "Retry-After" in r.headers
+                if r.status_code < 500 and not in_use:
                     return r, attempt
                 why = f"{r.status_code}"
+                if in_use:  # an earlier attempt of this command is still running
+                    pause = max(pause, float(r.headers["Retry-After"]))
             except httpx.TransportError as exc:
                 why = type(exc).__name__
             self.out.retries[why] += 1
-            if time.monotonic() + delay > deadline:
+            if time.monotonic() + pause > deadline:
                 raise Retried(f"{method} {path.split('/')[1]}: {why}")
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            await asyncio.sleep(pause)
             delay = min(delay * 2, 5.0)
 
     async def applied(self, rid: str, auth: dict[str, str], statuses: tuple[str, ...]) -> bool:

@@ -159,6 +159,7 @@ async def test_a_key_still_being_processed_answers_409(settings_for):
         r = await http.post("/requests", json=body, headers={**client, "Idempotency-Key": "busy-1"})
         assert r.status_code == 409
         assert r.json()["type"].endswith("/idempotency-key-in-use")
+        assert r.headers["Retry-After"] == "1"  # the retry a careful client makes
         assert await own_requests(http, client) == []
 
 

@@ -50,6 +50,9 @@ KEY_REUSED = "already used with another request; use a new key"
 """The 422 of a key reused with another request (a rule of every idempotent route)."""
 LEASE = timedelta(seconds=60)
 """A pending claim older than this belongs to a process that died mid-command."""
+IN_USE_RETRY_AFTER_S = 1
+"""The `Retry-After` of a 409 for a key still being processed: a command takes well
+under a second, so the retry usually finds its result."""
 PENDING, DONE = "pending", "done"
 
 T = TypeVar("T")
@@ -161,6 +164,7 @@ class IdempotentCall:
                 raise Conflict(
                     f"a request with this {KEY_HEADER} is still being processed; retry shortly",
                     type_="idempotency-key-in-use",
+                    retry_after=IN_USE_RETRY_AFTER_S,
                 )
             first = await recover() if recover is not None else None
             if first is not None:

@@ -31,7 +31,8 @@ DESCRIPTIONS = {
     401: "missing, invalid or expired bearer token",
     403: "the caller's role may not do this",
     404: "no such resource (or not the caller's)",
-    409: "conflict with the resource's current state (or an Idempotency-Key in use)",
+    409: "conflict with the resource's current state (or an Idempotency-Key in use: "
+    "retry after `Retry-After` seconds with the same key)",
     422: "invalid input, one entry per field in `errors`",
     503: "not ready",
 }

@@ -38,10 +38,13 @@ class ProblemError(Exception):
         status: int | None = None,
         type_: str | None = None,
         title: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.retry_after = retry_after
+        """Seconds after which the same call may succeed (a `Retry-After` header)."""
         if status is not None:
             self.status = status
         if type_ is not None:
@@ -88,9 +91,12 @@ def problem(
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem(
+        response = problem(
             exc.status, exc.type, exc.title, exc.detail, request.url.path, errors=exc.errors
         )
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
