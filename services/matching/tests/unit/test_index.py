@@ -160,9 +160,11 @@ def test_price_memo_is_shared_by_requests_of_the_same_work_and_bounded():
     fills it); another effort gets its own; past the bound every dict starts afresh."""
     from decimal import Decimal
 
+    from matching.domain.index import PricedWork
+
     idx = CandidateIndex()
     two_hours = idx.priced((Decimal(2), None))
-    two_hours[(1, Decimal(1))] = (Decimal(2), 2, None)
+    two_hours[1] = PricedWork(Decimal(2), 2, None, 7_200_000_000, Decimal(2))
     idx.note_priced(1)
     assert idx.priced((Decimal(2), None)) is two_hours
     assert idx.priced((Decimal(3), None)) == {}
@@ -170,3 +172,22 @@ def test_price_memo_is_shared_by_requests_of_the_same_work_and_bounded():
     idx.note_priced(200_000)
     assert idx.priced((Decimal(5), None)) == {}
     assert idx.priced((Decimal(2), None)) == {}
+
+
+def test_offers_share_a_price_class_exactly_when_pricing_and_typical_effort_are_equal():
+    """The matcher caches estimates per price class: equal pricing and typical effort
+    (equal values, distinct objects) share one, any difference gets its own."""
+    from .builders import hourly
+
+    idx = CandidateIndex.build(
+        [provider("p1")],
+        [
+            offer("a", "p1", pricing=hourly("25")),
+            offer("b", "p1", pricing=hourly("25")),
+            offer("c", "p1", pricing=hourly("25"), typical="2"),
+            offer("d", "p1", pricing=hourly("26")),
+        ],
+    )
+    cls = {row.offer_id: row.price_class for row in idx.rows_of("p1")}
+    assert cls["a"] == cls["b"]
+    assert len({cls["a"], cls["c"], cls["d"]}) == 3

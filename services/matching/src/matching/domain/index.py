@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
+from typing import NamedTuple
 
 from delego_shared.events.catalog import OfferSnapshot, OfferStatus, ProviderSnapshot
 from delego_shared.events.common import SkillLevel, pricing_currency
@@ -42,8 +43,21 @@ from .pricing_estimate import AnyPricing, PriceEstimate, estimate_price
 from .readmodel import ProviderEntry, language_key
 
 SkillKey = tuple[str, int]
-PricedWork = tuple[Decimal, int, Money | None]
-"""(hours, units, estimated price or None when the pricing cannot price that work)."""
+
+
+class PricedWork(NamedTuple):
+    """What an offer's pricing gives for one shape of work (filled by the matcher)."""
+
+    hours: Decimal
+    units: int
+    price: Money | None
+    """None when the pricing cannot price that work."""
+    effort_us: int
+    """The hours as whole seconds rounded up, in µs (what the schedule walks take)."""
+    most_per_week: Decimal
+    """An upper bound of any week's share of these hours in a reservation."""
+
+
 WorkShape = tuple[Decimal | None, int | None]
 """What an offer's price depends on in a request: effort hours and units."""
 
@@ -69,6 +83,8 @@ class OfferRow:
     priced_in_currency: bool
     """The pricing's currency is the offer's (else the PRICING filter rejects it)."""
     typical_hours: Decimal
+    price_class: int
+    """Equal for offers with equal pricing and typical effort: their estimates are equal."""
     raw: bytes
     """The snapshot as zlib-compressed JSON (parsed back only for proposals)."""
     ordinal: int = -1
@@ -148,7 +164,8 @@ class CandidateIndex:
         self._skill_tuples: dict[tuple[SkillKey, ...], tuple[SkillKey, ...]] = {}
         self._langs: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._estimates: dict[tuple[int, Decimal, int], PriceEstimate] = {}
-        self._priced: dict[WorkShape, dict[tuple[int, Decimal], PricedWork]] = {}
+        self._priced: dict[WorkShape, dict[int, PricedWork]] = {}
+        self._price_classes: dict[tuple[int, Decimal], int] = {}
         self._priced_held = 0
         self._bulk = False
 
@@ -208,11 +225,11 @@ class CandidateIndex:
             got = self._estimates[key] = estimate_price(pricing, hours, units)
         return got
 
-    def priced(self, shape: WorkShape) -> dict[tuple[int, Decimal], PricedWork]:
-        """The estimates of requests of this shape per (pricing id, typical hours), for
-        the matcher to fill and reuse: requests repeat a few efforts, so most
-        candidates' price is one look-up. Pricing objects are never dropped from
-        the pool, so their ids stay valid; bounded like `estimate` (`note_priced`)."""
+    def priced(self, shape: WorkShape) -> dict[int, PricedWork]:
+        """The estimates of requests of this shape per price class (`OfferRow.price_class`),
+        for the matcher to fill and reuse: requests repeat a few efforts, so most
+        candidates' price is one look-up of an int. Bounded like `estimate`
+        (`note_priced`)."""
         got = self._priced.get(shape)
         if got is None:
             if self._priced_held >= 200_000:
@@ -334,6 +351,10 @@ class CandidateIndex:
         pkey = s.pricing.model_dump_json().encode()
         pricing = self._pricings.setdefault(pkey, s.pricing)
         typical = self._decimals.setdefault(s.typical_effort_hours, s.typical_effort_hours)
+        # the pool keeps every pricing object alive, so its id names it for good
+        price_class = self._price_classes.setdefault(
+            (id(pricing), typical), len(self._price_classes)
+        )
         own = self._skills(tuple(self._skill_key(x.code, x.level) for x in s.skills))
         langs = tuple(sorted({language_key(t) for t in s.languages}))
         return OfferRow(
@@ -347,6 +368,7 @@ class CandidateIndex:
             pricing,
             pricing_currency(s.pricing) == s.currency,
             typical,
+            price_class,
             zlib.compress(s.model_dump_json().encode(), 1),
         )
 
