@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from itertools import islice
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from .response import ResponseWindow
@@ -43,11 +42,8 @@ def from_us(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
-class WeekTable(NamedTuple):
-    """A tuple of strings and integers only: the garbage collector stops tracking it
-    (tens of thousands stay cached, and a tracked cache makes every full collection
-    longer, on the request path)."""
-
+@dataclass(frozen=True, slots=True)
+class WeekTable:
     label: str
     """ISO week of the provider-local days (`2026-W13`): the capacity key's week."""
     spans: tuple[tuple[int, int, int], ...]

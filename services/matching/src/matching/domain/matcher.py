@@ -407,6 +407,7 @@ class _Scan:
         self.counts: dict[ReasonKey, int] = {}
         self.fits: list[_Fit] = []
         self._prices = index.priced((spec.effort_hours, spec.units))
+        self._moneys = index.prices
         self._walks: dict[tuple[int, int | None, int], tuple[int, int, int | None]] = {}
         self._finishes: dict[tuple[int, int, int], int | None] = {}
         self._plans: dict[tuple[int, int, int], FastPlan] = {}
@@ -424,10 +425,14 @@ class _Scan:
             s = self.spec
             hours = work_hours(s.effort_hours, s.units, row.typical_hours)
             units = work_units(s.effort_hours, s.units, row.typical_hours)
-            estimate = self.index.estimate(row.pricing, hours, units)
+            price_id = self.index.price_id(row.pricing, hours, units)
             effort = hours_to_timedelta(hours) // _US
-            got = self._prices[row.price_class] = PricedWork(
-                hours, units, estimate.price, effort, _most_per_week(effort)
+            got = self._prices[row.price_class] = (
+                hours,
+                units,
+                price_id,
+                effort,
+                _most_per_week(effort),
             )
             self.index.note_priced(1)
         return got
@@ -543,22 +548,23 @@ class _Scan:
             return Filter.ALREADY_TRIED
         if not row.priced_in_currency:
             return Filter.PRICING
-        priced = self._prices.get(row.price_class) or self.price(row)
-        price = priced.price
-        if price is None:
+        hours, units, price_id, effort, most_per_week = self._prices.get(
+            row.price_class
+        ) or self.price(row)
+        if price_id is None:
             return Filter.PRICING
+        price = self._moneys[price_id]
         if self.budget is not None:
             over = budget_verdict(price, self.budget)
             if over is not None:
                 return over
         if self.spec.live_window is not None and not self.live_ok(provider):
             return Filter.LIVE_WINDOW
-        effort = priced.effort_us
         key = (id(provider.schedule), provider.response_window_minutes, effort)
         walked = self._walks.get(key) or self.walk(provider, effort)
         answer_from, answer_by, finish = walked
         start = answer_by if answer_by > self.earliest_us else self.earliest_us
-        if not self.fits_capacity(provider, start, effort, priced.most_per_week):
+        if not self.fits_capacity(provider, start, effort, most_per_week):
             return Filter.CAPACITY
         if finish is None or finish > self.deadline_us:
             awake = self.finish(provider.schedule, self.earliest_us, effort)
@@ -570,8 +576,8 @@ class _Scan:
             _Fit(
                 row,
                 provider,
-                priced.hours,
-                priced.units,
+                hours,
+                units,
                 price,
                 start,
                 effort,
