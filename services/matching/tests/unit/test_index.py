@@ -162,7 +162,7 @@ def test_price_memo_is_shared_by_requests_of_the_same_work_and_bounded():
 
     idx = CandidateIndex()
     two_hours = idx.priced((Decimal(2), None))
-    two_hours[(1, Decimal(1))] = (Decimal(2), 2, None)
+    two_hours[1] = (Decimal(2), 2, None, 7_200_000_000, Decimal(2))
     idx.note_priced(1)
     assert idx.priced((Decimal(2), None)) is two_hours
     assert idx.priced((Decimal(3), None)) == {}
@@ -170,3 +170,50 @@ def test_price_memo_is_shared_by_requests_of_the_same_work_and_bounded():
     idx.note_priced(200_000)
     assert idx.priced((Decimal(5), None)) == {}
     assert idx.priced((Decimal(2), None)) == {}
+
+
+def test_offers_share_a_price_class_exactly_when_pricing_and_typical_effort_are_equal():
+    """The matcher caches estimates per price class: equal pricing and typical effort
+    (equal values, distinct objects) share one, any difference gets its own."""
+    from .builders import hourly
+
+    idx = CandidateIndex.build(
+        [provider("p1")],
+        [
+            offer("a", "p1", pricing=hourly("25")),
+            offer("b", "p1", pricing=hourly("25")),
+            offer("c", "p1", pricing=hourly("25"), typical="2"),
+            offer("d", "p1", pricing=hourly("26")),
+        ],
+    )
+    cls = {row.offer_id: row.price_class for row in idx.rows_of("p1")}
+    assert cls["a"] == cls["b"]
+    assert len({cls["a"], cls["c"], cls["d"]}) == 3
+
+
+def test_the_price_pool_holds_each_price_once_and_cached_estimates_are_untracked():
+    """Equal estimates of different pricings share one pool entry (its digits kept);
+    after a collection the cached estimates are no longer tracked by the GC (atoms
+    only), so a full collection does not walk them."""
+    import gc
+    from decimal import Decimal
+
+    from matching.domain.matcher import find_matches
+
+    from .builders import hourly, spec, utc
+
+    idx = CandidateIndex.build(
+        [provider("p1")],
+        [
+            offer("a", "p1", pricing=hourly("25")),
+            offer("b", "p1", pricing=hourly("25", minimum=30, inc=30), typical="2"),
+            offer("c", "p1", pricing=hourly("26")),
+        ],
+    )
+    now = utc(2026, 3, 2, 8)
+    find_matches(idx, spec(effort="2", deadline=utc(2026, 3, 9)), now)
+    assert sorted(str(m.amount) for m in idx.prices) == ["50.00", "52.00"]
+    entries = list(idx.priced((Decimal(2), None)).values())
+    assert len(entries) == 3
+    gc.collect()
+    assert not any(gc.is_tracked(e) for e in entries)

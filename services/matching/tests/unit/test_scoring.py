@@ -1,8 +1,10 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from delego_shared.types import Money
+from hypothesis import given
+from hypothesis import strategies as st
 from matching.domain.policy import MatchingPolicy
 from matching.domain.rating import (
     RatingPrior,
@@ -11,10 +13,12 @@ from matching.domain.rating import (
     rating_component,
 )
 from matching.domain.scoring import (
+    awake_us,
     breakdown,
     load_component,
     price_component,
     slack_component,
+    slack_us,
     trusted_providers,
 )
 
@@ -94,3 +98,21 @@ def test_policy_rejects_unknown_or_negative_weights():
         MatchingPolicy(weights={"speed": 1.0})
     with pytest.raises(ValueError, match=">= 0"):
         MatchingPolicy(weights={"slack": -1.0})
+
+
+_instants = st.datetimes(
+    min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31), timezones=st.just(UTC)
+)
+
+
+@given(a=_instants, b=_instants, c=_instants)
+def test_slack_and_awake_on_integers_are_the_floats_of_the_timedelta_formulas(a, b, c):
+    """The ranking scores from µs integers: the same floats as `total_seconds` gives."""
+    us = timedelta(microseconds=1)
+    a_us, b_us, c_us = ((x - datetime(1970, 1, 1, tzinfo=UTC)) // us for x in (a, b, c))
+    window = (c - a).total_seconds()
+    slack = 0.0 if window <= 0 else min(1.0, max(0.0, (c - b).total_seconds() / window))
+    assert slack_us(a_us, b_us, c_us) == slack
+    wait = (b - a).total_seconds()
+    awake = 1.0 if wait <= 0 else 0.0 if window <= 0 else min(1.0, max(0.0, 1 - wait / window))
+    assert awake_us(a_us, b_us, c_us) == awake

@@ -48,7 +48,7 @@ class WeekTable:
     """ISO week of the provider-local days (`2026-W13`): the capacity key's week."""
     spans: tuple[tuple[int, int, int], ...]
     """(local day ordinal, UTC start µs, UTC end µs), in `intervals` order."""
-    reach: tuple[int, ...] = ()
+    reach: tuple[int, ...]
     """Running maximum of the span ends: every span before `bisect_right(reach, t)`
     ends at or before `t`, so a walk from `t` skips them without looking."""
 
@@ -74,35 +74,57 @@ def _steady_offset(zone: ZoneInfo, monday: int) -> int | None:
     return None if offset is None else offset // _US
 
 
-@lru_cache(maxsize=262_144)
-def week_table(schedule: WeeklySchedule, monday: int) -> WeekTable:
-    """The working intervals of the local ISO week starting on `monday` (a date ordinal).
+@lru_cache(maxsize=65_536)
+def _template(schedule: WeeklySchedule) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, ...]]:
+    """The week's spans relative to local Monday 00:00 (day index, start µs, end µs) and
+    the running maximum of their ends: a week whose offset is steady is this template
+    shifted by one constant, so its table costs a few additions on first use."""
+    spans = tuple(
+        (d, d * _DAY_US + start * _MINUTE_US, d * _DAY_US + (start + length) * _MINUTE_US)
+        for d in range(7)
+        for start, length in schedule.by_weekday[d]
+    )
+    return spans, _reach(spans)
 
-    A week without an offset change is plain arithmetic (what `wall_span_instants`
-    answers for a single offset); a week with one goes through the schedule's own
-    DST-aware conversion.
-    """
-    first = date.fromordinal(monday)
-    offset = _steady_offset(schedule.zone, monday)
-    if offset is None:
-        spans = tuple(
-            (d.toordinal(), to_us(a), to_us(b))
-            for d, a, b in schedule.intervals(first, first + timedelta(days=6))
-        )
-    else:
-        out: list[tuple[int, int, int]] = []
-        for day in range(monday, monday + 7):
-            midnight = (day - _EPOCH_ORDINAL) * _DAY_US - offset
-            for start, length in schedule.by_weekday[day - monday]:
-                a = midnight + start * _MINUTE_US
-                out.append((day, a, a + length * _MINUTE_US))
-        spans = tuple(out)
+
+def _reach(spans: tuple[tuple[int, int, int], ...]) -> tuple[int, ...]:
     reach: list[int] = []
     top = -1
     for _, _, b in spans:
         top = b if b > top else top
         reach.append(top)
-    return WeekTable(iso_week(first), spans, tuple(reach))
+    return tuple(reach)
+
+
+@lru_cache(maxsize=4_096)
+def _week_label(monday: int) -> str:
+    return iso_week(date.fromordinal(monday))
+
+
+@lru_cache(maxsize=262_144)
+def week_table(schedule: WeeklySchedule, monday: int) -> WeekTable:
+    """The working intervals of the local ISO week starting on `monday` (a date ordinal).
+
+    A week without an offset change is the schedule's template shifted by the
+    week's local midnight (what `wall_span_instants` answers for a single
+    offset); a week with one goes through the schedule's own DST-aware
+    conversion.
+    """
+    offset = _steady_offset(schedule.zone, monday)
+    if offset is None:
+        first = date.fromordinal(monday)
+        spans = tuple(
+            (d.toordinal(), to_us(a), to_us(b))
+            for d, a, b in schedule.intervals(first, first + timedelta(days=6))
+        )
+        return WeekTable(_week_label(monday), spans, _reach(spans))
+    rel, reach = _template(schedule)
+    shift = (monday - _EPOCH_ORDINAL) * _DAY_US - offset
+    return WeekTable(
+        _week_label(monday),
+        tuple((monday + d, a + shift, b + shift) for d, a, b in rel),
+        tuple(r + shift for r in reach),
+    )
 
 
 def _tables(schedule: WeeklySchedule, first: int, last: int) -> Iterator[WeekTable]:

@@ -38,12 +38,20 @@ from delego_shared.types import Money
 
 from .explain import ReasonKey, skill_detail
 from .filters import Filter
-from .pricing_estimate import AnyPricing, PriceEstimate, estimate_price
+from .pricing_estimate import AnyPricing, estimate_price
 from .readmodel import ProviderEntry, language_key
 
 SkillKey = tuple[str, int]
-PricedWork = tuple[Decimal, int, Money | None]
-"""(hours, units, estimated price or None when the pricing cannot price that work)."""
+
+
+PricedWork = tuple[Decimal, int, int | None, int, Decimal]
+"""What an offer's pricing gives for one shape of work (filled by the matcher): hours,
+units, the estimate's position in the index's pool of prices (`CandidateIndex.prices`;
+None when the pricing cannot price that work), the hours as whole seconds rounded up
+in µs (what the schedule walks take), and an upper bound of any week's share of those
+hours in a reservation. A plain tuple of atoms: the garbage collector stops tracking
+it (a tuple subclass would stay tracked), and tens of thousands stay cached, which
+would otherwise lengthen every full collection, each landing on a request."""
 WorkShape = tuple[Decimal | None, int | None]
 """What an offer's price depends on in a request: effort hours and units."""
 
@@ -69,6 +77,8 @@ class OfferRow:
     priced_in_currency: bool
     """The pricing's currency is the offer's (else the PRICING filter rejects it)."""
     typical_hours: Decimal
+    price_class: int
+    """Equal for offers with equal pricing and typical effort: their estimates are equal."""
     raw: bytes
     """The snapshot as zlib-compressed JSON (parsed back only for proposals)."""
     ordinal: int = -1
@@ -147,8 +157,10 @@ class CandidateIndex:
         self._skill_keys: dict[SkillKey, SkillKey] = {}
         self._skill_tuples: dict[tuple[SkillKey, ...], tuple[SkillKey, ...]] = {}
         self._langs: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._estimates: dict[tuple[int, Decimal, int], PriceEstimate] = {}
-        self._priced: dict[WorkShape, dict[tuple[int, Decimal], PricedWork]] = {}
+        self._prices: list[Money] = []
+        self._price_ids: dict[tuple[str, str], int] = {}
+        self._priced: dict[WorkShape, dict[int, PricedWork]] = {}
+        self._price_classes: dict[tuple[int, Decimal], int] = {}
         self._priced_held = 0
         self._bulk = False
 
@@ -197,27 +209,39 @@ class CandidateIndex:
     def category(self, category: str) -> CategoryBits:
         return self._cats.get(category, _EMPTY_CAT)
 
-    def estimate(self, pricing: AnyPricing, hours: Decimal, units: int) -> PriceEstimate:
-        """`estimate_price`, cached across requests: offers share a few thousand pricings
-        (the pool keeps every pricing object alive, so its id is a safe key)."""
-        key = (id(pricing), hours, units)
-        got = self._estimates.get(key)
+    def price_id(self, pricing: AnyPricing, hours: Decimal, units: int) -> int | None:
+        """`estimate_price` as a position in the pool of prices (`prices`), each distinct
+        price held once (a few thousand, where cached estimates are tens of
+        thousands); None when the pricing cannot price that work. Estimates are
+        rounded to the currency's minor unit, so equal values have equal digits."""
+        price = estimate_price(pricing, hours, units).price
+        if price is None:
+            return None
+        key = (str(price.amount), price.currency)
+        got = self._price_ids.get(key)
         if got is None:
-            if len(self._estimates) >= 200_000:
-                self._estimates.clear()
-            got = self._estimates[key] = estimate_price(pricing, hours, units)
+            got = self._price_ids[key] = len(self._prices)
+            self._prices.append(price)
         return got
 
-    def priced(self, shape: WorkShape) -> dict[tuple[int, Decimal], PricedWork]:
-        """The estimates of requests of this shape per (pricing id, typical hours), for
-        the matcher to fill and reuse: requests repeat a few efforts, so most
-        candidates' price is one look-up. Pricing objects are never dropped from
-        the pool, so their ids stay valid; bounded like `estimate` (`note_priced`)."""
+    @property
+    def prices(self) -> list[Money]:
+        """The pool of estimated prices (`price_id`)."""
+        return self._prices
+
+    def priced(self, shape: WorkShape) -> dict[int, PricedWork]:
+        """The estimates of requests of this shape per price class (`OfferRow.price_class`),
+        for the matcher to fill and reuse: requests repeat a few efforts, so most
+        candidates' price is one look-up of an int. Bounded (`note_priced`): past
+        200,000 entries or prices, every dict and the pool start afresh."""
+        if self._priced_held >= 200_000 or len(self._prices) >= 200_000:
+            # only here, before a request reads any: the entries' price ids stay valid
+            self._priced.clear()
+            self._priced_held = 0
+            self._prices = []
+            self._price_ids.clear()
         got = self._priced.get(shape)
         if got is None:
-            if self._priced_held >= 200_000:
-                self._priced.clear()
-                self._priced_held = 0
             got = self._priced[shape] = {}
         return got
 
@@ -334,6 +358,10 @@ class CandidateIndex:
         pkey = s.pricing.model_dump_json().encode()
         pricing = self._pricings.setdefault(pkey, s.pricing)
         typical = self._decimals.setdefault(s.typical_effort_hours, s.typical_effort_hours)
+        # the pool keeps every pricing object alive, so its id names it for good
+        price_class = self._price_classes.setdefault(
+            (id(pricing), typical), len(self._price_classes)
+        )
         own = self._skills(tuple(self._skill_key(x.code, x.level) for x in s.skills))
         langs = tuple(sorted({language_key(t) for t in s.languages}))
         return OfferRow(
@@ -347,6 +375,7 @@ class CandidateIndex:
             pricing,
             pricing_currency(s.pricing) == s.currency,
             typical,
+            price_class,
             zlib.compress(s.model_dump_json().encode(), 1),
         )
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
+from functools import lru_cache
 
 from delego_shared.events.catalog import OfferSnapshot, OfferStatus
 from delego_shared.events.common import AgreedTerms, pricing_currency
@@ -49,10 +50,12 @@ from .response import ResponseWindow, response_window
 from .schedule import WeeklySchedule, WorkPlan, hours_to_timedelta, plan_work
 from .scoring import (
     awake_component,
+    awake_us,
     breakdown,
     load_component,
     price_component,
     slack_component,
+    slack_us,
     weighted_total,
 )
 from .spec import RequestSpec
@@ -71,6 +74,20 @@ class MatchContext:
 
 
 EMPTY_CONTEXT = MatchContext()
+
+_week_capacity = lru_cache(maxsize=65_536)(week_capacity)
+"""`week_capacity` across requests: it depends on the catalog only (declared hours,
+schedule, week), and the same providers' weeks come back request after request."""
+
+
+@lru_cache(maxsize=4_096)
+def _most_per_week(effort: int) -> Decimal:
+    """An upper bound of any week's share in `reservation_keys` (hours to 4 decimals,
+    rounded up) for an effort in µs."""
+    hours = Decimal(effort // 1_000_000) / 3600
+    return hours.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
+
+
 _US = timedelta(microseconds=1)
 _ZERO = Decimal(0)
 
@@ -390,26 +407,33 @@ class _Scan:
         self.counts: dict[ReasonKey, int] = {}
         self.fits: list[_Fit] = []
         self._prices = index.priced((spec.effort_hours, spec.units))
+        self._moneys = index.prices
         self._walks: dict[tuple[int, int | None, int], tuple[int, int, int | None]] = {}
         self._finishes: dict[tuple[int, int, int], int | None] = {}
         self._plans: dict[tuple[int, int, int], FastPlan] = {}
         self._needs: dict[FastPlan, tuple[tuple[str, Decimal], ...]] = {}
-        self._caps: dict[tuple[Decimal, int, str], Decimal] = {}
         self._live: dict[int, bool] = {}
-        self._effort: dict[Decimal, int] = {}
-        self._most: dict[int, Decimal] = {}
+        self.budget = spec.budget
         self.loaded = frozenset(k.split(":", 1)[0] for k in context.reserved_hours)
         """Providers with reserved hours in the context."""
 
     def price(self, row: OfferRow) -> PricedWork:
-        key = (id(row.pricing), row.typical_hours)
-        got = self._prices.get(key)
+        """The estimate of the row's price class for this request's work (shared by the
+        requests of the same effort and units through the index)."""
+        got = self._prices.get(row.price_class)
         if got is None:
             s = self.spec
             hours = work_hours(s.effort_hours, s.units, row.typical_hours)
             units = work_units(s.effort_hours, s.units, row.typical_hours)
-            estimate = self.index.estimate(row.pricing, hours, units)
-            got = self._prices[key] = (hours, units, estimate.price)
+            price_id = self.index.price_id(row.pricing, hours, units)
+            effort = hours_to_timedelta(hours) // _US
+            got = self._prices[row.price_class] = (
+                hours,
+                units,
+                price_id,
+                effort,
+                _most_per_week(effort),
+            )
             self.index.note_priced(1)
         return got
 
@@ -460,22 +484,18 @@ class _Scan:
         return got
 
     def capacity(self, provider: ProviderEntry, week: str) -> Decimal:
-        key = (provider.weekly_capacity_hours, id(provider.schedule), week)
-        got = self._caps.get(key)
-        if got is None:
-            got = self._caps[key] = week_capacity(
-                provider.weekly_capacity_hours, provider.schedule, week
-            )
-        return got
+        return _week_capacity(provider.weekly_capacity_hours, provider.schedule, week)
 
-    def fits_capacity(self, provider: ProviderEntry, start: int, effort: int) -> bool:
+    def fits_capacity(
+        self, provider: ProviderEntry, start: int, effort: int, most_per_week: Decimal
+    ) -> bool:
         """`capacity_ok` for the plan from `start`. Shortcut: with nothing reserved for the
-        provider, a declared capacity of at least the whole effort fits every week (a
-        week's ceiling is never below the declared capacity, and a week's share never
-        above the effort), so the plan's weekly split is computed for few offers."""
+        provider, a declared capacity of at least the most a week can take of the
+        effort (`most_per_week`) fits every week (a week's ceiling is never below
+        the declared capacity), so the plan's weekly split is computed for few offers."""
         if (
             provider.provider_id not in self.loaded
-            and provider.weekly_capacity_hours >= self.most_per_week(effort)
+            and provider.weekly_capacity_hours >= most_per_week
         ):
             return True
         reserved = self.context.reserved_hours
@@ -488,15 +508,6 @@ class _Scan:
                 return False
         return True
 
-    def most_per_week(self, effort: int) -> Decimal:
-        """An upper bound of any week's share in `reservation_keys` (hours to 4 decimals,
-        rounded up) for this effort in µs."""
-        got = self._most.get(effort)
-        if got is None:
-            hours = Decimal(effort // 1_000_000) / 3600
-            got = self._most[effort] = hours.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
-        return got
-
     def live_ok(self, provider: ProviderEntry) -> bool:
         key = id(provider.schedule)
         got = self._live.get(key)
@@ -506,28 +517,24 @@ class _Scan:
             )
         return got
 
-    def effort_us(self, hours: Decimal) -> int:
-        got = self._effort.get(hours)
-        if got is None:
-            got = self._effort[hours] = hours_to_timedelta(hours) // _US
-        return got
-
     def run(self) -> int:
         """Classify every candidate; returns the number of published offers considered."""
         s = self.spec
         index = self.index
         cat = index.category(s.category)
         rows = cat.rows
-        counts = self.counts
         check = self.check
         provider = index.provider
+        rejected: dict[Filter, int] = {}
         for i in ordinals(cat.candidates(s.required_skills, s.languages)):
             row = rows[i]
             assert row is not None
-            rejected = check(row, provider(row.provider_id))
-            if rejected is not None:
-                key = (rejected, "")
-                counts[key] = counts.get(key, 0) + 1
+            why = check(row, provider(row.provider_id))
+            if why is not None:
+                rejected[why] = rejected.get(why, 0) + 1
+        counts = self.counts
+        for f, c in rejected.items():
+            counts[(f, "")] = c
         for key, c in index.prefilter_counts(s.category, s.required_skills, s.languages).items():
             if c:
                 counts[key] = counts.get(key, 0) + c
@@ -541,18 +548,23 @@ class _Scan:
             return Filter.ALREADY_TRIED
         if not row.priced_in_currency:
             return Filter.PRICING
-        hours, units, price = self.price(row)
-        if price is None:
+        hours, units, price_id, effort, most_per_week = self._prices.get(
+            row.price_class
+        ) or self.price(row)
+        if price_id is None:
             return Filter.PRICING
-        over = budget_verdict(price, self.spec.budget)
-        if over is not None:
-            return over
+        price = self._moneys[price_id]
+        if self.budget is not None:
+            over = budget_verdict(price, self.budget)
+            if over is not None:
+                return over
         if self.spec.live_window is not None and not self.live_ok(provider):
             return Filter.LIVE_WINDOW
-        effort = self.effort_us(hours)
-        answer_from, answer_by, finish = self.walk(provider, effort)
+        key = (id(provider.schedule), provider.response_window_minutes, effort)
+        walked = self._walks.get(key) or self.walk(provider, effort)
+        answer_from, answer_by, finish = walked
         start = answer_by if answer_by > self.earliest_us else self.earliest_us
-        if not self.fits_capacity(provider, start, effort):
+        if not self.fits_capacity(provider, start, effort, most_per_week):
             return Filter.CAPACITY
         if finish is None or finish > self.deadline_us:
             awake = self.finish(provider.schedule, self.earliest_us, effort)
@@ -561,22 +573,33 @@ class _Scan:
                 return Filter.RESPONSE
             return Filter.DEADLINE
         self.fits.append(
-            _Fit(row, provider, hours, units, price, start, effort, finish, answer_from, answer_by)
+            _Fit(
+                row,
+                provider,
+                hours,
+                units,
+                price,
+                start,
+                effort,
+                finish,
+                answer_from,
+                answer_by,
+            )
         )
         return None
 
     def rank(self, limit: int) -> list[Candidate]:
         """The top `limit` fits by `_rank`'s score, exactly, by branch and bound.
 
-        Every fit gets an upper bound: slack and awake in plain floats from
-        integers (1e-6 within the exact datetime values), rating, trust, and
-        price (the exact component, once per distinct price: money stays
-        Decimal), with load at its maximum, 1 (which it is for a
-        provider with nothing reserved). Fits are taken by decreasing bound
-        and scored exactly (the same functions as `_rank`); once the next
-        bound is below the `limit`-th exact score with room for those
-        approximations and the rounding to 6 decimals, no later fit can enter
-        the top and the rest are never scored.
+        Every fit gets an upper bound: slack and awake exactly, from the
+        integers (`slack_us`, `awake_us`: the floats of the datetime
+        functions), rating, trust, and price (the exact component, once per
+        distinct price: money stays Decimal), with load at its maximum, 1
+        (which it is for a provider with nothing reserved). Fits are taken by
+        decreasing bound and scored exactly (the same functions as `_rank`);
+        once the next bound is below the `limit`-th exact score with room for
+        the rounding to 6 decimals and the order of the float additions, no
+        later fit can enter the top and the rest are never scored.
         """
         if not self.fits or limit <= 0:
             return []
@@ -592,21 +615,13 @@ class _Scan:
         unrated = _clamp01(rating_component(None, policy.rating_prior)) * w["rating"]
         ratings, trusted = ctx.ratings, ctx.trusted_providers
         e, d = self.earliest_us, self.deadline_us
-        window = d - e
-        # slack uses `now`-free earliest and deadline: (d - finish) / (d - e)
         w_slack, w_awake, w_price = w["slack"], w["awake"], w["price"]
         w_rating, w_trust = w["rating"], w["trust_bonus"]
         prices: dict[int, float] = {}
         budget = spec.budget
         bounded: list[tuple[float, int]] = []
         for n, f in enumerate(self.fits):
-            b = base
-            if window > 0:
-                b += _clamp01((d - f.finish) / window) * w_slack
-                wait = f.answer_from - e
-                b += (1.0 if wait <= 0 else _clamp01(1 - wait / window)) * w_awake
-            elif f.answer_from <= e:
-                b += w_awake
+            b = base + slack_us(e, f.finish, d) * w_slack + awake_us(e, f.answer_from, d) * w_awake
             pid = f.provider.provider_id
             stats = ratings.get(pid)
             b += (
@@ -633,11 +648,11 @@ class _Scan:
             p = f.provider
             pid = p.provider_id
             components = {
-                "slack": slack_component(self.earliest, from_us(f.finish), spec.deadline),
+                "slack": slack_us(e, f.finish, d),
                 "rating": rating_component(ratings.get(pid), policy.rating_prior),
-                "price": price_component(f.price, budget, cheapest.get(f.price.currency)),
+                "price": prices[id(f.price)],  # the exact component, from the bound
                 "trust_bonus": 1.0 if pid in trusted else 0.0,
-                "awake": awake_component(self.earliest, from_us(f.answer_from), spec.deadline),
+                "awake": awake_us(e, f.answer_from, d),
             }
             label = weeks.get(p.time_zone)
             if label is None:

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from delego_shared.events.matching import ScoreBreakdown
@@ -28,17 +28,36 @@ def _clamp(x: float) -> float:
     return min(1.0, max(0.0, x))
 
 
+_US = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(instant: datetime) -> int:
+    return (instant - _EPOCH) // _US
+
+
 def slack_component(now: datetime, finish: datetime, deadline: datetime) -> float:
-    window = (deadline - now).total_seconds()
-    if window <= 0:
-        return 0.0
-    return _clamp((deadline - finish).total_seconds() / window)
+    return slack_us(_us(now), _us(finish), _us(deadline))
 
 
 def awake_component(earliest: datetime, answer_from: datetime, deadline: datetime) -> float:
     """1 - (time until the provider can answer) / (time from the earliest start to the deadline)."""
-    window = (deadline - earliest).total_seconds()
-    wait = (answer_from - earliest).total_seconds()
+    return awake_us(_us(earliest), _us(answer_from), _us(deadline))
+
+
+def slack_us(now: int, finish: int, deadline: int) -> float:
+    """`slack_component` on instants in µs (the matcher's integers). Seconds are the µs
+    count divided by 10**6, as `timedelta.total_seconds` does: the same floats."""
+    window = (deadline - now) / 1_000_000
+    if window <= 0:
+        return 0.0
+    return _clamp((deadline - finish) / 1_000_000 / window)
+
+
+def awake_us(earliest: int, answer_from: int, deadline: int) -> float:
+    """`awake_component` on instants in µs (same floats)."""
+    window = (deadline - earliest) / 1_000_000
+    wait = (answer_from - earliest) / 1_000_000
     if wait <= 0:
         return 1.0
     if window <= 0:
