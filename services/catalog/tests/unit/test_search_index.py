@@ -230,8 +230,10 @@ def queries(draw: st.DrawFn) -> OfferQuery:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(world=worlds(), query=queries())
-def test_read_model_returns_exactly_what_the_specification_returns(world, query):
+@given(world=worlds(), query=queries(), text_walk=st.sampled_from([0, 1, 3, 1000]))
+def test_read_model_returns_exactly_what_the_specification_returns(world, query, text_walk):
+    """`text_walk`: text by FTS5 only (0), by a walk that stops early and goes on with
+    FTS5 (1, 3: the seam between the two), by the walk alone (1000)."""
     snaps, batches = world
     latest_offers: dict[str, OfferSnapshot] = {}
     latest_providers: dict[str, ProviderSnapshot] = {}
@@ -245,7 +247,7 @@ def test_read_model_returns_exactly_what_the_specification_returns(world, query)
         ):
             latest_providers[s.provider_id] = s
     with tempfile.TemporaryDirectory() as tmp:
-        index = SqliteSearchIndex(Path(tmp) / "search.sqlite")
+        index = SqliteSearchIndex(Path(tmp) / "search.sqlite", text_walk=text_walk)
         try:
             rest, sizes = list(snaps), iter(batches)
             while rest:
