@@ -240,6 +240,9 @@ TEXT: dict[str, OfferQuery] = {
         text="cv", category="cv_writing", time_zones=["Europe/Paris"]
     ),
     "text 'ete' (common word) alone": OfferQuery(text="ete"),
+    "text 'ete' + at home + Dakar (no key serves them)": OfferQuery(
+        text="ete", delivery_mode=DeliveryMode.AT_HOME, time_zones=["Africa/Dakar"]
+    ),
 }
 
 
