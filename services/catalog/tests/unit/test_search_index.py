@@ -230,8 +230,10 @@ def queries(draw: st.DrawFn) -> OfferQuery:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(world=worlds(), query=queries())
-def test_read_model_returns_exactly_what_the_specification_returns(world, query):
+@given(world=worlds(), query=queries(), text_walk=st.sampled_from([0, 1, 3, 1000]))
+def test_read_model_returns_exactly_what_the_specification_returns(world, query, text_walk):
+    """`text_walk`: text by FTS5 only (0), by a walk that stops early and goes on with
+    FTS5 (1, 3: the seam between the two), by the walk alone (1000)."""
     snaps, batches = world
     latest_offers: dict[str, OfferSnapshot] = {}
     latest_providers: dict[str, ProviderSnapshot] = {}
@@ -245,7 +247,7 @@ def test_read_model_returns_exactly_what_the_specification_returns(world, query)
         ):
             latest_providers[s.provider_id] = s
     with tempfile.TemporaryDirectory() as tmp:
-        index = SqliteSearchIndex(Path(tmp) / "search.sqlite")
+        index = SqliteSearchIndex(Path(tmp) / "search.sqlite", text_walk=text_walk)
         try:
             rest, sizes = list(snaps), iter(batches)
             while rest:
@@ -394,3 +396,65 @@ async def test_a_rebuild_replaces_everything_and_records_the_positions(index):
     assert await index.positions() == {("t", 0): 5}
     page = await index.search(OfferQuery(), None)
     assert ids(page) == ["o1", "o3"]
+
+
+async def test_a_rebuild_is_swapped_in_under_readers_that_searched_the_old_file(index, tmp_path):
+    index.apply_now(providers=[provider("p0", 1)], offers=[offer("old", "p0", 1)])
+    assert ids(await index.search(OfferQuery(), None)) == ["old"]  # a reader is open
+
+    async def batches():
+        yield [offer("new", "p0", 1).model_dump(mode="json")]
+
+    await index.rebuild({("t", 0): 1}, [provider("p0", 1)], batches())
+    assert ids(await index.search(OfferQuery(), None)) == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir() if "rebuild" in p.name) == []
+    index.apply_now(offers=[offer("later", "p0", 1, title="Cours de maths")])
+    assert ids(search(index, text="math")) == ["later"]
+
+
+def test_a_rebuild_cut_short_leaves_the_index_as_it_was_until_the_next_one(tmp_path):
+    path = tmp_path / "search.sqlite"
+    first = SqliteSearchIndex(path)
+    first.apply_now(
+        providers=[provider("p0", 1)], offers=[offer("o1", "p0", 1)], positions={("t", 0): 7}
+    )
+    first.begin_rebuild([provider("p0", 1)])
+    first.load_now([offer("half", "p0", 1).model_dump(mode="json")])
+    first.close()  # the process dies before end_rebuild
+    again = SqliteSearchIndex(path)
+    try:
+        assert ids(search(again)) == ["o1"]
+        assert again.positions_now() == {("t", 0): 7}
+        again.begin_rebuild([provider("p0", 1)])  # the leftover file is replaced
+        again.load_now([offer("o2", "p0", 1).model_dump(mode="json")])
+        again.end_rebuild({("t", 0): 9})
+        assert ids(search(again)) == ["o2"]
+        assert again.positions_now() == {("t", 0): 9}
+    finally:
+        again.close()
+
+
+def test_text_too_rare_for_the_walk_is_found_by_fts_after_where_the_walk_stopped(tmp_path):
+    index = SqliteSearchIndex(tmp_path / "search.sqlite", text_walk=3)
+    try:
+        index.apply_now(providers=[provider("p0", 1)])
+        index.apply_now(
+            offers=[
+                offer(
+                    f"o{i}",
+                    "p0",
+                    1,
+                    title="Traduction juridique" if i in (1, 6, 7) else "Cours de maths",
+                    pricing=pricing("hourly", str(10 + i), "EUR"),
+                )
+                for i in range(10)
+            ]
+        )
+        # the walk meets o0-o2 (o1 matches), FTS5 finds o6 and o7 after o2; page of 2
+        first = search(index, text="jurid", limit=2)
+        assert ids(first) == ["o1", "o6"]
+        assert ids(search(index, text="jurid", limit=2, cursor=first.next_cursor)) == ["o7"]
+        assert ids(search(index, text="juridique cours")) == []
+        assert ids(search(index, text="m", limit=3)) == ["o0", "o2", "o3"]  # 1-letter prefix
+    finally:
+        index.close()
