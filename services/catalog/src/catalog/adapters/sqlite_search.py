@@ -425,15 +425,7 @@ class SqliteSearchIndex:
                 con.execute(f"PRAGMA {pragma}")
             con.executescript(_TABLES)
             con.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            con.executemany(
-                "INSERT INTO providers (provider_id, version, active, tz) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (provider_id) DO UPDATE SET version = excluded.version, "
-                "active = excluded.active, tz = excluded.tz WHERE excluded.version > version",
-                [
-                    (p.provider_id, p.version, int(p.status is ProviderStatus.ACTIVE), p.time_zone)
-                    for p in providers
-                ],
-            )
+            con.executemany(_UPSERT_PROVIDER, [_provider_values(p) for p in providers])
             con.execute("BEGIN")  # one transaction for the whole load (no journal to grow)
             self._build, self._build_next = con, 1
 
@@ -575,12 +567,7 @@ class SqliteSearchIndex:
         if row is not None and row[0] >= provider.version:
             return False
         active = provider.status is ProviderStatus.ACTIVE
-        con.execute(
-            "INSERT INTO providers (provider_id, version, active, tz) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (provider_id) DO UPDATE SET version = excluded.version, "
-            "active = excluded.active, tz = excluded.tz",
-            (provider.provider_id, provider.version, int(active), provider.time_zone),
-        )
+        con.execute(_UPSERT_PROVIDER, _provider_values(provider))
         published = con.execute(
             "SELECT posting_keys, price_key, offer_id FROM offers "
             "WHERE provider_id = ? AND published = 1",
@@ -710,6 +697,19 @@ class SqliteSearchIndex:
         unordered = sql.split(" ORDER BY")[0]
         with self._gate.shared():
             return int(self._reader().execute(unordered, params[:-1]).fetchone()[0])
+
+
+_UPSERT_PROVIDER = (
+    "INSERT INTO providers (provider_id, version, active, tz) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (provider_id) DO UPDATE SET version = excluded.version, "
+    "active = excluded.active, tz = excluded.tz WHERE excluded.version > version"
+)
+"""A provider's row, unless the stored one is as new (snapshots carry versions)."""
+
+
+def _provider_values(provider: ProviderSnapshot) -> tuple[str, int, int, str]:
+    active = provider.status is ProviderStatus.ACTIVE
+    return (provider.provider_id, provider.version, int(active), provider.time_zone)
 
 
 def create_schema(con: sqlite3.Connection) -> None:
