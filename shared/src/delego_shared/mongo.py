@@ -7,18 +7,19 @@ streams, no TTL indexes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 Document = dict[str, Any]
 
-__all__ = ["Document", "DuplicateKeyError", "IndexSpec", "Mongo", "find_by_ids"]
+__all__ = ["Document", "DuplicateKeyError", "GroupedUpdates", "IndexSpec", "Mongo", "find_by_ids"]
 
 IDS_PER_QUERY = 1000
 """Our FerretDB build pushes an `_id` `$in` of up to 1000 ids down to its index."""
@@ -44,6 +45,60 @@ async def find_by_ids(
         async for doc in cursor:
             found[doc["_id"]] = doc
     return found
+
+
+class GroupedUpdates:
+    """Single-document updates of one collection, made by concurrent tasks, sent together.
+
+    An update that arrives while a command is in flight waits for it, then goes
+    with every other waiting update in ONE unordered bulk command: no delay
+    when the store is idle, and under load one command instead of many (on our
+    FerretDB a bulk of 10 updates costs the store about half and the client a
+    fifth of 10 single updates, per update).
+
+    `update_one` answers True when every update of its bulk matched a
+    document, else False: a bulk does not say which of its updates missed, so
+    it is only for conditional updates the caller can check again alone (such
+    as "remove these entries if they are still there").
+    """
+
+    def __init__(self, collection: AsyncCollection[Document], *, max_batch: int = 500) -> None:
+        self.collection = collection
+        self.max_batch = max_batch
+        self._waiting: list[tuple[Document, Document, asyncio.Future[bool]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self.commands = 0
+        """Commands sent so far (for tests and benchmarks)."""
+
+    async def update_one(self, filter: Document, update: Document) -> bool:
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((filter, update, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_waiting())
+        return await done
+
+    async def _send_waiting(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+            self.commands += 1
+            try:
+                if len(batch) == 1:
+                    res = await self.collection.update_one(batch[0][0], batch[0][1])
+                    matched = res.matched_count == 1
+                else:
+                    bulk = await self.collection.bulk_write(
+                        [UpdateOne(f, u) for f, u, _ in batch], ordered=False
+                    )
+                    matched = bulk.matched_count == len(batch)
+            except Exception as exc:  # handed to every caller of this command
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(matched)
 
 
 @dataclass(frozen=True)

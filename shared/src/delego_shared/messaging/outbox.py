@@ -7,9 +7,10 @@ calls `OutboxRelay.publish_now(collection, id)`: it sends all the document's
 pending events in order (the ones the caller just stored when its write shows
 they are all that is pending, else read by `_id`), awaits the acknowledgements
 together, then removes exactly the published entries (by entry id) in one
-conditional update. So the caller knows, when it answers, that its events are
-on their topics; a cross-service reader that waits for consumer lag to reach
-zero sees them.
+conditional update (the removals that concurrent publishes of a collection make
+at once go to the store as one bulk command: `GroupedUpdates`). So the caller
+knows, when it answers, that its events are on their topics; a cross-service
+reader that waits for consumer lag to reach zero sees them.
 
 Pending events are a map `_outbox.<event id> -> entry` plus a counter
 `_outbox_n`. An entry is removed only if it is still there, and the counter is
@@ -47,7 +48,7 @@ from .. import tracing
 from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..metrics import OUTBOX_PUBLISH_LATENCY, OUTBOX_PUBLISHED, Backlog, register_backlog
-from ..mongo import Document, DuplicateKeyError, IndexSpec, Mongo
+from ..mongo import Document, DuplicateKeyError, GroupedUpdates, IndexSpec, Mongo
 from ..replica import Replica
 from ..timing import cancel_and_wait, wake_or_timeout
 from .publisher import EventPublisher, OutgoingRecord
@@ -188,6 +189,9 @@ class OutboxRelay:
         self.dead_after = timedelta(seconds=max(3 * sweep_interval_s, 10.0))
         self._publishing: dict[tuple[str, str], _CountedLock] = {}
         self._task: asyncio.Task[None] | None = None
+        self._removals = {c: GroupedUpdates(mongo.db[c]) for c in self.collections}
+        """Removals of published entries: those made at once by concurrent publishes go
+        to the store as one command."""
         self._unpublished: dict[tuple[str, str], tuple[int, datetime]] = {}
         """Documents this relay is publishing or will retry: (pending count, oldest
         stored_at). The outbox backlog metrics are computed from it, never from a scan."""
@@ -312,13 +316,16 @@ class OutboxRelay:
         """Remove exactly these entries; the counter drops by what was really removed."""
         coll = self.mongo.db[collection]
         present = {f"{PENDING}.{i}": {"$exists": True} for i in event_ids}
-        res = await coll.update_one(
+        removals = self._removals.get(collection) or self._removals.setdefault(
+            collection, GroupedUpdates(coll)
+        )
+        if await removals.update_one(
             {"_id": document_id, **present},
             {"$unset": dict.fromkeys(present, ""), "$inc": {COUNT: -len(event_ids)}},
-        )
-        if res.matched_count:
+        ):
             return
-        # someone else removed some of them meanwhile: remove the rest one by one
+        # someone else removed some of them meanwhile (or another removal of the same
+        # command missed): remove what is still there one by one
         for field in present:
             await coll.update_one(
                 {"_id": document_id, field: {"$exists": True}},
