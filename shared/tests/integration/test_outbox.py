@@ -88,13 +88,20 @@ async def test_publish_now_sends_an_inserted_document_as_written_without_reading
     await mongo.close()
 
 
-async def test_removals_of_concurrent_publishes_go_to_the_store_together(settings_for):
-    settings = settings_for("catalog")
+async def _publish_together(settings, n: int, *, removed_meanwhile: int | None = None):
+    """`n` documents with one pending event each, published at once by one relay:
+    (relay, the documents as stored afterwards). With `removed_meanwhile`, that
+    document's entry is removed first, as another relay that published it would."""
     mongo = Mongo(settings.mongodb_url, settings.database)
     coll = mongo.db["providers"]
-    ids = [f"prv_group_{i}" for i in range(20)]
+    ids = [f"prv_group_{n}_{i}" for i in range(n)]
     envs = {i: Envelope(registered(i), source=settings.source) for i in ids}
     await coll.insert_many([Outbox.attach({"_id": i}, [envs[i]]) for i in ids])
+    if removed_meanwhile is not None:
+        gone = ids[removed_meanwhile]
+        await coll.update_one(
+            {"_id": gone}, {"$unset": {f"{PENDING}.{envs[gone].id}": ""}, "$inc": {COUNT: -1}}
+        )
     broker = create_broker(settings)
     await broker.start()
     try:
@@ -102,45 +109,29 @@ async def test_removals_of_concurrent_publishes_go_to_the_store_together(setting
         sent = await asyncio.gather(
             *(relay.publish_now("providers", i, stored=[envs[i]], pending=1) for i in ids)
         )
-        assert sent == [1] * 20
-        assert relay._removals["providers"].commands < 20
+        assert sent == [1] * n
     finally:
         await broker.stop()
-    stored = {d["_id"]: d async for d in coll.find({"_id": {"$in": ids}})}
-    assert {i: (d[COUNT], d[PENDING]) for i, d in stored.items()} == dict.fromkeys(ids, (0, {}))
+    stored = {d["_id"]: (d[COUNT], d[PENDING]) async for d in coll.find({"_id": {"$in": ids}})}
     await mongo.close()
+    return relay, stored
 
 
-async def test_a_removal_that_misses_in_a_grouped_command_leaves_every_count_exact(
+async def test_removals_of_concurrent_publishes_go_to_the_store_together(settings_for):
+    relay, stored = await _publish_together(settings_for("catalog"), 20)
+    assert relay._removals["providers"].commands < 20
+    assert list(stored.values()) == [(0, {})] * 20
+
+
+async def test_a_removal_that_misses_leaves_every_count_exact_when_removals_go_together(
     settings_for,
 ):
     """One document's entry was removed meanwhile (another relay published it): its
     removal matches nothing, so the bulk does not say which one missed. Every
     document is then checked alone, and no count goes below what is pending."""
-    settings = settings_for("catalog")
-    mongo = Mongo(settings.mongodb_url, settings.database)
-    coll = mongo.db["providers"]
-    ids = [f"prv_miss_{i}" for i in range(8)]
-    envs = {i: Envelope(registered(i), source=settings.source) for i in ids}
-    await coll.insert_many([Outbox.attach({"_id": i}, [envs[i]]) for i in ids])
-    gone = ids[3]
-    await coll.update_one(
-        {"_id": gone}, {"$unset": {f"{PENDING}.{envs[gone].id}": ""}, "$inc": {COUNT: -1}}
-    )
-    broker = create_broker(settings)
-    await broker.start()
-    try:
-        relay = OutboxRelay(mongo, EventPublisher(broker, settings), ["providers"])
-        sent = await asyncio.gather(
-            *(relay.publish_now("providers", i, stored=[envs[i]], pending=1) for i in ids)
-        )
-        assert sent == [1] * 8
-        assert relay._removals["providers"].commands < 8  # some went together
-    finally:
-        await broker.stop()
-    stored = {d["_id"]: d async for d in coll.find({"_id": {"$in": ids}})}
-    assert {i: (d[COUNT], d[PENDING]) for i, d in stored.items()} == dict.fromkeys(ids, (0, {}))
-    await mongo.close()
+    relay, stored = await _publish_together(settings_for("catalog"), 8, removed_meanwhile=3)
+    assert relay._removals["providers"].commands < 8  # some went together
+    assert list(stored.values()) == [(0, {})] * 8
 
 
 async def test_crash_between_state_write_and_publish_is_recovered_by_the_sweep(settings_for):
