@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from matching.domain.availability import fast_answer_finish, fast_finish, to_us
+from matching.domain.availability import fast_answer_finish, fast_finish, fast_plan, to_us
 from matching.domain.schedule import WeeklySchedule
 from matching.domain.timeline import Timeline
 
@@ -48,7 +48,8 @@ def _timeline(scheds: list[WeeklySchedule], around_us: int, weeks_before: int, w
 def test_vectorised_walk_is_the_python_walk(
     scheds, now, minutes, not_before_s, effort_s, deadline_h, horizon, before, after
 ):
-    """Decided results equal the walk's; with enough weeks built, every one is decided."""
+    """Decided results equal the walk's (the weekly split of the plan too); with enough
+    weeks built, every one is decided."""
     t, h = to_us(now), horizon // US
     earliest = t + max(0, not_before_s) * 1_000_000
     effort, deadline = effort_s * 1_000_000, to_us(now + timedelta(hours=deadline_h))
@@ -79,6 +80,12 @@ def test_vectorised_walk_is_the_python_walk(
         if state[i] >= 0:
             got_finish = int(fin[i]) if state[i] == 1 else None
             assert (int(af[i]), int(ab[i]), got_finish) == want
+            if got_finish is not None and effort > 0:
+                # the plan's weekly split, from the same pieces
+                start = max(int(ab[i]), earliest)
+                plan = fast_plan(sched, start, effort, deadline, h)
+                assert plan.finish == got_finish
+                assert tl.split(i, start, got_finish) == plan.seconds_by_week
         else:
             assert not enough
         if aw_state[i] >= 0:

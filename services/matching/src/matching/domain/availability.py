@@ -97,7 +97,8 @@ def _reach(spans: tuple[tuple[int, int, int], ...]) -> tuple[int, ...]:
 
 
 @lru_cache(maxsize=4_096)
-def _week_label(monday: int) -> str:
+def week_label(monday: int) -> str:
+    """ISO week label of the week starting on `monday` (a date ordinal)."""
     return iso_week(date.fromordinal(monday))
 
 
@@ -117,11 +118,11 @@ def week_table(schedule: WeeklySchedule, monday: int) -> WeekTable:
             (d.toordinal(), to_us(a), to_us(b))
             for d, a, b in schedule.intervals(first, first + timedelta(days=6))
         )
-        return WeekTable(_week_label(monday), spans, _reach(spans))
+        return WeekTable(week_label(monday), spans, _reach(spans))
     rel, reach = _template(schedule)
     shift = (monday - _EPOCH_ORDINAL) * _DAY_US - offset
     return WeekTable(
-        _week_label(monday),
+        week_label(monday),
         tuple((monday + d, a + shift, b + shift) for d, a, b in rel),
         tuple(r + shift for r in reach),
     )

@@ -221,6 +221,7 @@ class CandidateIndex:
         self._priced_held = 0
         self._priced_columns: dict[WorkShape, PriceColumns] = {}
         self._currencies: dict[str, int] = {}
+        self._currency_names: list[str] = []
         self.class_params = ClassParams()
         """The integer parameters of every price class (`price_columns`)."""
         self._provider_ordinals: dict[str, int] = {}
@@ -330,13 +331,11 @@ class CandidateIndex:
         got = self._currencies.get(currency)
         if got is None:
             got = self._currencies[currency] = len(self._currencies)
+            self._currency_names.append(currency)
         return got
 
     def currency_name(self, code: int) -> str:
-        for name, c in self._currencies.items():
-            if c == code:
-                return name
-        raise KeyError(code)
+        return self._currency_names[code]
 
     def provider_ordinal(self, provider_id: str) -> int:
         """The provider's position in the provider columns (assigned on first sight)."""

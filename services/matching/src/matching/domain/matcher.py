@@ -413,6 +413,9 @@ class _Fit:
     finish: int
     answer_from: int
     answer_by: int
+    schedule_ordinal: int = -1
+    """For a fit of `classify`: its schedule in the timeline (the plan's weekly split
+    comes from there); -1 for one of `check`."""
 
 
 class _Scan:
@@ -464,6 +467,8 @@ class _Scan:
         self.loaded = frozenset(k.split(":", 1)[0] for k in context.reserved_hours)
         """Providers with reserved hours in the context."""
         self.window_us = policy.acceptance_window // _US
+        self._money: dict[int, Money] = {}
+        self._timeline: Timeline | None = None
 
     @property
     def n_fits(self) -> int:
@@ -654,7 +659,7 @@ class _Scan:
             fits_week &= ~np.isin(prov, index.known_provider_ordinals(self.loaded))
         code[(code == 0) & ~fits_week] = _PYTHON
         on = np.flatnonzero(code == 0)
-        tl = index.timeline(self.now_us) if len(on) else None
+        tl = self._timeline = index.timeline(self.now_us) if len(on) else None
         if tl is None:
             code[on] = _PYTHON
         else:
@@ -669,21 +674,23 @@ class _Scan:
 
     def estimate(self, cat: CategoryBits, cands: I64, at: I64, pclass: I64) -> None:
         """Fill the price columns of the classes of candidates `at`: by `price_columns`
-        in integers, or one by one by `price` for the few classes it does not take."""
+        in integers, for every class of the index not estimated yet for this shape (one
+        pass per shape and new classes, rather than a few classes on every request),
+        or one by one by `price` for the few classes it does not take."""
         classes, first = np.unique(pclass[at], return_index=True)
-        python = self.index.class_params.kind[classes] == KIND_PYTHON
+        params = self.index.class_params
+        python = params.kind[classes] == KIND_PYTHON
         rows = cat.rows
         for i in cands[at[first[python]]].tolist():
             row = rows[i]
             assert row is not None
             self.price(row)
-        vec = classes[~python]
+        cols = self._columns
+        n = params.n
+        vec = np.flatnonzero((cols.state[:n] == 0) & (params.kind[:n] != KIND_PYTHON))
         if len(vec):
             s = self.spec
-            state, amount, currency, effort, most = estimate(
-                self.index.class_params, vec, s.effort_hours, s.units
-            )
-            cols = self._columns
+            state, amount, currency, effort, most = estimate(params, vec, s.effort_hours, s.units)
             cols.state[vec] = state
             cols.amount[vec] = amount
             cols.currency[vec] = currency
@@ -899,10 +906,26 @@ class _Scan:
         return out
 
     def money(self, row: OfferRow) -> Money:
-        """The estimate of the row's class (`price`: the specification's Decimal)."""
-        price_id = (self._prices.get(row.price_class) or self.price(row))[2]
-        assert price_id is not None
-        return self._moneys[price_id]
+        """The estimate of the row's class: from its integer column when `price_columns`
+        computed it (the same digits: `Money.rounded` quantizes to the minor unit),
+        else the specification's Decimal (`price`)."""
+        c = row.price_class
+        got = self._money.get(c)
+        if got is None:
+            params = self.index.class_params
+            if params.kind[c] == KIND_PYTHON or self._columns.state[c] != 2:
+                price_id = (self._prices.get(c) or self.price(row))[2]
+                assert price_id is not None
+                got = self._moneys[price_id]
+            else:
+                minor = int(params.minor[c])
+                amount = int(self._columns.amount[c]) // 10 ** (6 - minor)
+                got = Money(
+                    amount=Decimal(amount).scaleb(-minor),
+                    currency=self.index.currency_name(int(self._columns.currency[c])),
+                )
+            self._money[c] = got
+        return got
 
     def vector_row(self, v: _VectorFits, k: int) -> OfferRow:
         row = v.cat.rows[int(v.ordinal[k])]
@@ -959,24 +982,29 @@ class _Scan:
         row = self.vector_row(v, k)
         provider = self.index.provider(row.provider_id)
         assert provider is not None
-        hours, units, _, effort, _ = self._prices.get(row.price_class) or self.price(row)
+        s = self.spec
         answer_by = int(v.answer_by[k])
         return _Fit(
             row,
             provider,
-            hours,
-            units,
+            work_hours(s.effort_hours, s.units, row.typical_hours),
+            work_units(s.effort_hours, s.units, row.typical_hours),
             self.money(row),
             answer_by if answer_by > self.earliest_us else self.earliest_us,
-            effort,
+            int(v.effort[k]),
             int(v.finish[k]),
             int(v.answer_from[k]),
             answer_by,
+            int(self.index.provider_schedule[v.provider[k]]),
         )
 
     def candidate(self, f: _Fit, components: dict[str, float]) -> Candidate:
         p = f.provider
-        plan = self.plan(p.schedule, f.start, f.effort)
+        tl = self._timeline
+        if f.schedule_ordinal >= 0 and tl is not None and f.effort > 0:
+            plan = FastPlan(f.finish, tl.split(f.schedule_ordinal, f.start, f.finish))
+        else:
+            plan = self.plan(p.schedule, f.start, f.effort)
         assert plan.finish == f.finish
         need = reservation_keys(p.provider_id, plan.work_plan())
         return Candidate(

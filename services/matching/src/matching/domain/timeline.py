@@ -32,7 +32,7 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
-from .availability import week_table
+from .availability import week_label, week_table
 from .schedule import WeeklySchedule
 
 I64 = npt.NDArray[np.int64]
@@ -76,14 +76,17 @@ class Timeline:
             raise ValueError("too many schedules or weeks for 64-bit keys")
         starts: list[int] = []
         ends: list[int] = []
+        weeks: list[int] = []
         counts: list[int] = []
         for sched in schedules:
             k = 0
             for monday in range(first_monday, last_monday + 1, 7):
-                for _, a, b in _week_table(sched, monday).spans:
+                spans = _week_table(sched, monday).spans
+                for _, a, b in spans:
                     starts.append(a)
                     ends.append(b)
-                    k += 1
+                weeks.extend([monday] * len(spans))
+                k += len(spans)
             counts.append(k)
         seg = np.repeat(np.arange(self.n, dtype=np.int64), counts)
         base = seg * self.span - self.t0
@@ -98,6 +101,9 @@ class Timeline:
         ps = np.maximum(a, before)
         keep = b > ps
         ps, pe, seg = ps[keep], b[keep], seg[keep]
+        self.week: I64 = np.asarray(weeks, dtype=np.int64)[keep]
+        """The Monday (date ordinal) of the week table each piece comes from: the week
+        its work is reserved in."""
         length = pe - ps
         done = np.cumsum(length)
         first = np.searchsorted(seg, np.arange(self.n + 1))
@@ -134,6 +140,21 @@ class Timeline:
         off = s * self.span - self.t0
         ps = self.ps[j]
         return Walked(ps + (v - self.cs[j]) - off, ps - off, found)
+
+    def split(self, s: int, start: int, finish: int) -> tuple[tuple[str, int], ...]:
+        """`FastPlan.seconds_by_week` of the work of schedule `s` from `start` to `finish`
+        (a walk this timeline decided): the pieces between them, by week."""
+        off = s * self.span - self.t0
+        i = int(np.searchsorted(self.pe, start + off, side="right"))
+        j = int(np.searchsorted(self.ps[:-1], finish + off, side="left"))
+        by_week: dict[str, int] = {}
+        a, b = start + off, finish + off
+        for lo, hi, monday in zip(
+            self.ps[i:j].tolist(), self.pe[i:j].tolist(), self.week[i:j].tolist(), strict=True
+        ):
+            label = week_label(monday)
+            by_week[label] = by_week.get(label, 0) + min(hi, b) - max(lo, a)
+        return tuple((w, us // 1_000_000) for w, us in sorted(by_week.items()))
 
     def finish(self, s: I64, start: I64, effort: I64, limit: I64) -> tuple[I64, I64]:
         """`fast_finish` for every k: (finish, state) with state 1 = finishes at `finish`,
