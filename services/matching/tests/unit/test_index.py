@@ -178,7 +178,7 @@ def test_offers_share_a_price_class_exactly_when_pricing_and_typical_effort_are_
     from .builders import hourly
 
     idx = CandidateIndex.build(
-        [provider("p1")],
+        [provider("p1", capacity="1")],
         [
             offer("a", "p1", pricing=hourly("25")),
             offer("b", "p1", pricing=hourly("25")),
@@ -194,7 +194,8 @@ def test_offers_share_a_price_class_exactly_when_pricing_and_typical_effort_are_
 def test_the_price_pool_holds_each_price_once_and_cached_estimates_are_untracked():
     """Equal estimates of different pricings share one pool entry (its digits kept);
     after a collection the cached estimates are no longer tracked by the GC (atoms
-    only), so a full collection does not walk them."""
+    only), so a full collection does not walk them. (The Python path fills them: a
+    provider whose capacity needs checking week by week takes it.)"""
     import gc
     from decimal import Decimal
 
@@ -203,7 +204,7 @@ def test_the_price_pool_holds_each_price_once_and_cached_estimates_are_untracked
     from .builders import hourly, spec, utc
 
     idx = CandidateIndex.build(
-        [provider("p1")],
+        [provider("p1", capacity="1")],
         [
             offer("a", "p1", pricing=hourly("25")),
             offer("b", "p1", pricing=hourly("25", minimum=30, inc=30), typical="2"),

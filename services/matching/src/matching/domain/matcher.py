@@ -50,7 +50,6 @@ from .index import (
     OfferRow,
     PricedWork,
     ordinal_array,
-    ordinals,
 )
 from .policy import DEFAULT_POLICY, SCORE_COMPONENTS, MatchingPolicy
 from .price_columns import KIND_PYTHON, PRICE_SCALE, estimate, most_per_week
@@ -469,6 +468,8 @@ class _Scan:
         self.window_us = policy.acceptance_window // _US
         self._money: dict[int, Money] = {}
         self._timeline: Timeline | None = None
+        self.codes: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
+        """`classify`'s verdict per candidate (`_CODES`)."""
 
     @property
     def n_fits(self) -> int:
@@ -670,7 +671,9 @@ class _Scan:
         for c, f in enumerate(_CODES):
             if f is not None and counted[c]:
                 rejected[f] = int(counted[c])
-        return cands[code == _PYTHON]
+        self.codes = code
+        left: I64 = cands[code == _PYTHON]
+        return left
 
     def estimate(self, cat: CategoryBits, cands: I64, at: I64, pclass: I64) -> None:
         """Fill the price columns of the classes of candidates `at`: by `price_columns`
@@ -1067,9 +1070,20 @@ def context_providers(
     """
     scan = _Scan(index, spec, now, EMPTY_CONTEXT, policy, exclude_providers)
     cat = index.category(spec.category)
+    cands = ordinal_array(cat.candidates(spec.required_skills, spec.languages))
     out: set[str] = set()
-    for i in ordinals(cat.candidates(spec.required_skills, spec.languages)):
-        row = cat.rows[i]
+    if not len(cands):
+        return out
+    left = scan.classify(cat, cands, {})
+    codes = scan.codes
+    rows = cat.rows
+    live = (codes == _KEEP) | (codes == _RESPONSE) | (codes == _DEADLINE)
+    for i in cands[live].tolist():
+        row = rows[i]
+        assert row is not None
+        out.add(row.provider_id)
+    for i in left.tolist():
+        row = rows[i]
         assert row is not None
         if row.provider_id in out:
             continue

@@ -82,9 +82,9 @@ class Timeline:
             k = 0
             for monday in range(first_monday, last_monday + 1, 7):
                 spans = _week_table(sched, monday).spans
-                for _, a, b in spans:
-                    starts.append(a)
-                    ends.append(b)
+                for _, lo, hi in spans:
+                    starts.append(lo)
+                    ends.append(hi)
                 weeks.extend([monday] * len(spans))
                 k += len(spans)
             counts.append(k)
