@@ -337,7 +337,8 @@ def main() -> None:
         "part of the wall time that is not waiting for a core on a shared machine)"
     )
     print(
-        f"{'offers':>9} {'build s':>8} {'tables s':>8} {'RSS MB':>7} {'index p50':>10} {'index p99':>10} "
+        f"{'offers':>9} {'build s':>8} {'tables s':>8} {'RSS MB':>7} "
+        f"{'index p50':>10} {'index p99':>10} "
         f"{'scan n':>7} {'scan p50':>9} {'scan p99':>9} {'ratio':>7} "
         f"{'idx cpu p50':>11} {'idx cpu p99':>11}"
     )
@@ -348,7 +349,8 @@ def main() -> None:
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)  # noqa: S603 - this script
         r = json.loads(done.stdout)
         print(
-            f"{n:>9} {r['build_s']:>8.2f} {r['tables_s']:>8.2f} {r['rss_mb']:>7.0f} {r['index_p50']:>10.3f} "
+            f"{n:>9} {r['build_s']:>8.2f} {r['tables_s']:>8.2f} {r['rss_mb']:>7.0f} "
+            f"{r['index_p50']:>10.3f} "
             f"{r['index_p99']:>10.3f} {r['scan_queries']:>7} {r['scan_p50']:>9.2f} "
             f"{r['scan_p99']:>9.2f} {r['ratio_p50']:>6.0f}x "
             f"{r['index_cpu_p50']:>11.3f} {r['index_cpu_p99']:>11.3f}",

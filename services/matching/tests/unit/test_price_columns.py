@@ -18,6 +18,7 @@ from matching.domain.price_columns import (
     KIND_PYTHON,
     PRICE_SCALE,
     ClassParams,
+    PriceColumns,
     estimate,
     most_per_week,
 )
@@ -63,13 +64,22 @@ pricings = st.one_of(
 def test_integer_estimates_are_the_decimal_ones(classes, effort_hours, units):
     if effort_hours is None and units is None:
         units = 3
-    params = ClassParams()
-    for cid, (pricing, typical) in enumerate(classes):
-        currency = getattr(pricing, "rate", None) or getattr(pricing, "price", None)
-        currency = currency or getattr(pricing, "price_per_period", None) or pricing.unit_price
-        params.add(cid, pricing, Decimal(typical), CURRENCIES[currency.currency])
+    params, cols = ClassParams(), PriceColumns()
+    half = len(classes) // 2
+    # in two rounds, as the catalog grows between requests: the second one extends the
+    # shape's tables
+    for lo, hi in ((0, half), (half, len(classes))):
+        for cid in range(lo, hi):
+            pricing, typical = classes[cid]
+            money = getattr(pricing, "rate", None) or getattr(pricing, "price", None)
+            money = money or getattr(pricing, "price_per_period", None) or pricing.unit_price
+            params.add(cid, pricing, Decimal(typical), CURRENCIES[money.currency])
+        cols.room(hi)
+        ids = np.flatnonzero(params.kind[lo:hi] != KIND_PYTHON) + lo
+        estimate(params, cols, ids, effort_hours, units)
     ids = np.flatnonzero(params.kind[: len(classes)] != KIND_PYTHON)
-    state, amount, code, effort, most = estimate(params, ids, effort_hours, units)
+    state, amount, code = cols.state[ids], cols.amount[ids], cols.currency[ids]
+    effort, most = cols.effort[ids], cols.most_e4[ids]
     for k, cid in enumerate(ids.tolist()):
         pricing, typical = classes[cid]
         h = work_hours(effort_hours, units, Decimal(typical))

@@ -676,10 +676,9 @@ class _Scan:
         return left
 
     def estimate(self, cat: CategoryBits, cands: I64, at: I64, pclass: I64) -> None:
-        """Fill the price columns of the classes of candidates `at`: by `price_columns`
-        in integers, for every class of the index not estimated yet for this shape (one
-        pass per shape and new classes, rather than a few classes on every request),
-        or one by one by `price` for the few classes it does not take."""
+        """Fill the price columns of the classes of candidates `at`: in integers by
+        `price_columns.estimate`, or one by one by `price` for the few classes it does
+        not take."""
         classes, first = np.unique(pclass[at], return_index=True)
         params = self.index.class_params
         python = params.kind[classes] == KIND_PYTHON
@@ -688,17 +687,9 @@ class _Scan:
             row = rows[i]
             assert row is not None
             self.price(row)
-        cols = self._columns
-        n = params.n
-        vec = np.flatnonzero((cols.state[:n] == 0) & (params.kind[:n] != KIND_PYTHON))
-        if len(vec):
+        if not python.all():
             s = self.spec
-            state, amount, currency, effort, most = estimate(params, vec, s.effort_hours, s.units)
-            cols.state[vec] = state
-            cols.amount[vec] = amount
-            cols.currency[vec] = currency
-            cols.effort[vec] = effort
-            cols.most_e4[vec] = most
+            estimate(params, self._columns, classes[~python], s.effort_hours, s.units)
 
     def walk_columns(
         self,

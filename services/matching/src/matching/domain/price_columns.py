@@ -19,7 +19,6 @@ Decimal's 28 digits of a rounding boundary without being on it
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import ROUND_CEILING, Decimal
 
@@ -76,6 +75,13 @@ class PriceColumns:
         self.amount = np.zeros(0, dtype=np.int64)
         self.effort = np.zeros(0, dtype=np.int64)
         self.most_e4 = np.zeros(0, dtype=np.int64)
+        self.by_combo = np.zeros(0, dtype=np.int64)
+        """This shape's value of each `ClassParams.combos` entry (filled as they come)."""
+        self.effort_by_hours = np.zeros(0, dtype=np.int64)
+        """The work in µs per typical effort (`ClassParams.hours`), and its largest
+        weekly share in 1/10 000 h."""
+        self.most_by_hours = np.zeros(0, dtype=np.int64)
+        self.combos_done = 0
 
     def room(self, n: int) -> None:
         self.state = grown(self.state, n)  # type: ignore[assignment]
@@ -88,7 +94,7 @@ class PriceColumns:
 class ClassParams:
     """The integer parameters of every price class (by class id)."""
 
-    FIELDS = ("kind", "currency", "minor", "a", "b", "increment", "minimum", "included", "typical")
+    FIELDS = ("kind", "currency", "minor", "a", "b", "combo", "typical")
 
     def __init__(self) -> None:
         self.kind = np.zeros(0, dtype=np.int64)
@@ -98,14 +104,17 @@ class ClassParams:
         """Hourly rate, package price (rounded), subscription price per period, unit price."""
         self.b = np.zeros(0, dtype=np.int64)
         """Subscription: the overage rate (-1: none)."""
-        self.increment = np.zeros(0, dtype=np.int64)
-        self.minimum = np.zeros(0, dtype=np.int64)
-        self.included = np.zeros(0, dtype=np.int64)
-        """Ordinal of the included hours in `hours` (-1: none)."""
+        self.combo = np.zeros(0, dtype=np.int64)
+        """Ordinal in `combos` of what the Decimal part of the estimate depends on."""
         self.typical = np.zeros(0, dtype=np.int64)
         """Ordinal of the typical effort in `hours`."""
         self.hours: list[Decimal] = []
         self._hours: dict[Decimal, int] = {}
+        self.combos: list[tuple[int, int, int, int]] = []
+        """(kind, typical, increment or included hours ordinal, minimum): the part of an
+        estimate that needs Decimal arithmetic depends on these only (a few hundred
+        distinct), so a shape computes it once per entry (`_combo_value`)."""
+        self._combos: dict[tuple[int, int, int, int], int] = {}
         self.n = 0
         """Classes recorded."""
 
@@ -130,9 +139,15 @@ class ClassParams:
         self.currency[cid] = currency_code
         self.minor[cid] = money.minor_units
         self.a[cid], self.b[cid] = a, b
-        self.increment[cid], self.minimum[cid] = inc, low
-        self.included[cid] = -1 if included is None else self._hour(included)
-        self.typical[cid] = self._hour(typical)
+        t = self._hour(typical)
+        self.typical[cid] = t
+        i = -1 if included is None else self._hour(included)
+        key = (kind, t, inc, low) if kind == KIND_HOURLY else (kind, t, i, 0)
+        combo = self._combos.get(key)
+        if combo is None:
+            combo = self._combos[key] = len(self.combos)
+            self.combos.append(key)
+        self.combo[cid] = combo
 
     @staticmethod
     def _params(
@@ -175,94 +190,87 @@ def most_per_week(effort: int) -> Decimal:
     return hours.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
 
 
-def _per_value(keys: I64, mask: npt.NDArray[np.bool_], fn: Callable[[int], int]) -> I64:
-    """`fn` of each distinct key where `mask`, spread back over `keys` (0 elsewhere):
-    the Decimal parts run once per distinct value."""
-    out = np.zeros(len(keys), dtype=np.int64)
-    if mask.any():
-        distinct, inverse = np.unique(keys[mask], return_inverse=True)
-        values = np.array([fn(int(k)) for k in distinct.tolist()], dtype=np.int64)
-        out[mask] = values[inverse]
-    return out
-
-
 def _round_half_up(value: I64, scale: I64) -> I64:
     """Non-negative `value` rounded half up to a multiple of `scale` (`Money.rounded`)."""
     return (2 * value + scale) // (2 * scale) * scale
 
 
-def estimate(
-    params: ClassParams, classes: I64, effort_hours: Decimal | None, units: int | None
-) -> tuple[I64, I64, I64, I64, I64]:
-    """For each class of `classes` (none `KIND_PYTHON`): (state, amount in 10⁻⁶, currency
-    code, effort in µs, largest weekly share in 1/10 000 h). State 1: cannot price
-    the work (`estimate_price` gives no price), 2: priced, 3: left to the Python path
-    (an intermediate amount too large for 64 bits, or hours beyond the included ones
-    finer than 10⁻⁶)."""
-    every = np.ones(len(classes), dtype=bool)
+def _tables(
+    params: ClassParams, cols: PriceColumns, effort_hours: Decimal | None, units: int | None
+) -> None:
+    """Bring the shape's per-combo and per-hours tables up to the params (Decimal, once
+    per entry added since)."""
     hours_of = params.hours
 
     def hours(t: int) -> Decimal:
         return work_hours(effort_hours, units, hours_of[t])
 
+    done = cols.combos_done
+    if done < len(params.combos):
+        table = np.zeros(len(params.combos), dtype=np.int64)
+        table[:done] = cols.by_combo[:done]
+        for c in range(done, len(params.combos)):
+            kind, t, x, low = params.combos[c]
+            if kind == KIND_HOURLY:
+                table[c] = billable_minutes_of(hours(t), x, low)
+            elif kind == KIND_PACKAGE:
+                table[c] = int(x >= 0 and hours(t) > hours_of[x])
+            elif kind == KIND_SUBSCRIPTION:
+                extra = max(Decimal(0), hours(t) - hours_of[x]) * PRICE_SCALE
+                exact = extra == extra.to_integral_value() and extra <= _LIMIT
+                table[c] = int(extra) if exact else -1
+            else:
+                table[c] = work_units(effort_hours, units, hours_of[t])
+        cols.by_combo, cols.combos_done = table, len(params.combos)
+    have = len(cols.effort_by_hours)
+    if have < len(hours_of):
+        effort = [hours_to_timedelta(hours(t)) // _US for t in range(have, len(hours_of))]
+        most = [int(most_per_week(e) * 10_000) for e in effort]
+        cols.effort_by_hours = np.append(cols.effort_by_hours, effort).astype(np.int64)
+        cols.most_by_hours = np.append(cols.most_by_hours, most).astype(np.int64)
+
+
+def estimate(
+    params: ClassParams,
+    cols: PriceColumns,
+    classes: I64,
+    effort_hours: Decimal | None,
+    units: int | None,
+) -> None:
+    """Fill `cols` (one request shape) for `classes` (none `KIND_PYTHON`): state 1 when
+    the pricing cannot price the work (`estimate_price` gives no price), 2 priced,
+    3 left to the Python path (an intermediate amount beyond 64 bits, or hours beyond
+    the included ones finer than 10⁻⁶); the amount in 10⁻⁶, its currency code, the
+    work in µs and its largest weekly share in 1/10 000 h. Gathers and integer
+    arithmetic only: the Decimal parts are in the shape's tables (`_tables`)."""
+    _tables(params, cols, effort_hours, units)
     typical = params.typical[classes]
-    effort = _per_value(typical, every, lambda t: hours_to_timedelta(hours(t)) // _US)
-    most = _per_value(effort, every, lambda e: int(most_per_week(e) * 10_000))
+    x = cols.by_combo[params.combo[classes]]
     kind = params.kind[classes]
     a, b = params.a[classes], params.b[classes]
     unit6 = 10 ** (6 - params.minor[classes])
-    state = np.full(len(classes), 2, dtype=np.int64)
-    amount = np.zeros(len(classes), dtype=np.int64)
-    incl = params.included[classes]
-    by_included = typical * (1 << 20) + np.maximum(incl, 0)
-
     hourly = kind == KIND_HOURLY
-    if hourly.any():
-        key = (typical * 1441 + params.increment[classes]) * 1441 + params.minimum[classes]
-
-        def minutes(k: int) -> int:
-            t, rest = divmod(k, 1441 * 1441)
-            return billable_minutes_of(hours(t), *divmod(rest, 1441))
-
-        mins = _per_value(key, hourly, minutes)
-        # rate × minutes / 60, rounded half up: (2·r·m + 60·u) // (120·u) · u
-        rounded = (2 * a * mins + 60 * unit6) // (120 * unit6) * unit6
-        amount = np.where(hourly, rounded, amount)
-        state = np.where(hourly & (a * mins.astype(np.float64) > 4e18), 3, state)
-
     package = kind == KIND_PACKAGE
-    if package.any():
-
-        def over(k: int) -> int:
-            t, i = divmod(k, 1 << 20)
-            return int(hours(t) > hours_of[i])
-
-        exceeded = (_per_value(by_included, package & (incl >= 0), over) == 1) & (incl >= 0)
-        state = np.where(package & exceeded, 1, state)
-        amount = np.where(package, a, amount)
-
     sub = kind == KIND_SUBSCRIPTION
-    if sub.any():
-
-        def extra(k: int) -> int:
-            t, i = divmod(k, 1 << 20)
-            x = max(Decimal(0), hours(t) - hours_of[i]) * PRICE_SCALE
-            return int(x) if x == x.to_integral_value() and x <= _LIMIT else -1
-
-        x = _per_value(by_included, sub, extra)
-        over_rate = np.maximum(b, 0)
-        # (period + overage × extra) in 10⁻¹², rounded half up to the minor unit
-        total = a * PRICE_SCALE + over_rate * np.maximum(x, 0)
-        with_extra = _round_half_up(total, unit6 * PRICE_SCALE) // PRICE_SCALE
-        amount = np.where(sub, np.where(x == 0, _round_half_up(a, unit6), with_extra), amount)
-        big = a * float(PRICE_SCALE) + over_rate * np.maximum(x, 0).astype(np.float64) > 4e18
-        state = np.where(sub & (x != 0) & (b < 0), 1, state)
-        state = np.where(sub & (x != 0) & (b >= 0) & ((x < 0) | big), 3, state)
-
     per_unit = kind == KIND_PER_UNIT
-    if per_unit.any():
-        n = _per_value(typical, per_unit, lambda t: work_units(effort_hours, units, hours_of[t]))
-        amount = np.where(per_unit, _round_half_up(a * n, unit6), amount)
-        state = np.where(per_unit & (a * n.astype(np.float64) > 4e18), 3, state)
-
-    return state, amount, params.currency[classes], effort, most
+    # each model's amount (the other models' lanes compute garbage, never selected)
+    n = np.where(hourly | per_unit, x, 0)
+    # hourly: rate × minutes / 60, rounded half up: (2·r·m + 60·u) // (120·u) · u
+    by_hour = (2 * a * n + 60 * unit6) // (120 * unit6) * unit6
+    by_unit = _round_half_up(a * n, unit6)
+    # subscription: (period + overage × extra) in 10⁻¹², rounded half up to the minor unit
+    extra = np.where(sub, np.maximum(x, 0), 0)
+    over_rate = np.maximum(b, 0)
+    with_extra = _round_half_up(a * PRICE_SCALE + over_rate * extra, unit6 * PRICE_SCALE)
+    by_sub = np.where(x == 0, _round_half_up(a, unit6), with_extra // PRICE_SCALE)
+    amount = np.where(hourly, by_hour, np.where(per_unit, by_unit, np.where(sub, by_sub, a)))
+    big = a.astype(np.float64) * np.where(hourly | per_unit, n, 0) > 4e18
+    big |= sub & (a * float(PRICE_SCALE) + over_rate * extra.astype(np.float64) > 4e18)
+    state = np.full(len(classes), 2, dtype=np.int8)
+    state[big | (sub & (x < 0) & (b >= 0))] = 3
+    state[(package & (x == 1)) | (sub & (x != 0) & (b < 0))] = 1
+    cols.state[classes] = state
+    cols.amount[classes] = amount
+    cols.currency[classes] = params.currency[classes]
+    cols.effort[classes] = cols.effort_by_hours[typical]
+    cols.most_e4[classes] = cols.most_by_hours[typical]
