@@ -25,9 +25,11 @@ effort, is left to the Python walk (`undecided`).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -74,9 +76,8 @@ class Timeline:
         """Spans of later weeks never start before this."""
         if self.n * self.span >= 2**62:
             raise ValueError("too many schedules or weeks for 64-bit keys")
-        starts: list[int] = []
-        ends: list[int] = []
-        weeks: list[int] = []
+        # machine integers, not Python ones: a million offers' schedules have millions
+        starts, ends, weeks = array("q"), array("q"), array("q")
         counts: list[int] = []
         for sched in schedules:
             k = 0
@@ -85,13 +86,13 @@ class Timeline:
                 for _, lo, hi in spans:
                     starts.append(lo)
                     ends.append(hi)
-                weeks.extend([monday] * len(spans))
+                weeks.extend(repeat(monday, len(spans)))
                 k += len(spans)
             counts.append(k)
         seg = np.repeat(np.arange(self.n, dtype=np.int64), counts)
         base = seg * self.span - self.t0
-        a = np.asarray(starts, dtype=np.int64) + base
-        b = np.asarray(ends, dtype=np.int64) + base
+        a = np.frombuffer(starts, dtype=np.int64) + base
+        b = np.frombuffer(ends, dtype=np.int64) + base
         # the walk's cursor before span i is the largest end before it: keyed times grow
         # across schedules, so one running maximum serves them all
         before = np.empty_like(b)
@@ -101,7 +102,7 @@ class Timeline:
         ps = np.maximum(a, before)
         keep = b > ps
         ps, pe, seg = ps[keep], b[keep], seg[keep]
-        self.week: I64 = np.asarray(weeks, dtype=np.int64)[keep]
+        self.week: I64 = np.frombuffer(weeks, dtype=np.int64)[keep]
         """The Monday (date ordinal) of the week table each piece comes from: the week
         its work is reserved in."""
         length = pe - ps
