@@ -58,7 +58,7 @@ def test_vectorised_walk_is_the_python_walk(
         return
     k = len(scheds)
     s = np.arange(k, dtype=np.int64)
-    af, ab, fin, state = tl.answer_finish(
+    af, ab, fin, state, f_now = tl.answer_finish(
         s,
         t,
         np.full(k, minutes * 60_000_000, dtype=np.int64),
@@ -72,6 +72,7 @@ def test_vectorised_walk_is_the_python_walk(
         np.full(k, earliest, dtype=np.int64),
         np.full(k, effort, dtype=np.int64),
         np.full(k, min(earliest + h, deadline), dtype=np.int64),
+        f_now if earliest == t else None,  # F(now), as the matcher passes it
     )
     enough = tl.hi > min(t + 2 * h, deadline + 2 * h) + 3 * 86_400_000_000
     for i, sched in enumerate(scheds):

@@ -704,11 +704,12 @@ class _Scan:
     ) -> None:
         """The response and deadline filters of the candidates `on`, by `Timeline`."""
         e, d, h = self.earliest_us, self.deadline_us, self.horizon_us
+        on = on[np.argsort(sched[on], kind="stable")]  # the searches then go in order
         s = sched[on]
         minutes = self.index.provider_window_minutes[prov[on]]
         window = np.where(minutes > 0, minutes * 60_000_000, self.window_us)
         effort = self._columns.effort[pclass[on]]
-        answer_from, answer_by, finish, state = tl.answer_finish(
+        answer_from, answer_by, finish, state, worked = tl.answer_finish(
             s, self.now_us, window, h, e, effort, d
         )
         fit = (state == 1) & (finish <= d)
@@ -720,6 +721,7 @@ class _Scan:
                 np.full(len(late), e, dtype=np.int64),
                 effort[late],
                 np.full(len(late), min(e + h, d), dtype=np.int64),
+                worked[late] if e == self.now_us else None,
             )
             in_time = (awake_state == 1) & (awake <= d)
             response = np.where((answer_by[late] > e) & in_time, _RESPONSE, _DEADLINE)

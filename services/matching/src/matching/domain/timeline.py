@@ -157,10 +157,13 @@ class Timeline:
             by_week[label] = by_week.get(label, 0) + min(hi, b) - max(lo, a)
         return tuple((w, us // 1_000_000) for w, us in sorted(by_week.items()))
 
-    def finish(self, s: I64, start: I64, effort: I64, limit: I64) -> tuple[I64, I64]:
+    def finish(
+        self, s: I64, start: I64, effort: I64, limit: I64, worked: I64 | None = None
+    ) -> tuple[I64, I64]:
         """`fast_finish` for every k: (finish, state) with state 1 = finishes at `finish`,
-        0 = not before `limit`, -1 = undecided here (the Python walk decides)."""
-        f0, _ = self.worked(s, start)
+        0 = not before `limit`, -1 = undecided here (the Python walk decides).
+        `worked`: F(start) when the caller knows it (one search less)."""
+        f0 = self.worked(s, start)[0] if worked is None else worked
         r = self.reach(s, f0 + effort)
         in_time = np.maximum(r.piece_start, start) < limit
         state = np.where(r.found, np.where(in_time, 1, 0), np.where(limit <= self.hi, 0, -1))
@@ -176,12 +179,12 @@ class Timeline:
         earliest: int,
         effort: I64,
         deadline: int,
-    ) -> tuple[I64, I64, I64, I64]:
+    ) -> tuple[I64, I64, I64, I64, I64]:
         """`fast_answer_finish` for every k (window > 0): (answer_from, answer_by, finish,
-        state), state as in `finish`, -1 also when the answer is undecided here."""
+        state, F(now)), state as in `finish`, -1 also when the answer is undecided here.
+        Faster with `s` sorted (the searches then go through the pieces in order)."""
         limit = now + horizon
-        at = np.full_like(s, now)
-        f0, nxt = self.worked(s, at)
+        f0, nxt = self.worked(s, np.full_like(s, now))
         # the first piece ending after now is where the answer can start (if before limit)
         known = (nxt < self.hi) | (limit <= self.hi)
         answer_from = np.where(nxt < limit, np.maximum(nxt, now), now)
@@ -190,5 +193,12 @@ class Timeline:
         known &= r.found | (limit <= self.hi)
         answer_by = np.where(answered, r.at, now + window)
         start = np.maximum(answer_by, earliest)
-        finish, state = self.finish(s, start, effort, np.minimum(start + horizon, deadline))
-        return answer_from, answer_by, finish, np.where(known, state, -1)
+        # where the work starts at the answer, F there is F(now) + window (F⁻¹ is left-most)
+        at_answer = answered & (answer_by >= earliest)
+        worked = f0 + window
+        if not at_answer.all():
+            other = ~at_answer
+            worked[other] = self.worked(s[other], start[other])[0]
+        limit_work = np.minimum(start + horizon, deadline)
+        finish, state = self.finish(s, start, effort, limit_work, worked)
+        return answer_from, answer_by, finish, np.where(known, state, -1), f0
