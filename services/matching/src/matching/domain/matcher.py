@@ -21,9 +21,18 @@ from delego_shared.events.common import AgreedTerms, pricing_currency
 from delego_shared.events.matching import FilterReason, ScoreBreakdown
 from delego_shared.types import Money
 
-from .availability import FastPlan, fast_answer_finish, fast_finish, fast_plan, from_us, to_us
+from .availability import (
+    FastPlan,
+    fast_answer_finish,
+    fast_finish,
+    fast_plan,
+    from_us,
+    real_week_hours_fast,
+    to_us,
+)
 from .capacity import (
     capacity_key,
+    nominal_weekly_hours,
     planning_keys,
     reservation_keys,
     week_capacities,
@@ -88,9 +97,15 @@ class MatchContext:
 
 EMPTY_CONTEXT = MatchContext()
 
-_week_capacity = lru_cache(maxsize=65_536)(week_capacity)
-"""`week_capacity` across requests: it depends on the catalog only (declared hours,
-schedule, week), and the same providers' weeks come back request after request."""
+
+@lru_cache(maxsize=65_536)
+def _week_capacity(declared: Decimal, schedule: WeeklySchedule, week: str) -> Decimal:
+    """`week_capacity` across requests (it depends on the catalog only: declared hours,
+    schedule, week, and the same providers' weeks come back request after request),
+    with the real hours from the week table (`real_week_hours_fast`: the same value)."""
+    if declared < nominal_weekly_hours(schedule):
+        return declared
+    return max(declared, real_week_hours_fast(schedule, week))
 
 
 _most_per_week = lru_cache(maxsize=4_096)(most_per_week)
