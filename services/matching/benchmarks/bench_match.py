@@ -4,8 +4,10 @@ Not a test. For each size (default 1k, 10k, 100k and 1M offers, fixed seed),
 in a fresh process so that memory is measured per size:
 
 - index build time: the index's own work on the snapshots (their generation
-  is timed apart and left out), and the process RSS once built (before the
-  brute force's own copy of the catalog exists);
+  is timed apart and left out); then the working-time tables for the requests'
+  two months (`CandidateIndex.prepare`, column 'tables s': a service builds them
+  on its first request and every few weeks), and the process RSS once both are
+  built (before the brute force's own copy of the catalog exists);
 - p50 / p99 of `find_matches` over `--queries` requests;
 - p50 / p99 of `find_matches_bruteforce` (every offer, one by one) over the
   first `--scan-queries` of those requests (fewer at large sizes: a scan of

@@ -195,6 +195,9 @@ def _monday(instant: datetime) -> int:
     return _monday_us(to_us(instant))
 
 
+_MOST_SHAPES = 16
+"""Request shapes whose price columns are kept (each is 33 bytes per price class: about
+3 MB at a million offers)."""
 _AHEAD_DAYS = 28
 _MOST_DAYS = 7 * 26
 _SOON_US = 14 * 86_400_000_000
@@ -323,6 +326,8 @@ class CandidateIndex:
         self.priced(shape)
         got = self._priced_columns.get(shape)
         if got is None:
+            if len(self._priced_columns) >= _MOST_SHAPES:
+                self._priced_columns.clear()  # recomputed on need
             got = self._priced_columns[shape] = PriceColumns()
         got.room(len(self._price_classes))
         return got
