@@ -392,6 +392,9 @@ _CODES: tuple[Filter | None, ...] = (
     None,
 )
 """Verdict codes of `_Scan.classify` (the last one: left to the Python path)."""
+VECTOR_FROM = 32
+"""Fewer candidates take the Python verdicts (`_Scan.check`) directly: each array
+operation costs a few µs whatever its length, about what a few verdicts cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,7 +624,7 @@ class _Scan:
         cands = ordinal_array(cat.candidates(s.required_skills, s.languages))
         rejected: dict[Filter, int] = {}
         if len(cands):
-            left = self.classify(cat, cands, rejected)
+            left = self.classify(cat, cands, rejected) if len(cands) >= VECTOR_FROM else cands
             rows = cat.rows
             provider = index.provider
             for i in left.tolist():
@@ -1082,14 +1085,16 @@ def context_providers(
     out: set[str] = set()
     if not len(cands):
         return out
-    left = scan.classify(cat, cands, {})
-    codes = scan.codes
     rows = cat.rows
-    live = (codes == _KEEP) | (codes == _RESPONSE) | (codes == _DEADLINE)
-    for i in cands[live].tolist():
-        row = rows[i]
-        assert row is not None
-        out.add(row.provider_id)
+    left = cands
+    if len(cands) >= VECTOR_FROM:
+        left = scan.classify(cat, cands, {})
+        codes = scan.codes
+        live = (codes == _KEEP) | (codes == _RESPONSE) | (codes == _DEADLINE)
+        for i in cands[live].tolist():
+            row = rows[i]
+            assert row is not None
+            out.add(row.provider_id)
     for i in left.tolist():
         row = rows[i]
         assert row is not None
