@@ -379,7 +379,8 @@ class CandidateIndex:
         hold its next two weeks or lack too many schedules added since: from the week
         before `now_us` to `_AHEAD_DAYS` after it (and the weeks held before, up to
         `_MOST_DAYS` in all). A walk that needs later weeks is left to the Python
-        walk, candidate by candidate (`Timeline` says which)."""
+        walk, candidate by candidate (`Timeline` says which); None (all Python) when
+        the schedules times the weeks would not fit its 64-bit keys."""
         tl = self._timeline
         if (
             tl is not None
@@ -392,7 +393,10 @@ class CandidateIndex:
         last = _monday_us(now_us) + _AHEAD_DAYS
         if tl is not None and max(last, tl.last_monday) - min(first, tl.first_monday) <= _MOST_DAYS:
             first, last = min(first, tl.first_monday), max(last, tl.last_monday)
-        self._timeline = tl = self._new_timeline(first, last)
+        try:
+            self._timeline = tl = self._new_timeline(first, last)
+        except ValueError:  # more schedules × weeks than 64-bit keys hold: Python walks
+            return None
         return tl
 
     def _new_timeline(self, first_monday: int, last_monday: int) -> Timeline:
