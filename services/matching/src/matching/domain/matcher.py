@@ -410,9 +410,8 @@ class _VectorFits:
     answer_by: I64
     effort: I64
 
-    @property
-    def at(self) -> I64:
-        return self.ordinal
+    def __len__(self) -> int:
+        return len(self.ordinal)
 
 
 @dataclass(slots=True)
@@ -491,7 +490,7 @@ class _Scan:
 
     @property
     def n_fits(self) -> int:
-        return len(self.fits) + (0 if self.vector is None else len(self.vector.at))
+        return len(self.fits) + (0 if self.vector is None else len(self.vector))
 
     def price(self, row: OfferRow) -> PricedWork:
         """The estimate of the row's price class for this request's work (shared by the
@@ -867,7 +866,7 @@ class _Scan:
             bounds.append(b + price_part(f.price) * w["price"])
         every = np.asarray(bounds, dtype=np.float64)
         v = self.vector
-        if v is not None and len(v.at):
+        if v is not None and len(v):
             every = np.concatenate((every, self.vector_bounds(v, w, cheapest, unrated)))
         order = np.argsort(-every, kind="stable")
         n_python = len(self.fits)
@@ -907,7 +906,7 @@ class _Scan:
             if c is None or f.price.amount < c.amount:
                 out[f.price.currency] = f.price
         v = self.vector
-        if v is not None and len(v.at):
+        if v is not None and len(v):
             cols = self._columns
             amounts = cols.amount[v.price_class]
             codes = cols.currency[v.price_class]
@@ -953,7 +952,7 @@ class _Scan:
         e, d = self.earliest_us, self.deadline_us
         window = (d - e) / 1_000_000
         if window <= 0:
-            slack = np.zeros(len(v.at))
+            slack = np.zeros(len(v))
             awake = np.where(v.answer_from - e <= 0, 1.0, 0.0)
         else:
             slack = np.clip((d - v.finish) / 1_000_000 / window, 0.0, 1.0)
@@ -961,7 +960,7 @@ class _Scan:
             awake = np.where(wait <= 0, 1.0, np.clip(1 - wait / window, 0.0, 1.0))
         bound = w["load"] + slack * w["slack"] + awake * w["awake"]
         ctx, policy, index = self.context, self.policy, self.index
-        rating = np.full(len(v.at), unrated)
+        rating = np.full(len(v), unrated)
         if ctx.ratings:
             rated = {index.provider_ordinal(p): st for p, st in ctx.ratings.items()}
             for k in np.flatnonzero(np.isin(v.provider, list(rated))).tolist():
@@ -978,7 +977,7 @@ class _Scan:
             # every fit is in the budget's currency (the currency filter came first)
             price = 1 - amount / float(budget.amount * PRICE_SCALE)
         else:
-            low = np.zeros(len(v.at))
+            low = np.zeros(len(v))
             codes = cols.currency[v.price_class]
             for code in np.unique(codes).tolist():
                 k = codes == code
