@@ -693,9 +693,11 @@ class _Scan:
         return left
 
     def estimate(self, cat: CategoryBits, cands: I64, at: I64, pclass: I64) -> None:
-        """Fill the price columns of the classes of candidates `at`: in integers by
-        `price_columns.estimate`, or one by one by `price` for the few classes it does
-        not take."""
+        """Fill the price columns of the classes of candidates `at`: by `price`, one by
+        one, for the few classes `price_columns.estimate` does not take; by it, in
+        integers, for every class of the index not estimated for this shape yet (gathers
+        from the shape's tables: one pass per shape and new classes costs less than a
+        few array calls on every request)."""
         classes, first = np.unique(pclass[at], return_index=True)
         params = self.index.class_params
         python = params.kind[classes] == KIND_PYTHON
@@ -704,9 +706,11 @@ class _Scan:
             row = rows[i]
             assert row is not None
             self.price(row)
-        if not python.all():
+        n = params.n
+        todo = np.flatnonzero((self._columns.state[:n] == 0) & (params.kind[:n] != KIND_PYTHON))
+        if len(todo):
             s = self.spec
-            estimate(params, self._columns, classes[~python], s.effort_hours, s.units)
+            estimate(params, self._columns, todo, s.effort_hours, s.units)
 
     def walk_columns(
         self,
