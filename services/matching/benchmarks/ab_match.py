@@ -11,6 +11,9 @@ summary), else the run stops. Reported: CPU time per request
 ratios, on a first pass (caches empty, as in `bench_match.py`) and on a second
 pass over the same requests (caches warm).
 
+Versions whose index can build its working-time tables ahead (`prepare`) build them
+for the requests' weeks before the first pass, as `bench_match.py` does.
+
 Run: `.venv/bin/python services/matching/benchmarks/ab_match.py --rev HEAD~1`
 (`--offers 100000`, `--queries 200`). The earlier domain is read with `git
 archive` into a temporary directory and imported as another package (it has
@@ -87,12 +90,17 @@ def main() -> None:
             "old": old_index.build(b.providers(n), b.offers(n)),
         }
         finders = {"new": find_matches, "old": old_find}
+        qs = b.requests(args.queries)
+        for idx in indexes.values():
+            # the working-time tables of the requests' weeks, built ahead as in
+            # `bench_match.py` (by versions that have them)
+            if hasattr(idx, "prepare"):
+                idx.prepare(min(now for _, now in qs), max(now for _, now in qs))
         gc.collect()
         gc.freeze()
         for spec, now in b.requests(5):  # imports, lazy zone data
             for k in finders:
                 finders[k](indexes[k], spec, now)
-        qs = b.requests(args.queries)
         print(f"{n} offers, {len(qs)} requests, earlier = {args.rev} ({old.__name__})")
         for label in ("first pass", "second pass"):
             cpu: dict[str, list[float]] = {"old": [], "new": []}

@@ -11,11 +11,13 @@ from matching.domain.availability import (
     fast_plan,
     fast_response,
     from_us,
+    real_week_hours_fast,
     to_us,
     week_table,
 )
+from matching.domain.capacity import real_week_hours
 from matching.domain.response import response_window
-from matching.domain.schedule import WeeklySchedule, plan_work
+from matching.domain.schedule import WeeklySchedule, iso_week, plan_work
 
 from .builders import at, spans
 
@@ -144,3 +146,11 @@ def test_a_dst_week_table_is_shorter_in_spring_and_longer_in_autumn():
 def test_micro_second_conversions_round_trip():
     t = datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=UTC)
     assert from_us(to_us(t)) == t
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedules(), moments())
+def test_real_week_hours_from_the_week_table_are_the_intervals_ones(schedule, moment):
+    """The matcher's weekly capacity reads the real hours of a week from its table."""
+    week = iso_week(moment.date())
+    assert real_week_hours_fast(schedule, week) == real_week_hours(schedule, week)

@@ -6,6 +6,8 @@ build, random live context (load, ratings, trust), exclusions and limits, and
 requests around the 2026 transitions of Europe/Paris and America/New_York.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,6 +16,7 @@ from delego_shared.events.matching import LiveWindow
 from delego_shared.types import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from matching.domain import matcher
 from matching.domain.capacity import week_key
 from matching.domain.index import CandidateIndex
 from matching.domain.matcher import (
@@ -25,6 +28,21 @@ from matching.domain.matcher import (
 from matching.domain.rating import RatingStats
 
 from .builders import MIXED_PRICINGS, at, offer, provider, skills, spans, spec
+
+
+@contextmanager
+def candidates_from(n: int) -> Iterator[None]:
+    """Take the vectorised verdicts from `n` candidates on (1: always; huge: never)."""
+    old = matcher.VECTOR_FROM
+    matcher.VECTOR_FROM = n
+    try:
+        yield
+    finally:
+        matcher.VECTOR_FROM = old
+
+
+PATHS = (1, 10**9)
+"""Both paths: the columns (`classify`) and the Python verdicts (`check`)."""
 
 ZONES = ["Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Sydney"]
 CODES = ["translation.en-fr", "translation.fr-en"]
@@ -133,22 +151,27 @@ def test_index_and_brute_force_agree(world, data):
     exclude = frozenset(data.draw(st.lists(st.sampled_from(pids), max_size=2)))
     limit = data.draw(st.sampled_from([None, 1, 2, 10_000]))
 
-    got = find_matches(idx, s, now, context=context, exclude_providers=exclude, limit=limit)
     want = find_matches_bruteforce(
         idx.items(), s, now, context=context, exclude_providers=exclude, limit=limit
     )
-    assert got == want
-    assert sum(r.count for r in got.reasons) + len(want.candidates) <= got.offers_considered
-    # the live-context shortcut: with only those providers' load, the same outcome
-    few = context_providers(idx, s, now, exclude_providers=exclude)
-    narrowed = MatchContext(
-        reserved_hours={k: v for k, v in context.reserved_hours.items() if k.split(":")[0] in few},
-        ratings={k: v for k, v in context.ratings.items() if k in few},
-        trusted_providers=context.trusted_providers,
-    )
-    assert (
-        find_matches(idx, s, now, context=narrowed, exclude_providers=exclude, limit=limit) == got
-    )
+    for path in PATHS:
+        with candidates_from(path):
+            got = find_matches(idx, s, now, context=context, exclude_providers=exclude, limit=limit)
+            assert got == want
+            # the live-context shortcut: with only those providers' load, the same outcome
+            few = context_providers(idx, s, now, exclude_providers=exclude)
+            narrowed = MatchContext(
+                reserved_hours={
+                    k: v for k, v in context.reserved_hours.items() if k.split(":")[0] in few
+                },
+                ratings={k: v for k, v in context.ratings.items() if k in few},
+                trusted_providers=context.trusted_providers,
+            )
+            assert (
+                find_matches(idx, s, now, context=narrowed, exclude_providers=exclude, limit=limit)
+                == want
+            )
+    assert sum(r.count for r in want.reasons) + len(want.candidates) <= want.offers_considered
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -185,7 +208,8 @@ def test_top_k_by_branch_and_bound_is_the_brute_force_top_k(rng, moment, limit):
         },
         ratings={f"p{i}": RatingStats(rng.randint(0, 9), rng.randint(0, 9) * 5) for i in range(15)},
     )
-    got = find_matches(idx, s, now, context=context, limit=limit)
     want = find_matches_bruteforce(idx.items(), s, now, context=context, limit=limit)
-    assert len(got.candidates) == limit  # dense enough to prune
-    assert got == want
+    assert len(want.candidates) == limit  # dense enough to prune
+    for path in PATHS:
+        with candidates_from(path):
+            assert find_matches(idx, s, now, context=context, limit=limit) == want

@@ -178,7 +178,7 @@ def test_offers_share_a_price_class_exactly_when_pricing_and_typical_effort_are_
     from .builders import hourly
 
     idx = CandidateIndex.build(
-        [provider("p1")],
+        [provider("p1", capacity="1")],
         [
             offer("a", "p1", pricing=hourly("25")),
             offer("b", "p1", pricing=hourly("25")),
@@ -194,7 +194,8 @@ def test_offers_share_a_price_class_exactly_when_pricing_and_typical_effort_are_
 def test_the_price_pool_holds_each_price_once_and_cached_estimates_are_untracked():
     """Equal estimates of different pricings share one pool entry (its digits kept);
     after a collection the cached estimates are no longer tracked by the GC (atoms
-    only), so a full collection does not walk them."""
+    only), so a full collection does not walk them. (The Python path fills them: a
+    provider whose capacity needs checking week by week takes it.)"""
     import gc
     from decimal import Decimal
 
@@ -203,7 +204,7 @@ def test_the_price_pool_holds_each_price_once_and_cached_estimates_are_untracked
     from .builders import hourly, spec, utc
 
     idx = CandidateIndex.build(
-        [provider("p1")],
+        [provider("p1", capacity="1")],
         [
             offer("a", "p1", pricing=hourly("25")),
             offer("b", "p1", pricing=hourly("25", minimum=30, inc=30), typical="2"),
@@ -217,3 +218,35 @@ def test_the_price_pool_holds_each_price_once_and_cached_estimates_are_untracked
     assert len(entries) == 3
     gc.collect()
     assert not any(gc.is_tracked(e) for e in entries)
+
+
+def test_price_columns_are_kept_for_a_bounded_number_of_request_shapes():
+    from decimal import Decimal
+
+    idx = CandidateIndex.build([provider("p1")], [offer("a", "p1")])
+    first = idx.price_columns((Decimal(1), None))
+    assert idx.price_columns((Decimal(1), None)) is first
+    for h in range(2, 18):
+        idx.price_columns((Decimal(h), None))
+    assert idx.price_columns((Decimal(1), None)) is not first  # started afresh
+
+
+def test_the_timeline_follows_now_and_the_schedules_added():
+    """Built on first need around `now`, kept while `now` and its next two weeks are
+    held, rebuilt further on; a schedule added later is in the next build."""
+    from matching.domain.availability import to_us
+
+    from .builders import spans, utc
+
+    idx = CandidateIndex.build([provider("p1")], [offer("a", "p1")])
+    now = to_us(utc(2026, 3, 2, 8))
+    tl = idx.timeline(now)
+    assert tl is not None and tl.covers(now) and tl.n == 1
+    assert idx.timeline(now + 3 * 86_400_000_000) is tl
+    later = now + 30 * 86_400_000_000
+    moved = idx.timeline(later)
+    assert moved is not tl and moved is not None and moved.covers(later)
+    assert moved.covers(now)  # the weeks held before are kept (within 26 weeks)
+    idx.upsert_provider(provider("p2", schedule=spans(["sat"], "09:00", "12:00")))
+    assert idx.timeline(later) is moved  # one new schedule: its walks take the Python path
+    assert idx.prepare(utc(2026, 3, 2), utc(2026, 3, 9)).n == 2

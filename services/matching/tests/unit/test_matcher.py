@@ -7,6 +7,7 @@ from decimal import Decimal
 from delego_shared.events.catalog import OfferStatus, ProviderStatus
 from delego_shared.events.matching import LiveWindow
 from delego_shared.types import Money
+from matching.domain.availability import to_us
 from matching.domain.index import CandidateIndex
 from matching.domain.matcher import (
     MatchContext,
@@ -220,3 +221,28 @@ def test_draft_resolves_next_working_day_in_the_client_zone():
     )
     friday_night = at("America/Montreal", 2026, 3, 6, 20)
     assert draft.resolve(friday_night).deadline == at("America/Montreal", 2026, 3, 9, 9)
+
+
+def test_offers_the_timeline_cannot_decide_take_the_python_walk_with_the_same_outcome(
+    monkeypatch,
+):
+    """A schedule added after the working-time tables were built, and a deadline beyond
+    their weeks: those candidates take the Python verdict, the outcome is unchanged."""
+    from matching.domain import matcher
+
+    monkeypatch.setattr(matcher, "VECTOR_FROM", 1)  # the columns even for a few offers
+    now = at("Europe/Paris", 2026, 3, 27, 17)
+    ps = [provider(f"p{i}", schedule=spans(WEEKDAYS, "09:00", f"1{i}:00")) for i in range(4)]
+    idx = CandidateIndex.build(ps, [offer(f"o{i}", f"p{i}") for i in range(4)])
+    s = spec(deadline=now + timedelta(days=3))
+    assert idx.timeline(to_us(now)) is not None  # builds the tables
+    idx.upsert_provider(provider("p9", schedule=spans(["sat", "sun"], "06:00", "08:00")))
+    idx.upsert_offer(offer("o9", "p9"))
+    tl = idx.timeline(to_us(now))
+    assert tl is not None and tl.n == 4  # p9's schedule is not in it
+    assert tl.hi < to_us(now + timedelta(days=120))
+    for deadline in (now + timedelta(days=3), now + timedelta(days=120)):
+        s = spec(deadline=deadline, effort="2")
+        got = find_matches(idx, s, now, limit=10)
+        assert got == find_matches_bruteforce(idx.items(), s, now, limit=10)
+        assert "o9" in {c.offer.offer_id for c in got.candidates}

@@ -20,7 +20,7 @@ from delego_shared.types import Money
 from .capacity import fits
 from .pricing_estimate import BudgetCheck, check_budget
 from .readmodel import ProviderEntry, effective_skills, language_key
-from .schedule import WorkPlan, working_overlap
+from .schedule import WeeklySchedule, WorkPlan, working_overlap
 
 
 class Filter(StrEnum):
@@ -91,10 +91,17 @@ def budget_verdict(price: Money, budget: Money | None) -> Filter | None:
 
 def live_window_ok(provider: ProviderEntry, window: LiveWindow | None, minimum: timedelta) -> bool:
     """The client's live-session window must share `minimum` with the working spans."""
+    return schedule_live_ok(provider.schedule, window, minimum)
+
+
+def schedule_live_ok(
+    schedule: WeeklySchedule, window: LiveWindow | None, minimum: timedelta
+) -> bool:
+    """`live_window_ok` of a schedule (the matcher decides once per distinct schedule)."""
     if window is None:
         return True
     need = min(minimum, window.end - window.start)
-    return working_overlap(provider.schedule, window.start, window.end) >= need
+    return working_overlap(schedule, window.start, window.end) >= need
 
 
 def capacity_ok(

@@ -29,17 +29,24 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import datetime
+from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
 from delego_shared.events.catalog import OfferSnapshot, OfferStatus, ProviderSnapshot
 from delego_shared.events.common import SkillLevel, pricing_currency
 from delego_shared.types import Money
 
+from .availability import to_us
 from .explain import ReasonKey, skill_detail
 from .filters import Filter
+from .price_columns import ClassParams, PriceColumns, grown
 from .pricing_estimate import AnyPricing, estimate_price
 from .readmodel import ProviderEntry, language_key
+from .schedule import WeeklySchedule
+from .timeline import Timeline
 
 SkillKey = tuple[str, int]
 
@@ -54,6 +61,22 @@ it (a tuple subclass would stay tracked), and tens of thousands stay cached, whi
 would otherwise lengthen every full collection, each landing on a request."""
 WorkShape = tuple[Decimal | None, int | None]
 """What an offer's price depends on in a request: effort hours and units."""
+I64 = npt.NDArray[np.int64]
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
+def ordinal_array(bits: int) -> I64:
+    """Positions of the set bits, ascending, as an array."""
+    if not bits:
+        return _NO_ROWS
+    raw = np.frombuffer(bits.to_bytes((bits.bit_length() + 7) // 8, "little"), dtype=np.uint8)
+    return np.flatnonzero(np.unpackbits(raw, bitorder="little")).astype(np.int64)
+
+
+def ceil_e4(hours: Decimal) -> int:
+    """Hours in 1/10 000 h, rounded up: `declared >= m` for a 4-decimal `m` is
+    `ceil_e4(declared) >= m * 10 000`, exactly."""
+    return int((hours * 10_000).to_integral_value(rounding=ROUND_CEILING))
 
 
 @lru_cache(maxsize=4_096)
@@ -81,6 +104,8 @@ class OfferRow:
     """Equal for offers with equal pricing and typical effort: their estimates are equal."""
     raw: bytes
     """The snapshot as zlib-compressed JSON (parsed back only for proposals)."""
+    provider_ordinal: int = -1
+    """The provider's position in the index's provider columns."""
     ordinal: int = -1
     """Position in its category's bitsets (-1: not published, not in any)."""
     indexed_skills: tuple[SkillKey, ...] = ()
@@ -100,6 +125,21 @@ class CategoryBits:
     active: int = 0
     by_skill: dict[SkillKey, int] = field(default_factory=dict)
     by_lang: dict[str, int] = field(default_factory=dict)
+    provider: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Columns per ordinal: the provider's ordinal, the price class, and whether the
+    pricing's currency is the offer's (what the vectorised filters read)."""
+    price_class: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    in_currency: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def set_columns(self, row: OfferRow) -> None:
+        i = row.ordinal
+        if i >= len(self.provider):
+            self.provider = grown(self.provider, i + 1)  # type: ignore[assignment]
+            self.price_class = grown(self.price_class, i + 1)  # type: ignore[assignment]
+            self.in_currency = grown(self.in_currency, i + 1)  # type: ignore[assignment]
+        self.provider[i] = row.provider_ordinal
+        self.price_class[i] = row.price_class
+        self.in_currency[i] = row.priced_in_currency
 
     def candidates(self, skills: Sequence[SkillLevel], languages: Sequence[str]) -> int:
         """Active offers holding every skill and sharing one language."""
@@ -141,6 +181,26 @@ def _bitset(positions: list[int]) -> int:
 
 
 _EMPTY_CAT = CategoryBits()
+_EPOCH_ORDINAL = 719_163
+"""`date(1970, 1, 1).toordinal()`."""
+
+
+def _monday_us(us: int) -> int:
+    """Date ordinal of the Monday of the UTC day of an instant in µs."""
+    day = us // 86_400_000_000 + _EPOCH_ORDINAL
+    return day - (day - 1) % 7
+
+
+def _monday(instant: datetime) -> int:
+    return _monday_us(to_us(instant))
+
+
+_MOST_SHAPES = 16
+"""Request shapes whose price columns are kept (each is 33 bytes per price class: about
+3 MB at a million offers)."""
+_AHEAD_DAYS = 28
+_MOST_DAYS = 7 * 26
+_SOON_US = 14 * 86_400_000_000
 
 
 class CandidateIndex:
@@ -162,6 +222,20 @@ class CandidateIndex:
         self._priced: dict[WorkShape, dict[int, PricedWork]] = {}
         self._price_classes: dict[tuple[int, Decimal], int] = {}
         self._priced_held = 0
+        self._priced_columns: dict[WorkShape, PriceColumns] = {}
+        self._currencies: dict[str, int] = {}
+        self._currency_names: list[str] = []
+        self.class_params = ClassParams()
+        """The integer parameters of every price class (`price_columns`)."""
+        self._provider_ordinals: dict[str, int] = {}
+        self._schedule_ordinals: dict[WeeklySchedule, int] = {}
+        self._schedules: list[WeeklySchedule] = []
+        # provider columns, by provider ordinal (what the vectorised filters read)
+        self.provider_schedule = np.zeros(0, dtype=np.int64)
+        self.provider_window_minutes = np.zeros(0, dtype=np.int64)
+        """0: the policy's window."""
+        self.provider_capacity_e4 = np.zeros(0, dtype=np.int64)
+        self._timeline: Timeline | None = None
         self._bulk = False
 
     @classmethod
@@ -240,10 +314,93 @@ class CandidateIndex:
             self._priced_held = 0
             self._prices = []
             self._price_ids.clear()
+            self._priced_columns.clear()
         got = self._priced.get(shape)
         if got is None:
             got = self._priced[shape] = {}
         return got
+
+    def price_columns(self, shape: WorkShape) -> PriceColumns:
+        """The `priced` estimates of this shape as columns per price class (the matcher
+        fills both; they start afresh together)."""
+        self.priced(shape)
+        got = self._priced_columns.get(shape)
+        if got is None:
+            if len(self._priced_columns) >= _MOST_SHAPES:
+                self._priced_columns.clear()  # recomputed on need
+            got = self._priced_columns[shape] = PriceColumns()
+        got.room(len(self._price_classes))
+        return got
+
+    def currency_code(self, currency: str) -> int:
+        got = self._currencies.get(currency)
+        if got is None:
+            got = self._currencies[currency] = len(self._currencies)
+            self._currency_names.append(currency)
+        return got
+
+    def currency_name(self, code: int) -> str:
+        return self._currency_names[code]
+
+    def provider_ordinal(self, provider_id: str) -> int:
+        """The provider's position in the provider columns (assigned on first sight)."""
+        got = self._provider_ordinals.get(provider_id)
+        if got is None:
+            got = self._provider_ordinals[provider_id] = len(self._provider_ordinals)
+            n = got + 1
+            self.provider_schedule = grown(self.provider_schedule, n)  # type: ignore[assignment]
+            self.provider_window_minutes = grown(self.provider_window_minutes, n)  # type: ignore[assignment]
+            self.provider_capacity_e4 = grown(self.provider_capacity_e4, n)  # type: ignore[assignment]
+        return got
+
+    def known_provider_ordinals(self, provider_ids: Iterable[str]) -> I64:
+        got = self._provider_ordinals
+        return np.array([got[p] for p in provider_ids if p in got], dtype=np.int64)
+
+    def schedule(self, ordinal: int) -> WeeklySchedule:
+        return self._schedules[ordinal]
+
+    def _schedule_ordinal(self, schedule: WeeklySchedule) -> int:
+        got = self._schedule_ordinals.get(schedule)
+        if got is None:
+            got = self._schedule_ordinals[schedule] = len(self._schedules)
+            self._schedules.append(schedule)
+        return got
+
+    def prepare(self, start: datetime, end: datetime) -> Timeline:
+        """Build the working-time tables (`timeline.Timeline`) for requests made from
+        `start` to `end` now, rather than on the first request that needs them."""
+        first, last = _monday(start) - 7, _monday(end) + _AHEAD_DAYS
+        self._timeline = self._new_timeline(first, last)
+        return self._timeline
+
+    def timeline(self, now_us: int) -> Timeline | None:
+        """The working-time tables for a request at `now_us`, (re)built when they do not
+        hold its next two weeks or lack too many schedules added since: from the week
+        before `now_us` to `_AHEAD_DAYS` after it (and the weeks held before, up to
+        `_MOST_DAYS` in all). A walk that needs later weeks is left to the Python
+        walk, candidate by candidate (`Timeline` says which); None (all Python) when
+        the schedules times the weeks would not fit its 64-bit keys."""
+        tl = self._timeline
+        if (
+            tl is not None
+            and tl.covers(now_us)
+            and now_us + _SOON_US < tl.hi
+            and len(self._schedules) - tl.n <= max(256, tl.n // 16)
+        ):
+            return tl
+        first = _monday_us(now_us) - 7
+        last = _monday_us(now_us) + _AHEAD_DAYS
+        if tl is not None and max(last, tl.last_monday) - min(first, tl.first_monday) <= _MOST_DAYS:
+            first, last = min(first, tl.first_monday), max(last, tl.last_monday)
+        try:
+            self._timeline = tl = self._new_timeline(first, last)
+        except ValueError:  # more schedules × weeks than 64-bit keys hold: Python walks
+            return None
+        return tl
+
+    def _new_timeline(self, first_monday: int, last_monday: int) -> Timeline:
+        return Timeline(list(self._schedules), first_monday, last_monday)
 
     def note_priced(self, added: int) -> None:
         """Count the entries the matcher added to the `priced` dicts."""
@@ -303,7 +460,11 @@ class CandidateIndex:
         if snapshot.version <= self._provider_versions.get(pid, 0):
             return False
         self._provider_versions[pid] = snapshot.version
-        self._providers[pid] = ProviderEntry.of(snapshot)
+        entry = self._providers[pid] = ProviderEntry.of(snapshot)
+        k = self.provider_ordinal(pid)
+        self.provider_schedule[k] = self._schedule_ordinal(entry.schedule)
+        self.provider_window_minutes[k] = entry.response_window_minutes or 0
+        self.provider_capacity_e4[k] = ceil_e4(entry.weekly_capacity_hours)
         for row in list(self.rows_of(pid)):
             self._reindex(row)
         return True
@@ -362,6 +523,10 @@ class CandidateIndex:
         price_class = self._price_classes.setdefault(
             (id(pricing), typical), len(self._price_classes)
         )
+        if price_class == self.class_params.n:
+            self.class_params.add(
+                price_class, pricing, typical, self.currency_code(pricing_currency(pricing))
+            )
         own = self._skills(tuple(self._skill_key(x.code, x.level) for x in s.skills))
         langs = tuple(sorted({language_key(t) for t in s.languages}))
         return OfferRow(
@@ -377,6 +542,7 @@ class CandidateIndex:
             typical,
             price_class,
             zlib.compress(s.model_dump_json().encode(), 1),
+            self.provider_ordinal(s.provider_id),
         )
 
     def _skills(self, t: tuple[SkillKey, ...]) -> tuple[SkillKey, ...]:
@@ -416,6 +582,7 @@ class CandidateIndex:
         else:
             row.ordinal = len(cat.rows)
             cat.rows.append(row)
+        cat.set_columns(row)
         if not self._bulk:
             self._set_bits(cat, row)
 

@@ -11,17 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
 from delego_shared.events.catalog import OfferSnapshot, OfferStatus
 from delego_shared.events.common import AgreedTerms, pricing_currency
 from delego_shared.events.matching import FilterReason, ScoreBreakdown
 from delego_shared.types import Money
 
-from .availability import FastPlan, fast_answer_finish, fast_finish, fast_plan, from_us, to_us
+from .availability import (
+    FastPlan,
+    fast_answer_finish,
+    fast_finish,
+    fast_plan,
+    from_us,
+    real_week_hours_fast,
+    to_us,
+)
 from .capacity import (
     capacity_key,
+    nominal_weekly_hours,
     planning_keys,
     reservation_keys,
     week_capacities,
@@ -39,10 +50,18 @@ from .filters import (
     in_category,
     live_window_ok,
     not_tried,
+    schedule_live_ok,
     shares_language,
 )
-from .index import CandidateIndex, OfferRow, PricedWork, ordinals
+from .index import (
+    CandidateIndex,
+    CategoryBits,
+    OfferRow,
+    PricedWork,
+    ordinal_array,
+)
 from .policy import DEFAULT_POLICY, SCORE_COMPONENTS, MatchingPolicy
+from .price_columns import KIND_PYTHON, PRICE_SCALE, estimate, most_per_week
 from .pricing_estimate import estimate_price, work_hours, work_units
 from .rating import RatingStats, rating_component
 from .readmodel import ProviderEntry
@@ -59,6 +78,9 @@ from .scoring import (
     weighted_total,
 )
 from .spec import RequestSpec
+from .timeline import Timeline
+
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -75,17 +97,18 @@ class MatchContext:
 
 EMPTY_CONTEXT = MatchContext()
 
-_week_capacity = lru_cache(maxsize=65_536)(week_capacity)
-"""`week_capacity` across requests: it depends on the catalog only (declared hours,
-schedule, week), and the same providers' weeks come back request after request."""
+
+@lru_cache(maxsize=65_536)
+def _week_capacity(declared: Decimal, schedule: WeeklySchedule, week: str) -> Decimal:
+    """`week_capacity` across requests (it depends on the catalog only: declared hours,
+    schedule, week, and the same providers' weeks come back request after request),
+    with the real hours from the week table (`real_week_hours_fast`: the same value)."""
+    if declared < nominal_weekly_hours(schedule):
+        return declared
+    return max(declared, real_week_hours_fast(schedule, week))
 
 
-@lru_cache(maxsize=4_096)
-def _most_per_week(effort: int) -> Decimal:
-    """An upper bound of any week's share in `reservation_keys` (hours to 4 decimals,
-    rounded up) for an effort in µs."""
-    hours = Decimal(effort // 1_000_000) / 3600
-    return hours.quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
+_most_per_week = lru_cache(maxsize=4_096)(most_per_week)
 
 
 _US = timedelta(microseconds=1)
@@ -356,6 +379,41 @@ def _outcome(
     return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
 
 
+_KEEP, _TRIED, _PRICING, _CURRENCY, _BUDGET, _LIVE, _RESPONSE, _DEADLINE, _PYTHON = range(9)
+_CODES: tuple[Filter | None, ...] = (
+    None,
+    Filter.ALREADY_TRIED,
+    Filter.PRICING,
+    Filter.CURRENCY,
+    Filter.BUDGET,
+    Filter.LIVE_WINDOW,
+    Filter.RESPONSE,
+    Filter.DEADLINE,
+    None,
+)
+"""Verdict codes of `_Scan.classify` (the last one: left to the Python path)."""
+VECTOR_FROM = 32
+"""Fewer candidates take the Python verdicts (`_Scan.check`) directly: each array
+operation costs a few µs whatever its length, about what a few verdicts cost."""
+
+
+@dataclass(frozen=True, slots=True)
+class _VectorFits:
+    """The fits of `_Scan.classify`, as columns (a `_Fit` is made only for those scored)."""
+
+    cat: CategoryBits
+    ordinal: I64
+    provider: I64
+    price_class: I64
+    finish: I64
+    answer_from: I64
+    answer_by: I64
+    effort: I64
+
+    def __len__(self) -> int:
+        return len(self.ordinal)
+
+
 @dataclass(slots=True)
 class _Fit:
     """A qualified offer on the fast path: plain values, no pydantic, no Decimal walk."""
@@ -371,6 +429,9 @@ class _Fit:
     finish: int
     answer_from: int
     answer_by: int
+    schedule_ordinal: int = -1
+    """For a fit of `classify`: its schedule in the timeline (the plan's weekly split
+    comes from there); -1 for one of `check`."""
 
 
 class _Scan:
@@ -406,7 +467,12 @@ class _Scan:
         self.horizon_us = policy.horizon // _US
         self.counts: dict[ReasonKey, int] = {}
         self.fits: list[_Fit] = []
-        self._prices = index.priced((spec.effort_hours, spec.units))
+        """Fits found on the Python path (`check`)."""
+        self.vector: _VectorFits | None = None
+        """Fits found by the vectorised filters (`classify`)."""
+        shape = (spec.effort_hours, spec.units)
+        self._columns = index.price_columns(shape)
+        self._prices = index.priced(shape)
         self._moneys = index.prices
         self._walks: dict[tuple[int, int | None, int], tuple[int, int, int | None]] = {}
         self._finishes: dict[tuple[int, int, int], int | None] = {}
@@ -416,6 +482,15 @@ class _Scan:
         self.budget = spec.budget
         self.loaded = frozenset(k.split(":", 1)[0] for k in context.reserved_hours)
         """Providers with reserved hours in the context."""
+        self.window_us = policy.acceptance_window // _US
+        self._money: dict[int, Money] = {}
+        self._timeline: Timeline | None = None
+        self.codes: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
+        """`classify`'s verdict per candidate (`_CODES`)."""
+
+    @property
+    def n_fits(self) -> int:
+        return len(self.fits) + (0 if self.vector is None else len(self.vector))
 
     def price(self, row: OfferRow) -> PricedWork:
         """The estimate of the row's price class for this request's work (shared by the
@@ -435,7 +510,26 @@ class _Scan:
                 _most_per_week(effort),
             )
             self.index.note_priced(1)
+        self._fill_columns(row.price_class, got)
         return got
+
+    def _fill_columns(self, price_class: int, got: PricedWork) -> None:
+        """The entry as columns (`PriceColumns`): exact integers, or state 3 (Python only)."""
+        cols = self._columns
+        _, _, price_id, effort, most = got
+        cols.effort[price_class] = effort
+        cols.most_e4[price_class] = int(most * 10_000)
+        if price_id is None:
+            cols.state[price_class] = 1
+            return
+        money = self._moneys[price_id]
+        scaled = money.amount * PRICE_SCALE
+        if scaled != scaled.to_integral_value() or abs(scaled) >= 2**62:
+            cols.state[price_class] = 3
+            return
+        cols.amount[price_class] = int(scaled)
+        cols.currency[price_class] = self.index.currency_code(money.currency)
+        cols.state[price_class] = 2
 
     def walk(self, provider: ProviderEntry, effort: int) -> tuple[int, int, int | None]:
         """(answer_from, answer_by, finish) in µs: `provider_response`, then the plan's
@@ -518,20 +612,26 @@ class _Scan:
         return got
 
     def run(self) -> int:
-        """Classify every candidate; returns the number of published offers considered."""
+        """Classify every candidate; returns the number of published offers considered.
+
+        The candidates' filters run on columns (`classify`); the few the columns cannot
+        decide (capacity to check week by week, walks outside the timeline's weeks)
+        take `check`, one by one."""
         s = self.spec
         index = self.index
         cat = index.category(s.category)
-        rows = cat.rows
-        check = self.check
-        provider = index.provider
+        cands = ordinal_array(cat.candidates(s.required_skills, s.languages))
         rejected: dict[Filter, int] = {}
-        for i in ordinals(cat.candidates(s.required_skills, s.languages)):
-            row = rows[i]
-            assert row is not None
-            why = check(row, provider(row.provider_id))
-            if why is not None:
-                rejected[why] = rejected.get(why, 0) + 1
+        if len(cands):
+            left = self.classify(cat, cands, rejected) if len(cands) >= VECTOR_FROM else cands
+            rows = cat.rows
+            provider = index.provider
+            for i in left.tolist():
+                row = rows[i]
+                assert row is not None
+                why = self.check(row, provider(row.provider_id))
+                if why is not None:
+                    rejected[why] = rejected.get(why, 0) + 1
         counts = self.counts
         for f, c in rejected.items():
             counts[(f, "")] = c
@@ -539,6 +639,135 @@ class _Scan:
             if c:
                 counts[key] = counts.get(key, 0) + c
         return cat.published.bit_count()
+
+    def classify(self, cat: CategoryBits, cands: I64, rejected: dict[Filter, int]) -> I64:
+        """`check` for all candidates at once, on the index's columns: each filter, in
+        `evaluate`'s order, is an array comparison over the candidates still in
+        (money as integers of `PRICE_SCALE`, capacity in 1/10 000 h, the walks by
+        `Timeline`). Counts the rejections into `rejected`, keeps the fits in
+        `vector`, and returns the ordinals left to `check`."""
+        index, cols = self.index, self._columns
+        code = np.zeros(len(cands), dtype=np.int8)
+        prov = cat.provider[cands]
+        if self.exclude:
+            code[np.isin(prov, index.known_provider_ordinals(self.exclude))] = _TRIED
+        pclass = cat.price_class[cands]
+        code[(code == 0) & ~cat.in_currency[cands]] = _PRICING
+        state = cols.state[pclass]
+        missing = (code == 0) & (state == 0)
+        if missing.any():
+            self.estimate(cat, cands, np.flatnonzero(missing), pclass)
+            state = cols.state[pclass]
+        code[(code == 0) & (state == 1)] = _PRICING
+        code[(code == 0) & (state == 3)] = _PYTHON
+        budget = self.budget
+        if budget is not None:
+            on = code == 0
+            code[on & (cols.currency[pclass] != index.currency_code(budget.currency))] = _CURRENCY
+            cap = (budget.amount * PRICE_SCALE).to_integral_value(rounding=ROUND_FLOOR)
+            code[(code == 0) & (cols.amount[pclass] > min(int(cap), 2**62))] = _BUDGET
+        sched = index.provider_schedule[prov]
+        if self.spec.live_window is not None:
+            on = code == 0
+            for so in np.unique(sched[on]).tolist():
+                if not self.live_schedule_ok(so):
+                    code[on & (sched == so)] = _LIVE
+        fits_week = index.provider_capacity_e4[prov] >= cols.most_e4[pclass]
+        if self.loaded:
+            fits_week &= ~np.isin(prov, index.known_provider_ordinals(self.loaded))
+        code[(code == 0) & ~fits_week] = _PYTHON
+        on = np.flatnonzero(code == 0)
+        tl = self._timeline = index.timeline(self.now_us) if len(on) else None
+        if tl is None:
+            code[on] = _PYTHON
+        else:
+            code[on[sched[on] >= tl.n]] = _PYTHON
+            on = on[sched[on] < tl.n]
+            self.walk_columns(tl, cat, cands, on, prov, pclass, sched, code)
+        counted = np.bincount(code, minlength=_PYTHON + 1)
+        for c, f in enumerate(_CODES):
+            if f is not None and counted[c]:
+                rejected[f] = int(counted[c])
+        self.codes = code
+        left: I64 = cands[code == _PYTHON]
+        return left
+
+    def estimate(self, cat: CategoryBits, cands: I64, at: I64, pclass: I64) -> None:
+        """Fill the price columns of the classes of candidates `at`: by `price`, one by
+        one, for the few classes `price_columns.estimate` does not take; by it, in
+        integers, for every class of the index not estimated for this shape yet (gathers
+        from the shape's tables: one pass per shape and new classes costs less than a
+        few array calls on every request)."""
+        classes, first = np.unique(pclass[at], return_index=True)
+        params = self.index.class_params
+        python = params.kind[classes] == KIND_PYTHON
+        rows = cat.rows
+        for i in cands[at[first[python]]].tolist():
+            row = rows[i]
+            assert row is not None
+            self.price(row)
+        n = params.n
+        todo = np.flatnonzero((self._columns.state[:n] == 0) & (params.kind[:n] != KIND_PYTHON))
+        if len(todo):
+            s = self.spec
+            estimate(params, self._columns, todo, s.effort_hours, s.units)
+
+    def walk_columns(
+        self,
+        tl: Timeline,
+        cat: CategoryBits,
+        cands: I64,
+        on: I64,
+        prov: I64,
+        pclass: I64,
+        sched: I64,
+        code: npt.NDArray[np.int8],
+    ) -> None:
+        """The response and deadline filters of the candidates `on`, by `Timeline`."""
+        e, d, h = self.earliest_us, self.deadline_us, self.horizon_us
+        on = on[np.argsort(sched[on], kind="stable")]  # the searches then go in order
+        s = sched[on]
+        minutes = self.index.provider_window_minutes[prov[on]]
+        window = np.where(minutes > 0, minutes * 60_000_000, self.window_us)
+        effort = self._columns.effort[pclass[on]]
+        answer_from, answer_by, finish, state, worked = tl.answer_finish(
+            s, self.now_us, window, h, e, effort, d
+        )
+        fit = (state == 1) & (finish <= d)
+        code[on[state == -1]] = _PYTHON
+        late = np.flatnonzero((state != -1) & ~fit)
+        if len(late):
+            awake, awake_state = tl.finish(
+                s[late],
+                np.full(len(late), e, dtype=np.int64),
+                effort[late],
+                np.full(len(late), min(e + h, d), dtype=np.int64),
+                worked[late] if e == self.now_us else None,
+            )
+            in_time = (awake_state == 1) & (awake <= d)
+            response = np.where((answer_by[late] > e) & in_time, _RESPONSE, _DEADLINE)
+            code[on[late]] = np.where(awake_state == -1, _PYTHON, response).astype(np.int8)
+        k = np.flatnonzero(fit)
+        self.vector = _VectorFits(
+            cat,
+            cands[on[k]],
+            prov[on[k]],
+            pclass[on[k]],
+            finish[k],
+            answer_from[k],
+            answer_by[k],
+            effort[k],
+        )
+
+    def live_schedule_ok(self, schedule_ordinal: int) -> bool:
+        """`live_window_ok` of a schedule (it reads only the provider's schedule)."""
+        schedule = self.index.schedule(schedule_ordinal)
+        got = self._live.get(id(schedule))
+        if got is None:
+            got = self._live[id(schedule)] = schedule_live_ok(
+                schedule, self.spec.live_window, self.policy.min_live_overlap
+            )
+        return got
 
     def check(self, row: OfferRow, provider: ProviderEntry | None) -> Filter | None:
         """`evaluate` from the not-tried filter on (the index applied the ones before):
@@ -591,66 +820,72 @@ class _Scan:
     def rank(self, limit: int) -> list[Candidate]:
         """The top `limit` fits by `_rank`'s score, exactly, by branch and bound.
 
-        Every fit gets an upper bound: slack and awake exactly, from the
-        integers (`slack_us`, `awake_us`: the floats of the datetime
-        functions), rating, trust, and price (the exact component, once per
-        distinct price: money stays Decimal), with load at its maximum, 1
-        (which it is for a provider with nothing reserved). Fits are taken by
-        decreasing bound and scored exactly (the same functions as `_rank`);
-        once the next bound is below the `limit`-th exact score with room for
-        the rounding to 6 decimals and the order of the float additions, no
-        later fit can enter the top and the rest are never scored.
+        Every fit gets an upper bound: slack and awake from the integers (the
+        floats of `slack_us` / `awake_us`), rating, trust, and price (from the
+        integer amounts, plus a margin for the rounding of the exact component),
+        with load at its maximum, 1 (which it is for a provider with nothing
+        reserved) — as arrays for the fits of `classify`, one by one for those of
+        `check`. Fits are taken by decreasing bound and scored exactly (the same
+        functions as `_rank`, money in Decimal); once the next bound is below the
+        `limit`-th exact score with room for the rounding to 6 decimals and the
+        order of the float additions, no later fit can enter the top and the rest
+        are never scored (nor turned into `_Fit`s).
         """
-        if not self.fits or limit <= 0:
+        if not self.n_fits or limit <= 0:
             return []
         spec, ctx, policy = self.spec, self.context, self.policy
         w = {k: float(policy.weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
-        cheapest: dict[str, Money] = {}
-        for f in self.fits:
-            c = cheapest.get(f.price.currency)
-            if c is None or f.price.amount < c.amount:
-                cheapest[f.price.currency] = f.price
-        # the fixed part of every bound: load at 1; rating without stats
+        cheapest = self.cheapest()
         base = w["load"]
         unrated = _clamp01(rating_component(None, policy.rating_prior)) * w["rating"]
         ratings, trusted = ctx.ratings, ctx.trusted_providers
         e, d = self.earliest_us, self.deadline_us
-        w_slack, w_awake, w_price = w["slack"], w["awake"], w["price"]
-        w_rating, w_trust = w["rating"], w["trust_bonus"]
-        prices: dict[int, float] = {}
         budget = spec.budget
-        bounded: list[tuple[float, int]] = []
-        for n, f in enumerate(self.fits):
-            b = base + slack_us(e, f.finish, d) * w_slack + awake_us(e, f.answer_from, d) * w_awake
+        prices: dict[int, float] = {}
+
+        def price_part(price: Money) -> float:
+            got = prices.get(id(price))
+            if got is None:
+                got = prices[id(price)] = price_component(
+                    price, budget, cheapest.get(price.currency)
+                )
+            return got
+
+        bounds: list[float] = []
+        for f in self.fits:
+            b = (
+                base
+                + slack_us(e, f.finish, d) * w["slack"]
+                + awake_us(e, f.answer_from, d) * w["awake"]
+            )
             pid = f.provider.provider_id
             stats = ratings.get(pid)
             b += (
                 unrated
                 if stats is None
-                else _clamp01(rating_component(stats, policy.rating_prior)) * w_rating
+                else _clamp01(rating_component(stats, policy.rating_prior)) * w["rating"]
             )
             if pid in trusted:
-                b += w_trust
-            pc = prices.get(id(f.price))
-            if pc is None:
-                pc = prices[id(f.price)] = price_component(
-                    f.price, budget, cheapest.get(f.price.currency)
-                )
-            b += pc * w_price
-            bounded.append((b, n))
-        bounded.sort(key=lambda t: -t[0])
+                b += w["trust_bonus"]
+            bounds.append(b + price_part(f.price) * w["price"])
+        every = np.asarray(bounds, dtype=np.float64)
+        v = self.vector
+        if v is not None and len(v):
+            every = np.concatenate((every, self.vector_bounds(v, w, cheapest, unrated)))
+        order = np.argsort(-every, kind="stable")
+        n_python = len(self.fits)
         weeks: dict[str, str] = {}
         top: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
-        for bound, n in bounded:
-            if len(top) >= limit and bound + 1e-5 < -top[limit - 1][0]:
+        for n in order.tolist():
+            if len(top) >= limit and every[n] + 1e-5 < -top[limit - 1][0]:
                 break
-            f = self.fits[n]
+            f = self.fits[n] if n < n_python else self.vector_fit(n - n_python)
             p = f.provider
             pid = p.provider_id
             components = {
                 "slack": slack_us(e, f.finish, d),
                 "rating": rating_component(ratings.get(pid), policy.rating_prior),
-                "price": prices[id(f.price)],  # the exact component, from the bound
+                "price": price_part(f.price),
                 "trust_bonus": 1.0 if pid in trusted else 0.0,
                 "awake": awake_us(e, f.answer_from, d),
             }
@@ -666,9 +901,127 @@ class _Scan:
             del top[limit:]
         return [self.candidate(f, components) for _, _, _, f, components in top]
 
+    def cheapest(self) -> dict[str, Money]:
+        """The cheapest price of the fits per currency (the price component without a
+        budget compares with it)."""
+        out: dict[str, Money] = {}
+        for f in self.fits:
+            c = out.get(f.price.currency)
+            if c is None or f.price.amount < c.amount:
+                out[f.price.currency] = f.price
+        v = self.vector
+        if v is not None and len(v):
+            cols = self._columns
+            amounts = cols.amount[v.price_class]
+            codes = cols.currency[v.price_class]
+            for code in np.unique(codes).tolist():
+                k = np.flatnonzero(codes == code)
+                price = self.money(self.vector_row(v, int(k[np.argmin(amounts[k])])))
+                c = out.get(price.currency)
+                if c is None or price.amount < c.amount:
+                    out[price.currency] = price
+        return out
+
+    def money(self, row: OfferRow) -> Money:
+        """The estimate of the row's class: from its integer column when `price_columns`
+        computed it (the same digits: `Money.rounded` quantizes to the minor unit),
+        else the specification's Decimal (`price`)."""
+        c = row.price_class
+        got = self._money.get(c)
+        if got is None:
+            params = self.index.class_params
+            if params.kind[c] == KIND_PYTHON or self._columns.state[c] != 2:
+                price_id = (self._prices.get(c) or self.price(row))[2]
+                assert price_id is not None
+                got = self._moneys[price_id]
+            else:
+                minor = int(params.minor[c])
+                amount = int(self._columns.amount[c]) // 10 ** (6 - minor)
+                got = Money(
+                    amount=Decimal(amount).scaleb(-minor),
+                    currency=self.index.currency_name(int(self._columns.currency[c])),
+                )
+            self._money[c] = got
+        return got
+
+    def vector_row(self, v: _VectorFits, k: int) -> OfferRow:
+        row = v.cat.rows[int(v.ordinal[k])]
+        assert row is not None
+        return row
+
+    def vector_bounds(
+        self, v: _VectorFits, w: dict[str, float], cheapest: dict[str, Money], unrated: float
+    ) -> npt.NDArray[np.float64]:
+        """The upper bounds of `rank` for the fits of `classify`, as arrays."""
+        e, d = self.earliest_us, self.deadline_us
+        window = (d - e) / 1_000_000
+        if window <= 0:
+            slack = np.zeros(len(v))
+            awake = np.where(v.answer_from - e <= 0, 1.0, 0.0)
+        else:
+            slack = np.clip((d - v.finish) / 1_000_000 / window, 0.0, 1.0)
+            wait = (v.answer_from - e) / 1_000_000
+            awake = np.where(wait <= 0, 1.0, np.clip(1 - wait / window, 0.0, 1.0))
+        bound = w["load"] + slack * w["slack"] + awake * w["awake"]
+        ctx, policy, index = self.context, self.policy, self.index
+        rating = np.full(len(v), unrated)
+        if ctx.ratings:
+            rated = {index.provider_ordinal(p): st for p, st in ctx.ratings.items()}
+            for k in np.flatnonzero(np.isin(v.provider, list(rated))).tolist():
+                st = rated[int(v.provider[k])]
+                rating[k] = _clamp01(rating_component(st, policy.rating_prior)) * w["rating"]
+        bound += rating
+        if ctx.trusted_providers:
+            trusted = index.known_provider_ordinals(ctx.trusted_providers)
+            bound += np.isin(v.provider, trusted) * w["trust_bonus"]
+        cols = self._columns
+        amount = cols.amount[v.price_class].astype(np.float64)
+        budget = self.spec.budget
+        if budget is not None and budget.amount > 0:
+            # every fit is in the budget's currency (the currency filter came first)
+            price = 1 - amount / float(budget.amount * PRICE_SCALE)
+        else:
+            low = np.zeros(len(v))
+            codes = cols.currency[v.price_class]
+            for code in np.unique(codes).tolist():
+                k = codes == code
+                cur = self.index.currency_name(code)
+                low[k] = float(cheapest[cur].amount * PRICE_SCALE)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                price = np.where(amount > 0, low / amount, 1.0)
+        # the exact component is this ratio in Decimal, rounded to 6 decimals
+        return bound + (np.clip(price, 0.0, 1.0) + 1e-6) * w["price"]
+
+    def vector_fit(self, k: int) -> _Fit:
+        """The `_Fit` of the `k`-th fit of `classify` (for the few scored exactly)."""
+        v = self.vector
+        assert v is not None
+        row = self.vector_row(v, k)
+        provider = self.index.provider(row.provider_id)
+        assert provider is not None
+        s = self.spec
+        answer_by = int(v.answer_by[k])
+        return _Fit(
+            row,
+            provider,
+            work_hours(s.effort_hours, s.units, row.typical_hours),
+            work_units(s.effort_hours, s.units, row.typical_hours),
+            self.money(row),
+            answer_by if answer_by > self.earliest_us else self.earliest_us,
+            int(v.effort[k]),
+            int(v.finish[k]),
+            int(v.answer_from[k]),
+            answer_by,
+            int(self.index.provider_schedule[v.provider[k]]),
+        )
+
     def candidate(self, f: _Fit, components: dict[str, float]) -> Candidate:
         p = f.provider
-        plan = self.plan(p.schedule, f.start, f.effort)
+        tl = self._timeline
+        if f.schedule_ordinal >= 0 and tl is not None and f.effort > 0:
+            plan = FastPlan(f.finish, tl.split(f.schedule_ordinal, f.start, f.finish))
+        else:
+            plan = self.plan(p.schedule, f.start, f.effort)
         assert plan.finish == f.finish
         need = reservation_keys(p.provider_id, plan.work_plan())
         return Candidate(
@@ -704,7 +1057,7 @@ def find_matches(
     considered = scan.run()
     n = policy.candidates_limit if limit is None else limit
     ranked = scan.rank(n)
-    reasons, summary, summary_fr = explain(spec, considered, scan.counts, len(scan.fits))
+    reasons, summary, summary_fr = explain(spec, considered, scan.counts, scan.n_fits)
     return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
 
 
@@ -731,9 +1084,22 @@ def context_providers(
     """
     scan = _Scan(index, spec, now, EMPTY_CONTEXT, policy, exclude_providers)
     cat = index.category(spec.category)
+    cands = ordinal_array(cat.candidates(spec.required_skills, spec.languages))
     out: set[str] = set()
-    for i in ordinals(cat.candidates(spec.required_skills, spec.languages)):
-        row = cat.rows[i]
+    if not len(cands):
+        return out
+    rows = cat.rows
+    left = cands
+    if len(cands) >= VECTOR_FROM:
+        left = scan.classify(cat, cands, {})
+        codes = scan.codes
+        live = (codes == _KEEP) | (codes == _RESPONSE) | (codes == _DEADLINE)
+        for i in cands[live].tolist():
+            row = rows[i]
+            assert row is not None
+            out.add(row.provider_id)
+    for i in left.tolist():
+        row = rows[i]
         assert row is not None
         if row.provider_id in out:
             continue

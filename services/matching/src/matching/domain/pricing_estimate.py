@@ -53,10 +53,14 @@ class PriceEstimate:
 
 def billable_minutes(pricing: HourlyPricing, effort_hours: Decimal) -> int:
     """Effort rounded up to the increment, then raised to the minimum."""
+    return billable_minutes_of(effort_hours, pricing.increment_minutes, pricing.minimum_minutes)
+
+
+def billable_minutes_of(effort_hours: Decimal, increment: int, minimum: int) -> int:
+    """`billable_minutes` from the pricing's increment and minimum (minutes)."""
     minutes = effort_hours * 60
-    inc = pricing.increment_minutes
-    steps = (minutes / inc).to_integral_value(rounding=ROUND_CEILING)
-    return max(pricing.minimum_minutes, int(steps) * inc)
+    steps = (minutes / increment).to_integral_value(rounding=ROUND_CEILING)
+    return max(minimum, int(steps) * increment)
 
 
 def estimate_price(pricing: AnyPricing, effort_hours: Decimal, units: int) -> PriceEstimate:

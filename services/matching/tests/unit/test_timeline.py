@@ -1,0 +1,95 @@
+"""The vectorised walks (cumulative working time, `timeline`) give exactly the Python
+walks' results (`fast_answer_finish`, `fast_finish`, hence `plan_work`), DST weeks and
+overlapping or midnight-crossing spans included, and say when they cannot decide."""
+
+from datetime import timedelta
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from matching.domain.availability import fast_answer_finish, fast_finish, fast_plan, to_us
+from matching.domain.schedule import WeeklySchedule
+from matching.domain.timeline import Timeline
+
+from .builders import spans
+from .test_availability import DAYS, ZONES, hhmm, moments, schedules
+
+US = timedelta(microseconds=1)
+
+
+@st.composite
+def overlapping(draw: st.DrawFn) -> WeeklySchedule:
+    """Two spans a day, which may overlap each other or the next day's."""
+    days = draw(st.lists(st.sampled_from(DAYS), min_size=1, max_size=7, unique=True))
+    zone = draw(st.sampled_from(ZONES))
+    first = spans(days, draw(hhmm), draw(hhmm))
+    second = spans(days, draw(hhmm), draw(hhmm))
+    return WeeklySchedule.of([*first, *second], zone)
+
+
+def _timeline(scheds: list[WeeklySchedule], around_us: int, weeks_before: int, weeks_after: int):
+    day = around_us // 86_400_000_000 + 719_163  # date ordinal of the UTC day
+    monday = day - (day - 1) % 7
+    return Timeline(scheds, monday - 7 * weeks_before, monday + 7 * weeks_after)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(schedules(), overlapping()), min_size=1, max_size=4),
+    moments(),
+    st.sampled_from([5, 15, 60, 600]),
+    st.integers(-3 * 3600, 30 * 3600),
+    st.integers(0, 40 * 3600),
+    st.integers(1, 10 * 24),
+    st.sampled_from([timedelta(weeks=8), timedelta(days=2)]),
+    st.integers(0, 1),
+    st.integers(0, 10),
+)
+def test_vectorised_walk_is_the_python_walk(
+    scheds, now, minutes, not_before_s, effort_s, deadline_h, horizon, before, after
+):
+    """Decided results equal the walk's (the weekly split of the plan too); with enough
+    weeks built, every one is decided."""
+    t, h = to_us(now), horizon // US
+    earliest = t + max(0, not_before_s) * 1_000_000
+    effort, deadline = effort_s * 1_000_000, to_us(now + timedelta(hours=deadline_h))
+    tl = _timeline(scheds, t, before, after)
+    if not tl.covers(t):
+        return
+    k = len(scheds)
+    s = np.arange(k, dtype=np.int64)
+    af, ab, fin, state, f_now = tl.answer_finish(
+        s,
+        t,
+        np.full(k, minutes * 60_000_000, dtype=np.int64),
+        h,
+        earliest,
+        np.full(k, effort, dtype=np.int64),
+        deadline,
+    )
+    aw, aw_state = tl.finish(
+        s,
+        np.full(k, earliest, dtype=np.int64),
+        np.full(k, effort, dtype=np.int64),
+        np.full(k, min(earliest + h, deadline), dtype=np.int64),
+        f_now if earliest == t else None,  # F(now), as the matcher passes it
+    )
+    enough = tl.hi > min(t + 2 * h, deadline + 2 * h) + 3 * 86_400_000_000
+    for i, sched in enumerate(scheds):
+        want = fast_answer_finish(sched, t, minutes * 60_000_000, h, earliest, effort, deadline)
+        awake = fast_finish(sched, earliest, effort, deadline, h)
+        if state[i] >= 0:
+            got_finish = int(fin[i]) if state[i] == 1 else None
+            assert (int(af[i]), int(ab[i]), got_finish) == want
+            if got_finish is not None and effort > 0:
+                # the plan's weekly split, from the same pieces
+                start = max(int(ab[i]), earliest)
+                plan = fast_plan(sched, start, effort, deadline, h)
+                assert plan.finish == got_finish
+                assert tl.split(i, start, got_finish) == plan.seconds_by_week
+        else:
+            assert not enough
+        if aw_state[i] >= 0:
+            assert (int(aw[i]) if aw_state[i] == 1 else None) == awake
+        else:
+            assert not enough
