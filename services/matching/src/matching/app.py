@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     runtime.add_background(handlers.sweep_loop)
+    runtime.add_background(projection.tables_loop)
     runtime.add_background(follower.run)
     runtime.add_background(details_loop)
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # positions first, then the read model: nothing falls between the two
         await follower.start_positions()
         await projection.rebuild()  # the index is whole before the first request
+        await projection.prepare_tables()  # and so are its working-time tables
         async with platform_lifespan(a):
             yield
 

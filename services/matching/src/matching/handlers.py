@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -56,6 +57,7 @@ from .domain import (
     context_providers,
     find_matches,
 )
+from .domain.availability import to_us
 from .domain.details import ENDED, erase_details_after
 from .domain.matcher import context_keys
 from .domain.request import Proposal
@@ -72,6 +74,11 @@ Clock = Callable[[], datetime]
 LIVE_STATUSES = frozenset(
     {RequestStatus.PROPOSED, RequestStatus.ACCEPTED, RequestStatus.COMPLETED, RequestStatus.RATED}
 )
+
+
+TABLES_AHEAD = timedelta(days=1)
+"""The index's working-time tables are built this long before a request would need them."""
+TABLES_CHECK_S = 3600.0
 
 
 class CatalogProjection:
@@ -137,6 +144,28 @@ class CatalogProjection:
         self.index.load(await self.store.all_providers(), await self.store.all_offers())
         log.info("index.rebuilt", offers=len(self.index))
         return len(self.index)
+
+    async def prepare_tables(self) -> bool:
+        """Build the index's working-time tables in a worker thread when a request within
+        `TABLES_AHEAD` would rebuild them, so that no request pays the build (about 3 s
+        at a million offers, every two weeks). True when it built them."""
+        now = self.clock()
+        if not self.index.timeline_due(to_us(now + TABLES_AHEAD)):
+            return False
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(self.index.prepare, now, now + TABLES_AHEAD)
+        except ValueError:  # too many schedules x weeks for the tables: Python walks
+            log.warning("index.tables_too_large")
+            return False
+        log.info("index.tables_prepared", seconds=round(time.monotonic() - started, 2))
+        return True
+
+    async def tables_loop(self) -> None:
+        """Background: keep the working-time tables ahead of the requests."""
+        while True:
+            await asyncio.sleep(TABLES_CHECK_S)
+            await survive(self.prepare_tables, "tables.failed")
 
 
 class RequestNotFound(LookupError):

@@ -1,0 +1,44 @@
+"""The working-time tables are built in the background, before a request would need them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from matching.domain.availability import to_us
+from matching.domain.index import CandidateIndex
+from matching.handlers import TABLES_AHEAD, CatalogProjection
+
+from .builders import offer, provider, utc
+
+DAY = timedelta(days=1)
+
+
+async def test_start_up_builds_the_tables_so_the_first_request_does_not():
+    idx = CandidateIndex.build([provider("p1")], [offer("a", "p1")])
+    now = utc(2026, 3, 2, 8)
+    projection = CatalogProjection(cast(Any, None), idx, clock=lambda: now)
+    assert idx.timeline_due(to_us(now))
+    assert await projection.prepare_tables()
+    assert not idx.timeline_due(to_us(now))
+    built = idx.timeline(to_us(now))
+    assert built is not None and built.covers(to_us(now))
+    assert not await projection.prepare_tables()  # still ahead: nothing built again
+    assert idx.timeline(to_us(now)) is built
+
+
+async def test_the_tables_move_on_a_day_before_a_request_would_rebuild_them():
+    idx = CandidateIndex.build([provider("p1")], [offer("a", "p1")])
+    start = utc(2026, 3, 2, 8)
+    clock = [start]
+    projection = CatalogProjection(cast(Any, None), idx, clock=lambda: clock[0])
+    await projection.prepare_tables()
+    first = idx.timeline(to_us(start))
+    # the last hour at which the tables still serve a request a day later
+    days = next(d for d in range(60) if idx.timeline_due(to_us(start + (d + 1) * DAY)))
+    clock[0] = start + days * DAY
+    assert not idx.timeline_due(to_us(clock[0]))  # a request now would not rebuild...
+    assert await projection.prepare_tables()  # ...but one tomorrow would: built now
+    moved = idx.timeline(to_us(clock[0] + TABLES_AHEAD))
+    assert moved is not first and moved is not None
+    assert not idx.timeline_due(to_us(clock[0] + TABLES_AHEAD))
