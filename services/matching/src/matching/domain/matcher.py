@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache
 
 import numpy as np
@@ -79,6 +79,9 @@ from .scoring import (
 )
 from .spec import RequestSpec
 from .timeline import Timeline
+
+_PPM = 1_000_000
+"""Price components in the score bounds are compared in millionths."""
 
 I64 = npt.NDArray[np.int64]
 
@@ -975,22 +978,28 @@ class _Scan:
             trusted = index.known_provider_ordinals(ctx.trusted_providers)
             bound += np.isin(v.provider, trusted) * w["trust_bonus"]
         cols = self._columns
-        amount = cols.amount[v.price_class].astype(np.float64)
+        # money stays integer (10^-6 units, as Python ints: no overflow); the ratio is
+        # taken in millionths, rounded up, so each bound is at least the exact component
+        amount = cols.amount[v.price_class].astype(object)
         budget = self.spec.budget
         if budget is not None and budget.amount > 0:
             # every fit is in the budget's currency (the currency filter came first)
-            price = 1 - amount / float(budget.amount * PRICE_SCALE)
+            units = int((budget.amount * PRICE_SCALE).to_integral_value(ROUND_CEILING))
+            ppm = _PPM - amount * _PPM // units
         else:
-            low = np.zeros(len(v))
+            low = np.zeros(len(v), dtype=object)
             codes = cols.currency[v.price_class]
             for code in np.unique(codes).tolist():
-                k = codes == code
                 cur = self.index.currency_name(code)
-                low[k] = float(cheapest[cur].amount * PRICE_SCALE)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                price = np.where(amount > 0, low / amount, 1.0)
-        # the exact component is this ratio in Decimal, rounded to 6 decimals
-        return bound + (np.clip(price, 0.0, 1.0) + 1e-6) * w["price"]
+                low[codes == code] = int(
+                    (cheapest[cur].amount * PRICE_SCALE).to_integral_value(ROUND_CEILING)
+                )
+            paid = amount > 0
+            ppm = np.full(len(v), _PPM, dtype=object)
+            ppm[paid] = -(-low[paid] * _PPM // amount[paid])
+        price = np.clip(ppm.astype(np.float64) / _PPM, 0.0, 1.0)
+        # the exact component is the ratio in Decimal, rounded to 6 decimals
+        return bound + (price + 1e-6) * w["price"]
 
     def vector_fit(self, k: int) -> _Fit:
         """The `_Fit` of the `k`-th fit of `classify` (for the few scored exactly)."""
