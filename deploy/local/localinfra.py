@@ -43,7 +43,7 @@ REPO = HERE.parent.parent
 KAFKA_VERSION = "4.1.1"
 FERRETDB_VERSION = "v1.24.2"
 # our build patches FerretDB (FERRETDB_FILES, FERRETDB_EDITS); bump when the patch changes
-FERRETDB_BUILD = f"{FERRETDB_VERSION}-delego4"
+FERRETDB_BUILD = f"{FERRETDB_VERSION}-delego5"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 # The patch. Each copied file starts with a comment saying what it does and why:
 # - ferretdb/write_lock.go.txt: single-document writes are atomic, through one
@@ -53,6 +53,11 @@ FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 #   whatever the filter's other keys);
 # - ferretdb/no_tracking.go.txt: FerretDB's leak detector for its own tests
 #   (a stack walk and a finalizer per iterator and transaction) is off;
+# - ferretdb/stmt_cache.go.txt: statements are prepared once per text and reused
+#   (database/sql's *sql.Stmt; our go.mod requires modernc.org/sqlite v1.62, whose
+#   prepared statements keep their handle between executions);
+# - ferretdb/one_statement.go.txt: an insert or update that is one SQL statement
+#   runs without BEGIN/COMMIT around it (SQLite's implicit transaction);
 # - the stored-document codec (internal/handler/sjson) decodes with
 #   github.com/goccy/go-json, a drop-in for encoding/json (its own tests pass
 #   but for the wording of errors on malformed input): decoding stored documents
@@ -63,6 +68,8 @@ FERRETDB_FILES = {
     "write_lock.go.txt": "internal/handler/delego_write_lock.go",
     "id_pushdown.go.txt": "internal/backends/sqlite/delego_id_pushdown.go",
     "no_tracking.go.txt": "internal/util/resource/delego_no_tracking.go",
+    "stmt_cache.go.txt": "internal/util/fsql/delego_stmt_cache.go",
+    "one_statement.go.txt": "internal/util/fsql/delego_one_statement.go",
 }
 # the read-modify-write commands take their collection's lock (write_lock.go.txt)
 _LOCK = "\tdefer delegoLockCollection(params.DB, params.Collection)()\n\n"
@@ -95,6 +102,29 @@ _OUR_PUSHDOWN = (
     "\t// delego: the _id equality or $in, whatever the filter's other keys\n"
     "\twhereClause, args = delegoIDWhere(params.Filter)\n"
 )
+# kept statements (stmt_cache.go.txt)
+_DB_FIELDS = "\tBatchSize int\n}\n"
+_TX_FIELDS = "\ttoken *resource.Token\n}\n"
+_WRAP_TX = "\ttx := wrapTx(sqlTx, db.l)\n"
+_DB_QUERY = "\trows, err := db.sqlDB.QueryContext(ctx, query, args...)\n"
+_DB_EXEC = "\tres, err := db.sqlDB.ExecContext(ctx, query, args...)\n"
+_TX_EXEC = "\tres, err := tx.sqlTx.ExecContext(ctx, query, args...)\n"
+_KEPT_QUERY = _DB_QUERY.replace("db.sqlDB.QueryContext", "db.delegoQuery")
+_KEPT_EXEC = _DB_EXEC.replace("db.sqlDB.ExecContext", "db.delegoExec")
+_KEPT_TX_EXEC = _TX_EXEC.replace("tx.sqlTx.ExecContext", "tx.delegoExec")
+# one statement, no explicit transaction (one_statement.go.txt)
+_IN_TX = "\terr := db.InTransaction(ctx, func(tx *fsql.Tx) error {\n"
+_INSERT_TX = _IN_TX + "\t\tbatchSize := c.r.BatchSize\n"
+_UPDATE_TX = _IN_TX + "\t\tfor _, doc := range params.Docs {\n"
+_ONE_INSERT = (
+    "\tn := fsql.DelegoStatements(len(params.Docs), c.r.BatchSize)\n"
+    "\terr := db.DelegoInTransaction(ctx, n, func(tx fsql.DelegoExecer) error {\n"
+    "\t\tbatchSize := c.r.BatchSize\n"
+)
+_ONE_UPDATE = (
+    "\terr := db.DelegoInTransaction(ctx, len(params.Docs), func(tx fsql.DelegoExecer) error {\n"
+    "\t\tfor _, doc := range params.Docs {\n"
+)
 # resource tracking off (no_tracking.go.txt)
 _TRACK = "func Track(obj any, token *Token) {\n"
 _UNTRACK = "func Untrack(obj any, token *Token) {\n"
@@ -126,6 +156,19 @@ FERRETDB_EDITS: list[tuple[str, str, str, int]] = [
         _OUR_PUSHDOWN + '\tfilterPushdown = whereClause != ""\n',
         1,
     ),
+    (
+        "internal/util/fsql/db.go",
+        _DB_FIELDS,
+        "\tBatchSize int\n\n\tdelegoStmts delegoStmtCache // delego: kept statements\n}\n",
+        1,
+    ),
+    ("internal/util/fsql/tx.go", _TX_FIELDS, "\ttoken *resource.Token\n\tdelegoDB *DB\n}\n", 1),
+    ("internal/util/fsql/db.go", _WRAP_TX, _WRAP_TX + "\ttx.delegoDB = db\n", 1),
+    ("internal/util/fsql/db.go", _DB_QUERY, _KEPT_QUERY, 1),
+    ("internal/util/fsql/db.go", _DB_EXEC, _KEPT_EXEC, 1),
+    ("internal/util/fsql/tx.go", _TX_EXEC, _KEPT_TX_EXEC, 1),
+    ("internal/backends/sqlite/collection.go", _INSERT_TX, _ONE_INSERT, 1),
+    ("internal/backends/sqlite/collection.go", _UPDATE_TX, _ONE_UPDATE, 1),
     ("internal/util/resource/resource.go", _TRACK, _TRACK + _NO_TRACKING, 1),
     ("internal/util/resource/resource.go", _UNTRACK, _UNTRACK + _NO_TRACKING, 1),
 ]
@@ -538,7 +581,7 @@ class FerretDB(Component):
             return
         go = require(
             "go",
-            "install Go 1.22 or newer (https://go.dev/doc/install or `apt-get install golang`)",
+            "install Go 1.26 or newer (https://go.dev/doc/install or `apt-get install golang`)",
         )
         log(f"building FerretDB {FERRETDB_BUILD} from the Go module proxy into {binary}")
         env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}

@@ -23,7 +23,7 @@ from delego_shared.testing.infra import Infra
 from pymongo import AsyncMongoClient, ReturnDocument, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 pytestmark = pytest.mark.integration
 
@@ -219,6 +219,54 @@ async def test_stored_documents_read_back_exactly_through_the_faster_codec(
     got = await coll.find_one({"_id": "all"})
     assert got["nested"]["e"] == {"x": texts}
     assert got["i64"] == 2**62 + 8 and got["s"] == texts and got["bin"] == doc["bin"]
+
+
+async def test_kept_statements_follow_collections_and_databases_made_again(
+    infra: Infra, db: AsyncDatabase[Doc]
+) -> None:
+    """Statements are kept per SQL text (the patch); a collection dropped and created
+    again under the same name is the same table and text, and a database dropped
+    and created again is a new SQLite file: each is read and written exactly, with
+    nothing of before. The same texts run over and over, so that the later ones go
+    through kept statements."""
+    for rnd in range(3):
+        coll = db["kept"]
+        await coll.insert_many([{"_id": f"k{i}", "r": rnd, "n": 0} for i in range(20)])
+        for _ in range(5):
+            for i in range(20):
+                assert (await coll.update_one({"_id": f"k{i}"}, {"$inc": {"n": 1}})).matched_count
+                assert (await coll.find_one({"_id": f"k{i}"}) or {}).get("n", 0) > 0
+        assert await coll.find_one({"_id": "k3"}) == {"_id": "k3", "r": rnd, "n": 5}
+        assert (await coll.delete_one({"_id": "k4"})).deleted_count == 1
+        assert sorted([d["_id"] async for d in coll.find({}, {"_id": 1})]) == sorted(
+            f"k{i}" for i in range(20) if i != 4
+        )
+        if rnd == 1:
+            await db.client.drop_database(db.name)
+        else:
+            await coll.drop()
+
+
+async def test_kept_statements_see_an_index_created_after_them(db: AsyncDatabase[Doc]) -> None:
+    """An index created after the insert and update texts were kept binds them at once
+    (SQLite prepares a statement again when the schema changed): a duplicate of the new
+    unique key is refused on insert (E11000) and on update (FerretDB v1 reports that one as
+    an InternalError, with or without the patch), and nothing is changed."""
+    coll = db["late_index"]
+    for i in range(30):
+        await coll.insert_one({"_id": i, "key": f"h{i}"})
+    for _ in range(3):
+        for i in range(30):
+            await coll.update_one({"_id": i}, {"$inc": {"n": 1}})
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": 7, "key": "other"})
+    await coll.create_index("key", unique=True)
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": 100, "key": "h1"})
+    with pytest.raises(OperationFailure, match="UNIQUE constraint failed"):
+        await coll.update_one({"_id": 2}, {"$set": {"key": "h1"}})
+    assert await coll.find_one({"_id": 2}) == {"_id": 2, "key": "h2", "n": 3}
+    assert await coll.find_one({"_id": 100}) is None
 
 
 async def test_writes_to_two_collections_run_concurrently_and_stay_exact(
