@@ -246,3 +246,26 @@ def test_offers_the_timeline_cannot_decide_take_the_python_walk_with_the_same_ou
         got = find_matches(idx, s, now, limit=10)
         assert got == find_matches_bruteforce(idx.items(), s, now, limit=10)
         assert "o9" in {c.offer.offer_id for c in got.candidates}
+
+
+def test_candidates_parse_their_offer_snapshot_only_when_read():
+    """Ranking parses no snapshot (most candidates are never proposed); reading `offer`
+    parses the row's, equal to the catalog's, and the outcome equals the brute force's."""
+    from matching.domain import index as index_module
+
+    providers = [kolkata(f"p{i}") for i in range(40)]
+    offers = [offer(f"o{i}", f"p{i}", pricing=hourly(str(10 + i))) for i in range(40)]
+    idx = CandidateIndex.build(providers, offers)
+    s = spec(deadline=at("Europe/Paris", 2026, 2, 12, 9))
+    index_module._offer_snapshot.cache_clear()
+
+    out = find_matches(idx, s, NOW)
+
+    assert len(out.candidates) == 5
+    assert index_module._offer_snapshot.cache_info().currsize == 0
+    best = out.candidates[0]
+    assert best.offer_id == best.offer.offer_id
+    assert best.offer == next(o for o in offers if o.offer_id == best.offer_id)
+    assert best.terms().offer_id == best.offer_id
+    assert index_module._offer_snapshot.cache_info().currsize == 1
+    assert find_matches_bruteforce(idx.items(), s, NOW) == out

@@ -147,11 +147,17 @@ class Qualified:
         return self.plan.finish
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Candidate:
-    """A qualified, scored offer: everything a proposal needs."""
+    """A qualified, scored offer: everything a proposal needs.
 
-    offer: OfferSnapshot
+    The offer's snapshot is parsed from the index row only when first read
+    (`offer`): a request ranks five candidates and proposes one, and parsing
+    is the largest part of making a candidate. Equal when the snapshots and
+    every other field are equal, however each was made."""
+
+    source: OfferSnapshot | OfferRow
+    """The offer's snapshot, or the index row it is parsed from (`offer`)."""
     provider: ProviderEntry
     effort_hours: Decimal
     units: int
@@ -165,19 +171,46 @@ class Candidate:
     response: ResponseWindow
     """When the provider can answer and by when they must (the proposal's expiry)."""
 
+    @property
+    def offer(self) -> OfferSnapshot:
+        s = self.source
+        return s if isinstance(s, OfferSnapshot) else s.snapshot
+
+    @property
+    def offer_id(self) -> str:
+        return self.source.offer_id
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.provider,
+            self.effort_hours,
+            self.units,
+            self.price,
+            self.finish,
+            self.reservation,
+            self.capacity,
+            self.score,
+            self.response,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Candidate):
+            return NotImplemented
+        return self._fields() == other._fields() and self.offer == other.offer
+
     def terms(self) -> AgreedTerms:
-        p = self.provider.snapshot
+        p, o = self.provider.snapshot, self.offer
         return AgreedTerms(
-            offer_id=self.offer.offer_id,
-            offer_version=self.offer.version,
+            offer_id=o.offer_id,
+            offer_version=o.version,
             provider_id=p.provider_id,
             provider_display_name=p.display_name,
             provider_sap_number=p.sap_declaration.number if p.sap_declaration else None,
-            category=self.offer.category,
-            delivery_mode=self.offer.delivery_mode,
-            sap_activity=self.offer.sap_activity,
-            currency=self.offer.currency,
-            pricing=self.offer.pricing,
+            category=o.category,
+            delivery_mode=o.delivery_mode,
+            sap_activity=o.sap_activity,
+            currency=o.currency,
+            pricing=o.pricing,
         )
 
 
@@ -1034,7 +1067,7 @@ class _Scan:
         assert plan.finish == f.finish
         need = reservation_keys(p.provider_id, plan.work_plan())
         return Candidate(
-            f.row.snapshot,
+            f.row,
             p,
             f.hours,
             f.units,
