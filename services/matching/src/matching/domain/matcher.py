@@ -82,6 +82,8 @@ from .timeline import Timeline
 
 _PPM = 1_000_000
 """Price components in the score bounds are compared in millionths."""
+_SMALL_AMOUNT = (2**63 - 1) // _PPM
+"""Amounts (in 10⁻⁶) up to this times `_PPM` fit in int64."""
 
 I64 = npt.NDArray[np.int64]
 
@@ -114,12 +116,35 @@ def _week_capacity(declared: Decimal, schedule: WeeklySchedule, week: str) -> De
 _most_per_week = lru_cache(maxsize=4_096)(most_per_week)
 
 
+@lru_cache(maxsize=16_384)
+def _week_needs(seconds_by_week: tuple[tuple[str, int], ...]) -> tuple[tuple[str, Decimal], ...]:
+    """`reservation_keys` per week label: it depends on the plan's weekly split only, and
+    the same splits come back across requests (whole hours from the same starts)."""
+    keys = reservation_keys("", WorkPlan(None, seconds_by_week))
+    return tuple((k[1:], h) for k, h in keys.items())
+
+
 _US = timedelta(microseconds=1)
 _ZERO = Decimal(0)
 
 
 def _clamp01(x: float) -> float:
     return 1.0 if x > 1.0 else 0.0 if x < 0.0 else x
+
+
+def _unit(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """`np.clip(x, 0, 1)` for finite `x`, in two cheap calls (clip costs several µs)."""
+    return np.minimum(np.maximum(x, 0.0), 1.0)
+
+
+def _member(values: I64, members: I64) -> npt.NDArray[np.bool_]:
+    """`np.isin(values, members)` by a sorted search (`np.isin` costs about 20 µs
+    whatever the sizes; the context names a few providers)."""
+    if not len(members):
+        return np.zeros(len(values), dtype=bool)
+    m = np.sort(members)
+    found: npt.NDArray[np.bool_] = m[np.minimum(np.searchsorted(m, values), len(m) - 1)] == values
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,13 +538,15 @@ class _Scan:
         self._walks: dict[tuple[int, int | None, int], tuple[int, int, int | None]] = {}
         self._finishes: dict[tuple[int, int, int], int | None] = {}
         self._plans: dict[tuple[int, int, int], FastPlan] = {}
-        self._needs: dict[FastPlan, tuple[tuple[str, Decimal], ...]] = {}
         self._live: dict[int, bool] = {}
         self.budget = spec.budget
         self.loaded = frozenset(k.split(":", 1)[0] for k in context.reserved_hours)
         """Providers with reserved hours in the context."""
         self.window_us = policy.acceptance_window // _US
         self._money: dict[int, Money] = {}
+        self._currency_codes: dict[int, str] | None = None
+        """The vector fits' currencies (`currencies`)."""
+        self._work: dict[Decimal, tuple[Decimal, int]] = {}
         self._timeline: Timeline | None = None
         self.codes: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
         """`classify`'s verdict per candidate (`_CODES`)."""
@@ -607,11 +634,7 @@ class _Scan:
 
     def need(self, plan: FastPlan) -> tuple[tuple[str, Decimal], ...]:
         """`reservation_keys` per week label (hours add up to the effort exactly)."""
-        got = self._needs.get(plan)
-        if got is None:
-            keys = reservation_keys("", plan.work_plan())
-            got = self._needs[plan] = tuple((k[1:], h) for k, h in keys.items())
-        return got
+        return _week_needs(plan.seconds_by_week)
 
     def capacity(self, provider: ProviderEntry, week: str) -> Decimal:
         return _week_capacity(provider.weekly_capacity_hours, provider.schedule, week)
@@ -686,7 +709,7 @@ class _Scan:
         code = np.zeros(len(cands), dtype=np.int8)
         prov = cat.provider[cands]
         if self.exclude:
-            code[np.isin(prov, index.known_provider_ordinals(self.exclude))] = _TRIED
+            code[_member(prov, index.known_provider_ordinals(self.exclude))] = _TRIED
         pclass = cat.price_class[cands]
         code[(code == 0) & ~cat.in_currency[cands]] = _PRICING
         state = cols.state[pclass]
@@ -705,12 +728,12 @@ class _Scan:
         sched = index.provider_schedule[prov]
         if self.spec.live_window is not None:
             on = code == 0
-            for so in np.unique(sched[on]).tolist():
-                if not self.live_schedule_ok(so):
-                    code[on & (sched == so)] = _LIVE
+            bad = [so for so in set(sched[on].tolist()) if not self.live_schedule_ok(so)]
+            if bad:
+                code[on & _member(sched, np.array(bad, dtype=np.int64))] = _LIVE
         fits_week = index.provider_capacity_e4[prov] >= cols.most_e4[pclass]
         if self.loaded:
-            fits_week &= ~np.isin(prov, index.known_provider_ordinals(self.loaded))
+            fits_week &= ~_member(prov, index.known_provider_ordinals(self.loaded))
         code[(code == 0) & ~fits_week] = _PYTHON
         on = np.flatnonzero(code == 0)
         tl = self._timeline = index.timeline(self.now_us) if len(on) else None
@@ -950,13 +973,26 @@ class _Scan:
             cols = self._columns
             amounts = cols.amount[v.price_class]
             codes = cols.currency[v.price_class]
-            for code in np.unique(codes).tolist():
-                k = np.flatnonzero(codes == code)
-                price = self.money(self.vector_row(v, int(k[np.argmin(amounts[k])])))
+            found = self.currencies(codes)
+            for code in found:
+                if len(found) == 1:
+                    at = int(np.argmin(amounts))
+                else:
+                    k = np.flatnonzero(codes == code)
+                    at = int(k[np.argmin(amounts[k])])
+                price = self.money(self.vector_row(v, at))
                 c = out.get(price.currency)
                 if c is None or price.amount < c.amount:
                     out[price.currency] = price
         return out
+
+    def currencies(self, codes: I64) -> dict[int, str]:
+        """The distinct currency codes of the fits (one, nearly always: no `np.unique`)."""
+        if self._currency_codes is None:
+            first = int(codes[0])
+            found = [first] if (codes == first).all() else np.unique(codes).tolist()
+            self._currency_codes = {c: self.index.currency_name(c) for c in found}
+        return self._currency_codes
 
     def money(self, row: OfferRow) -> Money:
         """The estimate of the row's class: from its integer column when `price_columns`
@@ -995,42 +1031,53 @@ class _Scan:
             slack = np.zeros(len(v))
             awake = np.where(v.answer_from - e <= 0, 1.0, 0.0)
         else:
-            slack = np.clip((d - v.finish) / 1_000_000 / window, 0.0, 1.0)
+            slack = _unit((d - v.finish) / 1_000_000 / window)
             wait = (v.answer_from - e) / 1_000_000
-            awake = np.where(wait <= 0, 1.0, np.clip(1 - wait / window, 0.0, 1.0))
-        bound = w["load"] + slack * w["slack"] + awake * w["awake"]
+            awake = np.where(wait <= 0, 1.0, _unit(1 - wait / window))
+        bound = (w["load"] + unrated) + slack * w["slack"] + awake * w["awake"]
         ctx, policy, index = self.context, self.policy, self.index
-        rating = np.full(len(v), unrated)
         if ctx.ratings:
             rated = {index.provider_ordinal(p): st for p, st in ctx.ratings.items()}
-            for k in np.flatnonzero(np.isin(v.provider, list(rated))).tolist():
+            members = np.fromiter(rated, dtype=np.int64, count=len(rated))
+            for k in np.flatnonzero(_member(v.provider, members)).tolist():
                 st = rated[int(v.provider[k])]
-                rating[k] = _clamp01(rating_component(st, policy.rating_prior)) * w["rating"]
-        bound += rating
+                rating = _clamp01(rating_component(st, policy.rating_prior)) * w["rating"]
+                bound[k] += rating - unrated
         if ctx.trusted_providers:
             trusted = index.known_provider_ordinals(ctx.trusted_providers)
-            bound += np.isin(v.provider, trusted) * w["trust_bonus"]
+            bound += _member(v.provider, trusted) * w["trust_bonus"]
         cols = self._columns
-        # money stays integer (10^-6 units, as Python ints: no overflow); the ratio is
-        # taken in millionths, rounded up, so each bound is at least the exact component
-        amount = cols.amount[v.price_class].astype(object)
+        # money stays integer (10^-6 units); the ratio is taken in millionths, rounded
+        # up, so each bound is at least the exact component. In int64 when every
+        # product fits (everyday amounts, below 9.2 million units), else as Python ints
+        amount = cols.amount[v.price_class]
+        small = int(amount.max()) <= _SMALL_AMOUNT
         budget = self.spec.budget
         if budget is not None and budget.amount > 0:
             # every fit is in the budget's currency (the currency filter came first)
             units = int((budget.amount * PRICE_SCALE).to_integral_value(ROUND_CEILING))
+            if not (small and units <= _SMALL_AMOUNT):
+                amount = amount.astype(object)
             ppm = _PPM - amount * _PPM // units
         else:
-            low = np.zeros(len(v), dtype=object)
             codes = cols.currency[v.price_class]
-            for code in np.unique(codes).tolist():
-                cur = self.index.currency_name(code)
-                low[codes == code] = int(
-                    (cheapest[cur].amount * PRICE_SCALE).to_integral_value(ROUND_CEILING)
-                )
+            lows = {
+                code: int((cheapest[cur].amount * PRICE_SCALE).to_integral_value(ROUND_CEILING))
+                for code, cur in self.currencies(codes).items()
+            }
+            # the cheapest amount of a currency is at most each of its amounts
+            kind = np.int64 if small else object
+            if len(lows) == 1:
+                low = np.full(len(v), next(iter(lows.values())), dtype=kind)
+            else:
+                low = np.zeros(len(v), dtype=kind)
+                for code, value in lows.items():
+                    low[codes == code] = value
+            amount = amount.astype(kind)
             paid = amount > 0
-            ppm = np.full(len(v), _PPM, dtype=object)
+            ppm = np.full(len(v), _PPM, dtype=kind)
             ppm[paid] = -(-low[paid] * _PPM // amount[paid])
-        price = np.clip(ppm.astype(np.float64) / _PPM, 0.0, 1.0)
+        price = _unit(ppm.astype(np.float64) / _PPM)
         # the exact component is the ratio in Decimal, rounded to 6 decimals
         return bound + (price + 1e-6) * w["price"]
 
@@ -1041,13 +1088,18 @@ class _Scan:
         row = self.vector_row(v, k)
         provider = self.index.provider(row.provider_id)
         assert provider is not None
-        s = self.spec
+        work = self._work.get(row.typical_hours)
+        if work is None:
+            s = self.spec
+            work = self._work[row.typical_hours] = (
+                work_hours(s.effort_hours, s.units, row.typical_hours),
+                work_units(s.effort_hours, s.units, row.typical_hours),
+            )
         answer_by = int(v.answer_by[k])
         return _Fit(
             row,
             provider,
-            work_hours(s.effort_hours, s.units, row.typical_hours),
-            work_units(s.effort_hours, s.units, row.typical_hours),
+            *work,
             self.money(row),
             answer_by if answer_by > self.earliest_us else self.earliest_us,
             int(v.effort[k]),
@@ -1065,7 +1117,8 @@ class _Scan:
         else:
             plan = self.plan(p.schedule, f.start, f.effort)
         assert plan.finish == f.finish
-        need = reservation_keys(p.provider_id, plan.work_plan())
+        pid = p.provider_id
+        weeks = _week_needs(plan.seconds_by_week)
         return Candidate(
             f.row,
             p,
@@ -1073,8 +1126,8 @@ class _Scan:
             f.units,
             f.price,
             from_us(f.finish),
-            need,
-            {k: self.capacity(p, k.rsplit(":", 1)[1]) for k in need},
+            {capacity_key(pid, w): h for w, h in weeks},
+            {capacity_key(pid, w): self.capacity(p, w) for w, _ in weeks},
             breakdown(components, self.policy.weights),
             ResponseWindow(self.now, from_us(f.answer_from), from_us(f.answer_by)),
         )
