@@ -269,3 +269,29 @@ def test_candidates_parse_their_offer_snapshot_only_when_read():
     assert best.terms().offer_id == best.offer_id
     assert index_module._offer_snapshot.cache_info().currsize == 1
     assert find_matches_bruteforce(idx.items(), s, NOW) == out
+
+
+def test_the_explanation_is_built_when_first_read(monkeypatch):
+    """Matching counts the exclusions but writes no text; the first read of `reasons`
+    builds them once, the same as `explain` on those counts."""
+    from matching.domain import matcher as matcher_module
+
+    calls = []
+    real = matcher_module.explain
+    monkeypatch.setattr(
+        matcher_module, "explain", lambda *a: calls.append(a) or real(*a), raising=True
+    )
+    idx = CandidateIndex.build(
+        [kolkata("p1"), kolkata("p2")], [offer("o1", "p1"), offer("o2", "p2", languages=["de"])]
+    )
+    s = spec(deadline=NEXT_MORNING, budget=Money.of("500", "EUR"))
+
+    out = find_matches(idx, s, NOW)
+
+    assert calls == []
+    assert [(r.filter, r.count) for r in out.reasons] == [("language", 1)]
+    assert out.summary == "2 offers in category translation; 1 qualify; 1 share no language with fr"
+    assert out.summary_fr.startswith("2 offres dans la catégorie translation ; 1 convient")
+    assert len(calls) == 1
+    reasons, summary, summary_fr = real(*calls[0])
+    assert (tuple(reasons), summary, summary_fr) == (out.reasons, out.summary, out.summary_fr)

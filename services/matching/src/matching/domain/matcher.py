@@ -239,17 +239,62 @@ class Candidate:
         )
 
 
-@dataclass(frozen=True)
+class Explanation:
+    """Why offers were excluded, in words (`explain`), built when first read: the
+    service reads it only when nobody qualifies, and its texts and pydantic reasons
+    are about a tenth of a request's CPU. It holds only what the match left behind
+    (the request and the counts, neither changed afterwards), so reading it later
+    gives what building it at once would have."""
+
+    __slots__ = ("_args", "_value")
+
+    def __init__(
+        self, spec: RequestSpec, considered: int, counts: Mapping[ReasonKey, int], qualified: int
+    ) -> None:
+        self._args = (spec, considered, counts, qualified)
+        self._value: tuple[tuple[FilterReason, ...], str, str] | None = None
+
+    def value(self) -> tuple[tuple[FilterReason, ...], str, str]:
+        """(reasons, summary, summary in French)."""
+        if self._value is None:
+            reasons, summary, summary_fr = explain(*self._args)
+            self._value = (tuple(reasons), summary, summary_fr)
+        return self._value
+
+
+@dataclass(frozen=True, eq=False)
 class MatchOutcome:
+    """The ranked candidates and why the other offers were excluded. Equal when the
+    candidates, the count and the explanation are equal."""
+
     candidates: tuple[Candidate, ...]
     offers_considered: int
-    reasons: tuple[FilterReason, ...]
-    summary: str
-    summary_fr: str = ""
+    explanation: Explanation
 
     @property
     def best(self) -> Candidate | None:
         return self.candidates[0] if self.candidates else None
+
+    @property
+    def reasons(self) -> tuple[FilterReason, ...]:
+        return self.explanation.value()[0]
+
+    @property
+    def summary(self) -> str:
+        return self.explanation.value()[1]
+
+    @property
+    def summary_fr(self) -> str:
+        return self.explanation.value()[2]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MatchOutcome):
+            return NotImplemented
+        return (
+            self.candidates == other.candidates
+            and self.offers_considered == other.offers_considered
+            and self.explanation.value() == other.explanation.value()
+        )
 
 
 def earliest_start(spec: RequestSpec, now: datetime) -> datetime:
@@ -436,8 +481,8 @@ def _outcome(
 ) -> MatchOutcome:
     n = policy.candidates_limit if limit is None else limit
     ranked = _rank(tally.qualified, spec, now, context, policy, n)
-    reasons, summary, summary_fr = explain(spec, considered, tally.counts, len(tally.qualified))
-    return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
+    why = Explanation(spec, considered, tally.counts, len(tally.qualified))
+    return MatchOutcome(tuple(ranked), considered, why)
 
 
 _KEEP, _TRIED, _PRICING, _CURRENCY, _BUDGET, _LIVE, _RESPONSE, _DEADLINE, _PYTHON = range(9)
@@ -1152,8 +1197,8 @@ def find_matches(
     considered = scan.run()
     n = policy.candidates_limit if limit is None else limit
     ranked = scan.rank(n)
-    reasons, summary, summary_fr = explain(spec, considered, scan.counts, scan.n_fits)
-    return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
+    why = Explanation(spec, considered, scan.counts, scan.n_fits)
+    return MatchOutcome(tuple(ranked), considered, why)
 
 
 LIVE_FILTERS = frozenset({Filter.CAPACITY, Filter.RESPONSE, Filter.DEADLINE})
@@ -1242,6 +1287,7 @@ def find_matches_bruteforce(
 __all__ = [
     "EMPTY_CONTEXT",
     "Candidate",
+    "Explanation",
     "MatchContext",
     "MatchOutcome",
     "Qualified",
