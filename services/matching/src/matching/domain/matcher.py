@@ -172,14 +172,31 @@ class Qualified:
         return self.plan.finish
 
 
+class LazyScore:
+    """A candidate's `ScoreBreakdown`, built on first read (`breakdown`): the service
+    reads the score of the candidate it proposes only."""
+
+    __slots__ = ("_components", "_value", "_weights")
+
+    def __init__(self, components: Mapping[str, float], weights: Mapping[str, float]) -> None:
+        self._components, self._weights = components, weights
+        self._value: ScoreBreakdown | None = None
+
+    def value(self) -> ScoreBreakdown:
+        if self._value is None:
+            self._value = breakdown(self._components, self._weights)
+        return self._value
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Candidate:
     """A qualified, scored offer: everything a proposal needs.
 
-    The offer's snapshot is parsed from the index row only when first read
-    (`offer`): a request ranks five candidates and proposes one, and parsing
-    is the largest part of making a candidate. Equal when the snapshots and
-    every other field are equal, however each was made."""
+    The offer's snapshot is parsed from the index row, and the score breakdown
+    built, only when first read (`offer`, `score`): a request ranks five
+    candidates and proposes one, and these are the largest parts of making a
+    candidate. Equal when the snapshots and every other field are equal,
+    however each was made."""
 
     source: OfferSnapshot | OfferRow
     """The offer's snapshot, or the index row it is parsed from (`offer`)."""
@@ -192,7 +209,8 @@ class Candidate:
     """Hours to reserve per capacity key."""
     capacity: dict[str, Decimal]
     """Bookable hours per capacity key (the reservation's ceiling, real hours)."""
-    score: ScoreBreakdown
+    scored: ScoreBreakdown | LazyScore
+    """The score breakdown, or what it is built from on first read (`score`)."""
     response: ResponseWindow
     """When the provider can answer and by when they must (the proposal's expiry)."""
 
@@ -204,6 +222,11 @@ class Candidate:
     @property
     def offer_id(self) -> str:
         return self.source.offer_id
+
+    @property
+    def score(self) -> ScoreBreakdown:
+        s = self.scored
+        return s if isinstance(s, ScoreBreakdown) else s.value()
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -1173,7 +1196,7 @@ class _Scan:
             from_us(f.finish),
             {capacity_key(pid, w): h for w, h in weeks},
             {capacity_key(pid, w): self.capacity(p, w) for w, _ in weeks},
-            breakdown(components, self.policy.weights),
+            LazyScore(components, self.policy.weights),
             ResponseWindow(self.now, from_us(f.answer_from), from_us(f.answer_by)),
         )
 
