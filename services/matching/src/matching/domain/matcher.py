@@ -27,6 +27,7 @@ from .availability import (
     fast_finish,
     fast_plan,
     from_us,
+    local_week_label,
     real_week_hours_fast,
     to_us,
 )
@@ -1018,7 +1019,7 @@ class _Scan:
             }
             label = weeks.get(p.time_zone)
             if label is None:
-                label = weeks[p.time_zone] = week_key("", self.now, p.time_zone)[1:]
+                label = weeks[p.time_zone] = local_week_label(p.schedule.zone, self.now_us)
             components["load"] = load_component(
                 ctx.reserved_hours.get(f"{pid}:{label}", _ZERO), self.capacity(p, label)
             )
