@@ -963,12 +963,14 @@ class _Scan:
             return []
         spec, ctx, policy = self.spec, self.context, self.policy
         w = {k: float(policy.weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
-        cheapest = self.cheapest()
+        budget = spec.budget
+        # with a budget every fit is in its currency (the currency filter came first), so
+        # the price component compares with the budget, never with the cheapest fit
+        cheapest = {} if budget is not None and budget.amount > 0 else self.cheapest()
         base = w["load"]
         unrated = _clamp01(rating_component(None, policy.rating_prior)) * w["rating"]
         ratings, trusted = ctx.ratings, ctx.trusted_providers
         e, d = self.earliest_us, self.deadline_us
-        budget = spec.budget
         prices: dict[int, float] = {}
 
         def price_part(price: Money) -> float:
