@@ -249,11 +249,12 @@ def test_offers_the_timeline_cannot_decide_take_the_python_walk_with_the_same_ou
 
 
 def test_candidates_parse_their_offer_snapshot_only_when_read():
-    """Ranking parses no snapshot and builds no score breakdown (most candidates are never
-    proposed); reading `offer` parses the row's, equal to the catalog's, reading `score`
-    builds the brute force's, and the outcomes are equal."""
+    """Ranking parses no snapshot and builds no score breakdown or booking (most
+    candidates are never proposed); reading `offer` parses the row's, equal to the
+    catalog's, reading `score` builds the brute force's, and the outcomes (bookings
+    included) are equal."""
     from matching.domain import index as index_module
-    from matching.domain.matcher import LazyScore
+    from matching.domain.matcher import LazyBooking, LazyScore
 
     providers = [kolkata(f"p{i}") for i in range(40)]
     offers = [offer(f"o{i}", f"p{i}", pricing=hourly(str(10 + i))) for i in range(40)]
@@ -271,6 +272,7 @@ def test_candidates_parse_their_offer_snapshot_only_when_read():
     assert best.terms().offer_id == best.offer_id
     assert index_module._offer_snapshot.cache_info().currsize == 1
     assert all(isinstance(c.scored, LazyScore) for c in out.candidates)
+    assert all(isinstance(c.booked, LazyBooking) for c in out.candidates)
     brute = find_matches_bruteforce(idx.items(), s, NOW)
     assert [c.score for c in out.candidates] == [c.score for c in brute.candidates]
     assert brute == out

@@ -8,11 +8,12 @@ an oracle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -189,15 +190,41 @@ class LazyScore:
         return self._value
 
 
+class Booking(NamedTuple):
+    """When a candidate finishes, what it reserves, and when its provider answers."""
+
+    finish: datetime
+    reservation: dict[str, Decimal]
+    capacity: dict[str, Decimal]
+    response: ResponseWindow
+
+
+class LazyBooking:
+    """A candidate's `Booking`, made on first read: the service reads the reservation of
+    the candidates it tries (the first, unless a concurrent request took the room)."""
+
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], Booking]) -> None:
+        self._make = make
+        self._value: Booking | None = None
+
+    def value(self) -> Booking:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Candidate:
     """A qualified, scored offer: everything a proposal needs.
 
     The offer's snapshot is parsed from the index row, and the score breakdown
-    built, only when first read (`offer`, `score`): a request ranks five
-    candidates and proposes one, and these are the largest parts of making a
-    candidate. Equal when the snapshots and every other field are equal,
-    however each was made."""
+    and the booking (reservation per week, capacity, response window) are
+    made, only when first read (`offer`, `score`, `reservation`...): a request
+    ranks five candidates and proposes one, and these are most of the cost of
+    making a candidate. Equal when the snapshots and every other field are
+    equal, however each was made."""
 
     source: OfferSnapshot | OfferRow
     """The offer's snapshot, or the index row it is parsed from (`offer`)."""
@@ -205,15 +232,35 @@ class Candidate:
     effort_hours: Decimal
     units: int
     price: Money
-    finish: datetime
-    reservation: dict[str, Decimal]
-    """Hours to reserve per capacity key."""
-    capacity: dict[str, Decimal]
-    """Bookable hours per capacity key (the reservation's ceiling, real hours)."""
+    booked: Booking | LazyBooking
+    """Finish, reservation, capacity and response window, or what makes them on first
+    read (`finish`, `reservation`, `capacity`, `response`)."""
     scored: ScoreBreakdown | LazyScore
     """The score breakdown, or what it is built from on first read (`score`)."""
-    response: ResponseWindow
-    """When the provider can answer and by when they must (the proposal's expiry)."""
+
+    @property
+    def booking(self) -> Booking:
+        b = self.booked
+        return b if isinstance(b, Booking) else b.value()
+
+    @property
+    def finish(self) -> datetime:
+        return self.booking.finish
+
+    @property
+    def reservation(self) -> dict[str, Decimal]:
+        """Hours to reserve per capacity key."""
+        return self.booking.reservation
+
+    @property
+    def capacity(self) -> dict[str, Decimal]:
+        """Bookable hours per capacity key (the reservation's ceiling, real hours)."""
+        return self.booking.capacity
+
+    @property
+    def response(self) -> ResponseWindow:
+        """When the provider can answer and by when they must (the proposal's expiry)."""
+        return self.booking.response
 
     @property
     def offer(self) -> OfferSnapshot:
@@ -235,11 +282,8 @@ class Candidate:
             self.effort_hours,
             self.units,
             self.price,
-            self.finish,
-            self.reservation,
-            self.capacity,
+            self.booking,
             self.score,
-            self.response,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -484,11 +528,8 @@ def _rank(
             q.effort_hours,
             q.units,
             q.price,
-            q.finish,
-            q.reservation,
-            q.capacity,
+            Booking(q.finish, q.reservation, q.capacity, q.response),
             breakdown(components, policy.weights),
-            q.response,
         )
         for _, _, _, q, components in scored[:limit]
     ]
@@ -1181,8 +1222,20 @@ class _Scan:
         )
 
     def candidate(self, f: _Fit, components: dict[str, float]) -> Candidate:
+        return Candidate(
+            f.row,
+            f.provider,
+            f.hours,
+            f.units,
+            f.price,
+            LazyBooking(partial(self.booking, f, self._timeline)),
+            LazyScore(components, self.policy.weights),
+        )
+
+    def booking(self, f: _Fit, tl: Timeline | None) -> Booking:
+        """The fit's `Booking`: the plan's weekly split from the timeline `tl` it was
+        decided on (or the integer walk), the reservation and each week's capacity."""
         p = f.provider
-        tl = self._timeline
         if f.schedule_ordinal >= 0 and tl is not None and f.effort > 0:
             plan = FastPlan(f.finish, tl.split(f.schedule_ordinal, f.start, f.finish))
         else:
@@ -1190,16 +1243,10 @@ class _Scan:
         assert plan.finish == f.finish
         pid = p.provider_id
         weeks = _week_needs(plan.seconds_by_week)
-        return Candidate(
-            f.row,
-            p,
-            f.hours,
-            f.units,
-            f.price,
+        return Booking(
             from_us(f.finish),
             {capacity_key(pid, w): h for w, h in weeks},
             {capacity_key(pid, w): self.capacity(p, w) for w, _ in weeks},
-            LazyScore(components, self.policy.weights),
             ResponseWindow(self.now, from_us(f.answer_from), from_us(f.answer_by)),
         )
 
@@ -1312,6 +1359,7 @@ def find_matches_bruteforce(
 
 __all__ = [
     "EMPTY_CONTEXT",
+    "Booking",
     "Candidate",
     "Explanation",
     "MatchContext",
