@@ -8,8 +8,10 @@ in a fresh process so that memory is measured per size:
   two months (`CandidateIndex.prepare`, column 'tables s': a service builds them
   on its first request and every few weeks), and the process RSS once both are
   built (before the brute force's own copy of the catalog exists);
-- p50 / p99 of `find_matches` over `--queries` requests, as the service calls it
-  (the explanation, built when first read, is read when nobody qualifies);
+- p50 / p99 of `find_matches` over `--queries` requests, with what the service
+  then reads of the outcome (`matched`: the proposed candidate's offer, score and
+  booking, or the explanation when nobody qualifies; they are built when first
+  read);
 - p50 / p99 of `find_matches_bruteforce` (every offer, one by one) over the
   first `--scan-queries` of those requests (fewer at large sizes: a scan of
   1M offers takes seconds; the output says how many); each of them must give
@@ -33,9 +35,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from delego_shared.events.catalog import (
     OfferSnapshot,
@@ -259,12 +262,19 @@ def _take(gen: Iterator[OfferSnapshot], k: int) -> list[OfferSnapshot]:
     return out
 
 
-def matched(idx: CandidateIndex, spec: RequestSpec, now: datetime) -> MatchOutcome:
-    """`find_matches` as the service uses it: the explanation (built when first read) is
-    read when nobody qualifies."""
-    out = find_matches(idx, spec, now)
-    if out.best is None:
-        out.explanation.value()
+def matched(
+    idx: Any, spec: RequestSpec, now: datetime, find: Callable[..., Any] = find_matches
+) -> Any:
+    """`find_matches` and what the service then reads of the outcome (parts are built
+    when first read): the proposed candidate's offer snapshot, score, reservation,
+    capacity and response window (`ClientRequest.propose`, the reservation), or the
+    explanation when nobody qualifies."""
+    out = find(idx, spec, now)
+    best = out.best
+    if best is None:
+        _ = out.reasons
+    else:
+        _ = (best.offer, best.score, best.reservation, best.capacity, best.response)
     return out
 
 
