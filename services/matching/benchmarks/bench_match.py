@@ -8,7 +8,10 @@ in a fresh process so that memory is measured per size:
   two months (`CandidateIndex.prepare`, column 'tables s': a service builds them
   on its first request and every few weeks), and the process RSS once both are
   built (before the brute force's own copy of the catalog exists);
-- p50 / p99 of `find_matches` over `--queries` requests;
+- p50 / p99 of `find_matches` over `--queries` requests, with what the service
+  then reads of the outcome (`matched`: the proposed candidate's offer, score and
+  booking, or the explanation when nobody qualifies; they are built when first
+  read);
 - p50 / p99 of `find_matches_bruteforce` (every offer, one by one) over the
   first `--scan-queries` of those requests (fewer at large sizes: a scan of
   1M offers takes seconds; the output says how many); each of them must give
@@ -32,9 +35,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from delego_shared.events.catalog import (
     OfferSnapshot,
@@ -258,6 +262,22 @@ def _take(gen: Iterator[OfferSnapshot], k: int) -> list[OfferSnapshot]:
     return out
 
 
+def matched(
+    idx: Any, spec: RequestSpec, now: datetime, find: Callable[..., Any] = find_matches
+) -> Any:
+    """`find_matches` and what the service then reads of the outcome (parts are built
+    when first read): the proposed candidate's offer snapshot, score, reservation,
+    capacity and response window (`ClientRequest.propose`, the reservation), or the
+    explanation when nobody qualifies."""
+    out = find(idx, spec, now)
+    best = out.best
+    if best is None:
+        _ = out.reasons
+    else:
+        _ = (best.offer, best.score, best.reservation, best.capacity, best.response)
+    return out
+
+
 def one(n: int, n_queries: int, n_scan: int) -> dict[str, float]:
     """One size, measured in this process."""
     gc.collect()
@@ -281,7 +301,7 @@ def one(n: int, n_queries: int, n_scan: int) -> dict[str, float]:
     outcomes: list[MatchOutcome] = []
     for spec, now in qs:
         c, t = time.process_time(), time.perf_counter()
-        outcomes.append(find_matches(idx, spec, now))
+        outcomes.append(matched(idx, spec, now))
         t_idx.append((time.perf_counter() - t) * 1000)
         c_idx.append((time.process_time() - c) * 1000)
     held: list[Item] | None = None

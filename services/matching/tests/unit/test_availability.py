@@ -1,6 +1,7 @@
 """The integer week tables give exactly what the datetime walks give, DST weeks included."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,11 +12,12 @@ from matching.domain.availability import (
     fast_plan,
     fast_response,
     from_us,
+    local_week_label,
     real_week_hours_fast,
     to_us,
     week_table,
 )
-from matching.domain.capacity import real_week_hours
+from matching.domain.capacity import real_week_hours, week_key
 from matching.domain.response import response_window
 from matching.domain.schedule import WeeklySchedule, iso_week, plan_work
 
@@ -154,3 +156,11 @@ def test_real_week_hours_from_the_week_table_are_the_intervals_ones(schedule, mo
     """The matcher's weekly capacity reads the real hours of a week from its table."""
     week = iso_week(moment.date())
     assert real_week_hours_fast(schedule, week) == real_week_hours(schedule, week)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(ZONES), moments())
+def test_local_week_label_is_the_capacity_keys_week(zone, moment):
+    """The matcher's load component reads the current week by date arithmetic: the same
+    week as `week_key` (the local date in the provider's zone), across DST weeks."""
+    assert local_week_label(ZoneInfo(zone), to_us(moment)) == week_key("", moment, zone)[1:]

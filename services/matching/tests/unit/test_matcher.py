@@ -246,3 +246,59 @@ def test_offers_the_timeline_cannot_decide_take_the_python_walk_with_the_same_ou
         got = find_matches(idx, s, now, limit=10)
         assert got == find_matches_bruteforce(idx.items(), s, now, limit=10)
         assert "o9" in {c.offer.offer_id for c in got.candidates}
+
+
+def test_candidates_parse_their_offer_snapshot_only_when_read():
+    """Ranking parses no snapshot and builds no score breakdown or booking (most
+    candidates are never proposed); reading `offer` parses the row's, equal to the
+    catalog's, reading `score` builds the brute force's, and the outcomes (bookings
+    included) are equal."""
+    from matching.domain import index as index_module
+    from matching.domain.matcher import LazyBooking, LazyScore
+
+    providers = [kolkata(f"p{i}") for i in range(40)]
+    offers = [offer(f"o{i}", f"p{i}", pricing=hourly(str(10 + i))) for i in range(40)]
+    idx = CandidateIndex.build(providers, offers)
+    s = spec(deadline=at("Europe/Paris", 2026, 2, 12, 9))
+    index_module._offer_snapshot.cache_clear()
+
+    out = find_matches(idx, s, NOW)
+
+    assert len(out.candidates) == 5
+    assert index_module._offer_snapshot.cache_info().currsize == 0
+    best = out.candidates[0]
+    assert best.offer_id == best.offer.offer_id
+    assert best.offer == next(o for o in offers if o.offer_id == best.offer_id)
+    assert best.terms().offer_id == best.offer_id
+    assert index_module._offer_snapshot.cache_info().currsize == 1
+    assert all(isinstance(c.scored, LazyScore) for c in out.candidates)
+    assert all(isinstance(c.booked, LazyBooking) for c in out.candidates)
+    brute = find_matches_bruteforce(idx.items(), s, NOW)
+    assert [c.score for c in out.candidates] == [c.score for c in brute.candidates]
+    assert brute == out
+
+
+def test_the_explanation_is_built_when_first_read(monkeypatch):
+    """Matching counts the exclusions but writes no text; the first read of `reasons`
+    builds them once, the same as `explain` on those counts."""
+    from matching.domain import matcher as matcher_module
+
+    calls = []
+    real = matcher_module.explain
+    monkeypatch.setattr(
+        matcher_module, "explain", lambda *a: calls.append(a) or real(*a), raising=True
+    )
+    idx = CandidateIndex.build(
+        [kolkata("p1"), kolkata("p2")], [offer("o1", "p1"), offer("o2", "p2", languages=["de"])]
+    )
+    s = spec(deadline=NEXT_MORNING, budget=Money.of("500", "EUR"))
+
+    out = find_matches(idx, s, NOW)
+
+    assert calls == []
+    assert [(r.filter, r.count) for r in out.reasons] == [("language", 1)]
+    assert out.summary == "2 offers in category translation; 1 qualify; 1 share no language with fr"
+    assert out.summary_fr.startswith("2 offres dans la catégorie translation ; 1 convient")
+    assert len(calls) == 1
+    reasons, summary, summary_fr = real(*calls[0])
+    assert (tuple(reasons), summary, summary_fr) == (out.reasons, out.summary, out.summary_fr)

@@ -95,3 +95,41 @@ def test_integer_estimates_are_the_decimal_ones(classes, effort_hours, units):
             assert state[k] == 2
             assert Decimal(int(amount[k])) / PRICE_SCALE == want.price.amount
             assert code[k] == CURRENCIES[want.price.currency]
+
+
+def _one_class(pricing, effort_hours="6", typical="2"):
+    params, cols = ClassParams(), PriceColumns()
+    params.add(0, pricing, Decimal(typical), 0)
+    cols.room(1)
+    estimate(params, cols, np.array([0]), Decimal(effort_hours), None)
+    return int(cols.state[0]), int(cols.amount[0])
+
+
+def test_ordinary_prices_stay_on_the_vector_path():
+    """Everyday amounts are far from 64 bits: each model is priced in the columns (state
+    2), not left to the one-by-one Python estimate (state 3)."""
+    eur = lambda a: Money.of(a, "EUR")  # noqa: E731
+    cases = [
+        HourlyPricing(rate=eur("60"), increment_minutes=15, minimum_minutes=60),
+        PackagePricing(price=eur("650"), hours_included=Decimal("40")),
+        SubscriptionPricing(
+            price_per_period=eur("50"), included_hours=Decimal("3"), overage_rate=eur("29")
+        ),
+        SubscriptionPricing(price_per_period=eur("15"), included_hours=Decimal("10")),
+        PerUnitPricing(unit_name="module", unit_price=eur("10")),
+    ]
+    for pricing in cases:
+        want = estimate_price(pricing, Decimal("6"), 3).price
+        assert want is not None
+        assert _one_class(pricing) == (2, int(want.amount * PRICE_SCALE)), pricing
+
+
+def test_products_beyond_64_bits_are_left_to_the_python_path():
+    """An overage rate times the extra hours past int64 is not computed in the columns."""
+    huge = SubscriptionPricing(
+        price_per_period=Money.of("50", "EUR"),
+        included_hours=Decimal("0"),
+        overage_rate=Money.of("900000", "EUR"),
+    )
+    # 900 000 EUR is 9·10¹¹ in 10⁻⁶, 6 extra hours 6·10⁶ in 10⁻⁶ h: 5.4·10¹⁸ > 4·10¹⁸
+    assert _one_class(huge)[0] == 3

@@ -42,3 +42,20 @@ async def test_the_tables_move_on_a_day_before_a_request_would_rebuild_them():
     moved = idx.timeline(to_us(clock[0] + TABLES_AHEAD))
     assert moved is not first and moved is not None
     assert not idx.timeline_due(to_us(clock[0] + TABLES_AHEAD))
+
+
+def test_building_the_tables_ahead_moves_the_caches_out_of_the_collectors_reach():
+    """What requests cached before the build (here: a list standing for a cache entry)
+    is frozen with the tables, so full collections no longer rescan it."""
+    import gc
+
+    idx = CandidateIndex.build([provider("p1")], [offer("a", "p1")])
+    gc.unfreeze()
+    try:
+        cached = [{"entry": i} for i in range(100)]
+        assert gc.get_freeze_count() == 0 and gc.is_tracked(cached)
+        idx.prepare(utc(2026, 3, 2, 8), utc(2026, 3, 3, 8))
+        assert gc.get_freeze_count() >= len(cached)
+        assert not any(cached is o for o in gc.get_objects())  # not in a collected generation
+    finally:
+        gc.unfreeze()

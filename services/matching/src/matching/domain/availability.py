@@ -178,6 +178,13 @@ _shared_ordinal = lru_cache(maxsize=4_096)(_zone_ordinal)
 horizon's end): computed once per zone and request."""
 
 
+def local_week_label(zone: ZoneInfo, us: int) -> str:
+    """ISO week label of the local date of an instant (`capacity.week_key`'s week), by
+    date arithmetic where the zone's offset is steady (cached per zone and instant)."""
+    day = _shared_ordinal(zone, us)
+    return week_label(day - (day - 1) % 7)
+
+
 def fast_plan(
     schedule: WeeklySchedule, now: int, effort: int, not_after: int | None, horizon: int
 ) -> FastPlan:

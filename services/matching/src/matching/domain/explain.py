@@ -68,9 +68,33 @@ _REASONS: dict[Lang, dict[str, str]] = {
 filter compares with (no budget, no live window, no effort in hours)."""
 
 
-def reason_message(f: Filter, count: int, detail: str, spec: RequestSpec, lang: Lang = "en") -> str:
-    """Why `count` offers were excluded by `f`, in the client's words and zone."""
+def _message_args(spec: RequestSpec) -> dict[str, object]:
+    """What the messages of one request fill in (computed once for all its reasons)."""
     zone = spec.client_zone
+    window = spec.live_window
+    return {
+        "category": spec.category,
+        "languages": ", ".join(spec.languages),
+        "currency": spec.budget.currency if spec.budget else "?",
+        "budget": spec.budget,
+        "start": in_zone(window.start, zone) if window else None,
+        "end": in_zone(window.end, zone) if window else None,
+        "hours": spec.effort_hours,
+        "deadline": in_zone(spec.deadline, zone),
+        "zone": zone,
+    }
+
+
+def reason_message(
+    f: Filter,
+    count: int,
+    detail: str,
+    spec: RequestSpec,
+    lang: Lang = "en",
+    args: dict[str, object] | None = None,
+) -> str:
+    """Why `count` offers were excluded by `f`, in the client's words and zone (`args`:
+    `_message_args(spec)`, when the caller has it)."""
     key: str = f.value
     if (
         (f is Filter.BUDGET and spec.budget is None)
@@ -78,19 +102,8 @@ def reason_message(f: Filter, count: int, detail: str, spec: RequestSpec, lang: 
         or (f is Filter.CAPACITY and spec.effort_hours is None)
     ):
         key += "/none"
-    window = spec.live_window
     return _REASONS[lang][key].format(
-        n=count,
-        category=spec.category,
-        detail=detail,
-        languages=", ".join(spec.languages),
-        currency=spec.budget.currency if spec.budget else "?",
-        budget=spec.budget,
-        start=in_zone(window.start, zone) if window else None,
-        end=in_zone(window.end, zone) if window else None,
-        hours=spec.effort_hours,
-        deadline=in_zone(spec.deadline, zone),
-        zone=zone,
+        n=count, detail=detail, **(_message_args(spec) if args is None else args)
     )
 
 
@@ -107,12 +120,13 @@ def explain(
         (k for k, c in counts.items() if c > 0),
         key=lambda k: (-counts[k], order[k[0]], k[1]),
     )
+    args = _message_args(spec) if keys else {}
     reasons = [
         FilterReason(
             filter=f.value,
             count=counts[(f, d)],
-            message=reason_message(f, counts[(f, d)], d, spec),
-            message_fr=reason_message(f, counts[(f, d)], d, spec, "fr"),
+            message=reason_message(f, counts[(f, d)], d, spec, "en", args),
+            message_fr=reason_message(f, counts[(f, d)], d, spec, "fr", args),
         )
         for f, d in keys
     ]

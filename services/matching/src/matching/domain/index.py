@@ -369,9 +369,18 @@ class CandidateIndex:
 
     def prepare(self, start: datetime, end: datetime) -> Timeline:
         """Build the working-time tables (`timeline.Timeline`) for requests made from
-        `start` to `end` now, rather than on the first request that needs them."""
+        `start` to `end` now, rather than on the first request that needs them.
+
+        Then, as after `load`, everything alive is moved out of the cyclic garbage
+        collector's reach (`gc.freeze`): the caches the requests filled since (week
+        tables, estimates, parsed snapshots) live on, and a full collection
+        rescanning them costs a request several ms (1.7-4.9 ms measured after 200
+        requests at 100k offers; nothing once frozen). Evicted entries are still
+        freed by reference counting."""
         first, last = _monday(start) - 7, _monday(end) + _AHEAD_DAYS
         self._timeline = self._new_timeline(first, last)
+        gc.collect()
+        gc.freeze()
         return self._timeline
 
     def timeline(self, now_us: int) -> Timeline | None:

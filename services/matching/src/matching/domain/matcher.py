@@ -8,11 +8,12 @@ an oracle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,7 @@ from .availability import (
     fast_finish,
     fast_plan,
     from_us,
+    local_week_label,
     real_week_hours_fast,
     to_us,
 )
@@ -82,6 +84,8 @@ from .timeline import Timeline
 
 _PPM = 1_000_000
 """Price components in the score bounds are compared in millionths."""
+_SMALL_AMOUNT = (2**63 - 1) // _PPM
+"""Amounts (in 10⁻⁶) up to this times `_PPM` fit in int64."""
 
 I64 = npt.NDArray[np.int64]
 
@@ -114,12 +118,35 @@ def _week_capacity(declared: Decimal, schedule: WeeklySchedule, week: str) -> De
 _most_per_week = lru_cache(maxsize=4_096)(most_per_week)
 
 
+@lru_cache(maxsize=16_384)
+def _week_needs(seconds_by_week: tuple[tuple[str, int], ...]) -> tuple[tuple[str, Decimal], ...]:
+    """`reservation_keys` per week label: it depends on the plan's weekly split only, and
+    the same splits come back across requests (whole hours from the same starts)."""
+    keys = reservation_keys("", WorkPlan(None, seconds_by_week))
+    return tuple((k[1:], h) for k, h in keys.items())
+
+
 _US = timedelta(microseconds=1)
 _ZERO = Decimal(0)
 
 
 def _clamp01(x: float) -> float:
     return 1.0 if x > 1.0 else 0.0 if x < 0.0 else x
+
+
+def _unit(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """`np.clip(x, 0, 1)` for finite `x`, in two cheap calls (clip costs several µs)."""
+    return np.minimum(np.maximum(x, 0.0), 1.0)
+
+
+def _member(values: I64, members: I64) -> npt.NDArray[np.bool_]:
+    """`np.isin(values, members)` by a sorted search (`np.isin` costs about 20 µs
+    whatever the sizes; the context names a few providers)."""
+    if not len(members):
+        return np.zeros(len(values), dtype=bool)
+    m = np.sort(members)
+    found: npt.NDArray[np.bool_] = m[np.minimum(np.searchsorted(m, values), len(m) - 1)] == values
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,51 +174,195 @@ class Qualified:
         return self.plan.finish
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A qualified, scored offer: everything a proposal needs."""
+class LazyScore:
+    """A candidate's `ScoreBreakdown`, built on first read (`breakdown`): the service
+    reads the score of the candidate it proposes only."""
 
-    offer: OfferSnapshot
+    __slots__ = ("_components", "_value", "_weights")
+
+    def __init__(self, components: Mapping[str, float], weights: Mapping[str, float]) -> None:
+        self._components, self._weights = components, weights
+        self._value: ScoreBreakdown | None = None
+
+    def value(self) -> ScoreBreakdown:
+        if self._value is None:
+            self._value = breakdown(self._components, self._weights)
+        return self._value
+
+
+class Booking(NamedTuple):
+    """When a candidate finishes, what it reserves, and when its provider answers."""
+
+    finish: datetime
+    reservation: dict[str, Decimal]
+    capacity: dict[str, Decimal]
+    response: ResponseWindow
+
+
+class LazyBooking:
+    """A candidate's `Booking`, made on first read: the service reads the reservation of
+    the candidates it tries (the first, unless a concurrent request took the room)."""
+
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], Booking]) -> None:
+        self._make = make
+        self._value: Booking | None = None
+
+    def value(self) -> Booking:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Candidate:
+    """A qualified, scored offer: everything a proposal needs.
+
+    The offer's snapshot is parsed from the index row, and the score breakdown
+    and the booking (reservation per week, capacity, response window) are
+    made, only when first read (`offer`, `score`, `reservation`...): a request
+    ranks five candidates and proposes one, and these are most of the cost of
+    making a candidate. Equal when the snapshots and every other field are
+    equal, however each was made."""
+
+    source: OfferSnapshot | OfferRow
+    """The offer's snapshot, or the index row it is parsed from (`offer`)."""
     provider: ProviderEntry
     effort_hours: Decimal
     units: int
     price: Money
-    finish: datetime
-    reservation: dict[str, Decimal]
-    """Hours to reserve per capacity key."""
-    capacity: dict[str, Decimal]
-    """Bookable hours per capacity key (the reservation's ceiling, real hours)."""
-    score: ScoreBreakdown
-    response: ResponseWindow
-    """When the provider can answer and by when they must (the proposal's expiry)."""
+    booked: Booking | LazyBooking
+    """Finish, reservation, capacity and response window, or what makes them on first
+    read (`finish`, `reservation`, `capacity`, `response`)."""
+    scored: ScoreBreakdown | LazyScore
+    """The score breakdown, or what it is built from on first read (`score`)."""
+
+    @property
+    def booking(self) -> Booking:
+        b = self.booked
+        return b if isinstance(b, Booking) else b.value()
+
+    @property
+    def finish(self) -> datetime:
+        return self.booking.finish
+
+    @property
+    def reservation(self) -> dict[str, Decimal]:
+        """Hours to reserve per capacity key."""
+        return self.booking.reservation
+
+    @property
+    def capacity(self) -> dict[str, Decimal]:
+        """Bookable hours per capacity key (the reservation's ceiling, real hours)."""
+        return self.booking.capacity
+
+    @property
+    def response(self) -> ResponseWindow:
+        """When the provider can answer and by when they must (the proposal's expiry)."""
+        return self.booking.response
+
+    @property
+    def offer(self) -> OfferSnapshot:
+        s = self.source
+        return s if isinstance(s, OfferSnapshot) else s.snapshot
+
+    @property
+    def offer_id(self) -> str:
+        return self.source.offer_id
+
+    @property
+    def score(self) -> ScoreBreakdown:
+        s = self.scored
+        return s if isinstance(s, ScoreBreakdown) else s.value()
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.provider,
+            self.effort_hours,
+            self.units,
+            self.price,
+            self.booking,
+            self.score,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Candidate):
+            return NotImplemented
+        return self._fields() == other._fields() and self.offer == other.offer
 
     def terms(self) -> AgreedTerms:
-        p = self.provider.snapshot
+        p, o = self.provider.snapshot, self.offer
         return AgreedTerms(
-            offer_id=self.offer.offer_id,
-            offer_version=self.offer.version,
+            offer_id=o.offer_id,
+            offer_version=o.version,
             provider_id=p.provider_id,
             provider_display_name=p.display_name,
             provider_sap_number=p.sap_declaration.number if p.sap_declaration else None,
-            category=self.offer.category,
-            delivery_mode=self.offer.delivery_mode,
-            sap_activity=self.offer.sap_activity,
-            currency=self.offer.currency,
-            pricing=self.offer.pricing,
+            category=o.category,
+            delivery_mode=o.delivery_mode,
+            sap_activity=o.sap_activity,
+            currency=o.currency,
+            pricing=o.pricing,
         )
 
 
-@dataclass(frozen=True)
+class Explanation:
+    """Why offers were excluded, in words (`explain`), built when first read: the
+    service reads it only when nobody qualifies, and its texts and pydantic reasons
+    are about a tenth of a request's CPU. It holds only what the match left behind
+    (the request and the counts, neither changed afterwards), so reading it later
+    gives what building it at once would have."""
+
+    __slots__ = ("_args", "_value")
+
+    def __init__(
+        self, spec: RequestSpec, considered: int, counts: Mapping[ReasonKey, int], qualified: int
+    ) -> None:
+        self._args = (spec, considered, counts, qualified)
+        self._value: tuple[tuple[FilterReason, ...], str, str] | None = None
+
+    def value(self) -> tuple[tuple[FilterReason, ...], str, str]:
+        """(reasons, summary, summary in French)."""
+        if self._value is None:
+            reasons, summary, summary_fr = explain(*self._args)
+            self._value = (tuple(reasons), summary, summary_fr)
+        return self._value
+
+
+@dataclass(frozen=True, eq=False)
 class MatchOutcome:
+    """The ranked candidates and why the other offers were excluded. Equal when the
+    candidates, the count and the explanation are equal."""
+
     candidates: tuple[Candidate, ...]
     offers_considered: int
-    reasons: tuple[FilterReason, ...]
-    summary: str
-    summary_fr: str = ""
+    explanation: Explanation
 
     @property
     def best(self) -> Candidate | None:
         return self.candidates[0] if self.candidates else None
+
+    @property
+    def reasons(self) -> tuple[FilterReason, ...]:
+        return self.explanation.value()[0]
+
+    @property
+    def summary(self) -> str:
+        return self.explanation.value()[1]
+
+    @property
+    def summary_fr(self) -> str:
+        return self.explanation.value()[2]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MatchOutcome):
+            return NotImplemented
+        return (
+            self.candidates == other.candidates
+            and self.offers_considered == other.offers_considered
+            and self.explanation.value() == other.explanation.value()
+        )
 
 
 def earliest_start(spec: RequestSpec, now: datetime) -> datetime:
@@ -357,11 +528,8 @@ def _rank(
             q.effort_hours,
             q.units,
             q.price,
-            q.finish,
-            q.reservation,
-            q.capacity,
+            Booking(q.finish, q.reservation, q.capacity, q.response),
             breakdown(components, policy.weights),
-            q.response,
         )
         for _, _, _, q, components in scored[:limit]
     ]
@@ -378,8 +546,8 @@ def _outcome(
 ) -> MatchOutcome:
     n = policy.candidates_limit if limit is None else limit
     ranked = _rank(tally.qualified, spec, now, context, policy, n)
-    reasons, summary, summary_fr = explain(spec, considered, tally.counts, len(tally.qualified))
-    return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
+    why = Explanation(spec, considered, tally.counts, len(tally.qualified))
+    return MatchOutcome(tuple(ranked), considered, why)
 
 
 _KEEP, _TRIED, _PRICING, _CURRENCY, _BUDGET, _LIVE, _RESPONSE, _DEADLINE, _PYTHON = range(9)
@@ -480,13 +648,15 @@ class _Scan:
         self._walks: dict[tuple[int, int | None, int], tuple[int, int, int | None]] = {}
         self._finishes: dict[tuple[int, int, int], int | None] = {}
         self._plans: dict[tuple[int, int, int], FastPlan] = {}
-        self._needs: dict[FastPlan, tuple[tuple[str, Decimal], ...]] = {}
         self._live: dict[int, bool] = {}
         self.budget = spec.budget
         self.loaded = frozenset(k.split(":", 1)[0] for k in context.reserved_hours)
         """Providers with reserved hours in the context."""
         self.window_us = policy.acceptance_window // _US
         self._money: dict[int, Money] = {}
+        self._currency_codes: dict[int, str] | None = None
+        """The vector fits' currencies (`currencies`)."""
+        self._work: dict[Decimal, tuple[Decimal, int]] = {}
         self._timeline: Timeline | None = None
         self.codes: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
         """`classify`'s verdict per candidate (`_CODES`)."""
@@ -574,11 +744,7 @@ class _Scan:
 
     def need(self, plan: FastPlan) -> tuple[tuple[str, Decimal], ...]:
         """`reservation_keys` per week label (hours add up to the effort exactly)."""
-        got = self._needs.get(plan)
-        if got is None:
-            keys = reservation_keys("", plan.work_plan())
-            got = self._needs[plan] = tuple((k[1:], h) for k, h in keys.items())
-        return got
+        return _week_needs(plan.seconds_by_week)
 
     def capacity(self, provider: ProviderEntry, week: str) -> Decimal:
         return _week_capacity(provider.weekly_capacity_hours, provider.schedule, week)
@@ -653,7 +819,7 @@ class _Scan:
         code = np.zeros(len(cands), dtype=np.int8)
         prov = cat.provider[cands]
         if self.exclude:
-            code[np.isin(prov, index.known_provider_ordinals(self.exclude))] = _TRIED
+            code[_member(prov, index.known_provider_ordinals(self.exclude))] = _TRIED
         pclass = cat.price_class[cands]
         code[(code == 0) & ~cat.in_currency[cands]] = _PRICING
         state = cols.state[pclass]
@@ -672,12 +838,12 @@ class _Scan:
         sched = index.provider_schedule[prov]
         if self.spec.live_window is not None:
             on = code == 0
-            for so in np.unique(sched[on]).tolist():
-                if not self.live_schedule_ok(so):
-                    code[on & (sched == so)] = _LIVE
+            bad = [so for so in set(sched[on].tolist()) if not self.live_schedule_ok(so)]
+            if bad:
+                code[on & _member(sched, np.array(bad, dtype=np.int64))] = _LIVE
         fits_week = index.provider_capacity_e4[prov] >= cols.most_e4[pclass]
         if self.loaded:
-            fits_week &= ~np.isin(prov, index.known_provider_ordinals(self.loaded))
+            fits_week &= ~_member(prov, index.known_provider_ordinals(self.loaded))
         code[(code == 0) & ~fits_week] = _PYTHON
         on = np.flatnonzero(code == 0)
         tl = self._timeline = index.timeline(self.now_us) if len(on) else None
@@ -838,12 +1004,14 @@ class _Scan:
             return []
         spec, ctx, policy = self.spec, self.context, self.policy
         w = {k: float(policy.weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
-        cheapest = self.cheapest()
+        budget = spec.budget
+        # with a budget every fit is in its currency (the currency filter came first), so
+        # the price component compares with the budget, never with the cheapest fit
+        cheapest = {} if budget is not None and budget.amount > 0 else self.cheapest()
         base = w["load"]
         unrated = _clamp01(rating_component(None, policy.rating_prior)) * w["rating"]
         ratings, trusted = ctx.ratings, ctx.trusted_providers
         e, d = self.earliest_us, self.deadline_us
-        budget = spec.budget
         prices: dict[int, float] = {}
 
         def price_part(price: Money) -> float:
@@ -894,7 +1062,7 @@ class _Scan:
             }
             label = weeks.get(p.time_zone)
             if label is None:
-                label = weeks[p.time_zone] = week_key("", self.now, p.time_zone)[1:]
+                label = weeks[p.time_zone] = local_week_label(p.schedule.zone, self.now_us)
             components["load"] = load_component(
                 ctx.reserved_hours.get(f"{pid}:{label}", _ZERO), self.capacity(p, label)
             )
@@ -917,13 +1085,26 @@ class _Scan:
             cols = self._columns
             amounts = cols.amount[v.price_class]
             codes = cols.currency[v.price_class]
-            for code in np.unique(codes).tolist():
-                k = np.flatnonzero(codes == code)
-                price = self.money(self.vector_row(v, int(k[np.argmin(amounts[k])])))
+            found = self.currencies(codes)
+            for code in found:
+                if len(found) == 1:
+                    at = int(np.argmin(amounts))
+                else:
+                    k = np.flatnonzero(codes == code)
+                    at = int(k[np.argmin(amounts[k])])
+                price = self.money(self.vector_row(v, at))
                 c = out.get(price.currency)
                 if c is None or price.amount < c.amount:
                     out[price.currency] = price
         return out
+
+    def currencies(self, codes: I64) -> dict[int, str]:
+        """The distinct currency codes of the fits (one, nearly always: no `np.unique`)."""
+        if self._currency_codes is None:
+            first = int(codes[0])
+            found = [first] if (codes == first).all() else np.unique(codes).tolist()
+            self._currency_codes = {c: self.index.currency_name(c) for c in found}
+        return self._currency_codes
 
     def money(self, row: OfferRow) -> Money:
         """The estimate of the row's class: from its integer column when `price_columns`
@@ -962,42 +1143,53 @@ class _Scan:
             slack = np.zeros(len(v))
             awake = np.where(v.answer_from - e <= 0, 1.0, 0.0)
         else:
-            slack = np.clip((d - v.finish) / 1_000_000 / window, 0.0, 1.0)
+            slack = _unit((d - v.finish) / 1_000_000 / window)
             wait = (v.answer_from - e) / 1_000_000
-            awake = np.where(wait <= 0, 1.0, np.clip(1 - wait / window, 0.0, 1.0))
-        bound = w["load"] + slack * w["slack"] + awake * w["awake"]
+            awake = np.where(wait <= 0, 1.0, _unit(1 - wait / window))
+        bound = (w["load"] + unrated) + slack * w["slack"] + awake * w["awake"]
         ctx, policy, index = self.context, self.policy, self.index
-        rating = np.full(len(v), unrated)
         if ctx.ratings:
             rated = {index.provider_ordinal(p): st for p, st in ctx.ratings.items()}
-            for k in np.flatnonzero(np.isin(v.provider, list(rated))).tolist():
+            members = np.fromiter(rated, dtype=np.int64, count=len(rated))
+            for k in np.flatnonzero(_member(v.provider, members)).tolist():
                 st = rated[int(v.provider[k])]
-                rating[k] = _clamp01(rating_component(st, policy.rating_prior)) * w["rating"]
-        bound += rating
+                rating = _clamp01(rating_component(st, policy.rating_prior)) * w["rating"]
+                bound[k] += rating - unrated
         if ctx.trusted_providers:
             trusted = index.known_provider_ordinals(ctx.trusted_providers)
-            bound += np.isin(v.provider, trusted) * w["trust_bonus"]
+            bound += _member(v.provider, trusted) * w["trust_bonus"]
         cols = self._columns
-        # money stays integer (10^-6 units, as Python ints: no overflow); the ratio is
-        # taken in millionths, rounded up, so each bound is at least the exact component
-        amount = cols.amount[v.price_class].astype(object)
+        # money stays integer (10^-6 units); the ratio is taken in millionths, rounded
+        # up, so each bound is at least the exact component. In int64 when every
+        # product fits (everyday amounts, below 9.2 million units), else as Python ints
+        amount = cols.amount[v.price_class]
+        small = int(amount.max()) <= _SMALL_AMOUNT
         budget = self.spec.budget
         if budget is not None and budget.amount > 0:
             # every fit is in the budget's currency (the currency filter came first)
             units = int((budget.amount * PRICE_SCALE).to_integral_value(ROUND_CEILING))
+            if not (small and units <= _SMALL_AMOUNT):
+                amount = amount.astype(object)
             ppm = _PPM - amount * _PPM // units
         else:
-            low = np.zeros(len(v), dtype=object)
             codes = cols.currency[v.price_class]
-            for code in np.unique(codes).tolist():
-                cur = self.index.currency_name(code)
-                low[codes == code] = int(
-                    (cheapest[cur].amount * PRICE_SCALE).to_integral_value(ROUND_CEILING)
-                )
+            lows = {
+                code: int((cheapest[cur].amount * PRICE_SCALE).to_integral_value(ROUND_CEILING))
+                for code, cur in self.currencies(codes).items()
+            }
+            # the cheapest amount of a currency is at most each of its amounts
+            kind = np.int64 if small else object
+            if len(lows) == 1:
+                low = np.full(len(v), next(iter(lows.values())), dtype=kind)
+            else:
+                low = np.zeros(len(v), dtype=kind)
+                for code, value in lows.items():
+                    low[codes == code] = value
+            amount = amount.astype(kind)
             paid = amount > 0
-            ppm = np.full(len(v), _PPM, dtype=object)
+            ppm = np.full(len(v), _PPM, dtype=kind)
             ppm[paid] = -(-low[paid] * _PPM // amount[paid])
-        price = np.clip(ppm.astype(np.float64) / _PPM, 0.0, 1.0)
+        price = _unit(ppm.astype(np.float64) / _PPM)
         # the exact component is the ratio in Decimal, rounded to 6 decimals
         return bound + (price + 1e-6) * w["price"]
 
@@ -1008,13 +1200,18 @@ class _Scan:
         row = self.vector_row(v, k)
         provider = self.index.provider(row.provider_id)
         assert provider is not None
-        s = self.spec
+        work = self._work.get(row.typical_hours)
+        if work is None:
+            s = self.spec
+            work = self._work[row.typical_hours] = (
+                work_hours(s.effort_hours, s.units, row.typical_hours),
+                work_units(s.effort_hours, s.units, row.typical_hours),
+            )
         answer_by = int(v.answer_by[k])
         return _Fit(
             row,
             provider,
-            work_hours(s.effort_hours, s.units, row.typical_hours),
-            work_units(s.effort_hours, s.units, row.typical_hours),
+            *work,
             self.money(row),
             answer_by if answer_by > self.earliest_us else self.earliest_us,
             int(v.effort[k]),
@@ -1025,24 +1222,31 @@ class _Scan:
         )
 
     def candidate(self, f: _Fit, components: dict[str, float]) -> Candidate:
+        return Candidate(
+            f.row,
+            f.provider,
+            f.hours,
+            f.units,
+            f.price,
+            LazyBooking(partial(self.booking, f, self._timeline)),
+            LazyScore(components, self.policy.weights),
+        )
+
+    def booking(self, f: _Fit, tl: Timeline | None) -> Booking:
+        """The fit's `Booking`: the plan's weekly split from the timeline `tl` it was
+        decided on (or the integer walk), the reservation and each week's capacity."""
         p = f.provider
-        tl = self._timeline
         if f.schedule_ordinal >= 0 and tl is not None and f.effort > 0:
             plan = FastPlan(f.finish, tl.split(f.schedule_ordinal, f.start, f.finish))
         else:
             plan = self.plan(p.schedule, f.start, f.effort)
         assert plan.finish == f.finish
-        need = reservation_keys(p.provider_id, plan.work_plan())
-        return Candidate(
-            f.row.snapshot,
-            p,
-            f.hours,
-            f.units,
-            f.price,
+        pid = p.provider_id
+        weeks = _week_needs(plan.seconds_by_week)
+        return Booking(
             from_us(f.finish),
-            need,
-            {k: self.capacity(p, k.rsplit(":", 1)[1]) for k in need},
-            breakdown(components, self.policy.weights),
+            {capacity_key(pid, w): h for w, h in weeks},
+            {capacity_key(pid, w): self.capacity(p, w) for w, _ in weeks},
             ResponseWindow(self.now, from_us(f.answer_from), from_us(f.answer_by)),
         )
 
@@ -1066,8 +1270,8 @@ def find_matches(
     considered = scan.run()
     n = policy.candidates_limit if limit is None else limit
     ranked = scan.rank(n)
-    reasons, summary, summary_fr = explain(spec, considered, scan.counts, scan.n_fits)
-    return MatchOutcome(tuple(ranked), considered, tuple(reasons), summary, summary_fr)
+    why = Explanation(spec, considered, scan.counts, scan.n_fits)
+    return MatchOutcome(tuple(ranked), considered, why)
 
 
 LIVE_FILTERS = frozenset({Filter.CAPACITY, Filter.RESPONSE, Filter.DEADLINE})
@@ -1155,7 +1359,9 @@ def find_matches_bruteforce(
 
 __all__ = [
     "EMPTY_CONTEXT",
+    "Booking",
     "Candidate",
+    "Explanation",
     "MatchContext",
     "MatchOutcome",
     "Qualified",

@@ -38,8 +38,9 @@ from .schedule import hours_to_timedelta
 I64 = npt.NDArray[np.int64]
 PRICE_SCALE = 1_000_000
 """Prices in the columns are integers of 10⁻⁶ of the currency unit."""
-_LIMIT = 4 * 10**18
-"""Largest intermediate product computed in int64 (which ends at about 9.2 × 10¹⁸)."""
+_PRODUCT_LIMIT = 4 * 10**18
+"""Largest intermediate product computed in int64 (which ends at about 9.2 × 10¹⁸; the
+half-up rounding doubles it)."""
 _LIMIT = 10**12
 """Largest amount (in 10⁻⁶) taken on the vector path: products stay within 64 bits."""
 KIND_PYTHON, KIND_HOURLY, KIND_PACKAGE, KIND_SUBSCRIPTION, KIND_PER_UNIT = range(5)
@@ -266,13 +267,14 @@ def estimate(
     with_extra = _round_half_up(a * PRICE_SCALE + over_rate * extra, unit6 * PRICE_SCALE)
     by_sub = np.where(x == 0, _round_half_up(a, unit6), with_extra // PRICE_SCALE)
     amount = np.where(hourly, by_hour, np.where(per_unit, by_unit, np.where(sub, by_sub, a)))
-    # lanes whose products would pass _LIMIT (int64 overflow) go to the Python path;
-    # checked by integer division, so the amounts never leave the integers
+    # lanes whose products would pass _PRODUCT_LIMIT (int64 overflow) go to the Python
+    # path; checked by integer division, so the amounts never leave the integers
+    top = _PRODUCT_LIMIT
     mult = np.where(hourly | per_unit, n, 0)
-    big = (mult > 0) & (a > _LIMIT // np.maximum(mult, 1))
-    room = _LIMIT - np.minimum(a, _LIMIT // PRICE_SCALE) * PRICE_SCALE
+    big = (mult > 0) & (a > top // np.maximum(mult, 1))
+    room = top - np.minimum(a, top // PRICE_SCALE) * PRICE_SCALE
     big |= sub & (
-        (a > _LIMIT // PRICE_SCALE) | ((extra > 0) & (over_rate > room // np.maximum(extra, 1)))
+        (a > top // PRICE_SCALE) | ((extra > 0) & (over_rate > room // np.maximum(extra, 1)))
     )
     state = np.full(len(classes), 2, dtype=np.int8)
     state[big | (sub & (x < 0) & (b >= 0))] = 3

@@ -114,6 +114,8 @@ class Timeline:
         self.total: I64 = np.diff(until)
         # one sentinel past the end (schedule -1) so that every search result indexes
         self.ps: I64 = np.append(ps, 0)
+        self._starts: I64 = self.ps[:-1]
+        """The pieces' starts without the sentinel (sorted)."""
         self.pe: I64 = pe
         self.cs: I64 = np.append(cs, 0)
         self.seg: I64 = np.append(seg, -1)
@@ -126,7 +128,7 @@ class Timeline:
         """(F(t), start of the first piece ending after t) for schedule `s[k]` at `t[k]`;
         the start is `hi` or later when there is none in the range."""
         key = s * self.span + (t - self.t0)
-        i = np.searchsorted(self.pe, key, side="right")
+        i = self.pe.searchsorted(key, side="right")
         inside = self.seg[i] == s
         f = np.where(inside, self.cs[i] + np.maximum(key - self.ps[i], 0), self.total[s])
         nxt = np.where(inside, self.ps[i] - s * self.span + self.t0, self.hi)
@@ -136,7 +138,7 @@ class Timeline:
         """The first instant where schedule `s[k]` has worked `v[k]` (> 0) since the range
         began: F⁻¹, left-most."""
         v = np.minimum(v, self.span)
-        j = np.searchsorted(self.ce_key, s * self.span + v, side="left")
+        j = self.ce_key.searchsorted(s * self.span + v, side="left")
         found = self.seg[j] == s
         off = s * self.span - self.t0
         ps = self.ps[j]
@@ -146,8 +148,9 @@ class Timeline:
         """`FastPlan.seconds_by_week` of the work of schedule `s` from `start` to `finish`
         (a walk this timeline decided): the pieces between them, by week."""
         off = s * self.span - self.t0
-        i = int(np.searchsorted(self.pe, start + off, side="right"))
-        j = int(np.searchsorted(self.ps[:-1], finish + off, side="left"))
+        # the arrays' own method on a scalar: np.searchsorted's wrapper costs as much
+        i = int(self.pe.searchsorted(start + off, side="right"))
+        j = int(self._starts.searchsorted(finish + off, side="left"))
         by_week: dict[str, int] = {}
         a, b = start + off, finish + off
         for lo, hi, monday in zip(
