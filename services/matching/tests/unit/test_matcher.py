@@ -254,7 +254,7 @@ def test_candidates_parse_their_offer_snapshot_only_when_read():
     catalog's, reading `score` builds the brute force's, and the outcomes (bookings
     included) are equal."""
     from matching.domain import index as index_module
-    from matching.domain.matcher import LazyBooking, LazyScore
+    from matching.domain.matcher import Lazy
 
     providers = [kolkata(f"p{i}") for i in range(40)]
     offers = [offer(f"o{i}", f"p{i}", pricing=hourly(str(10 + i))) for i in range(40)]
@@ -271,8 +271,8 @@ def test_candidates_parse_their_offer_snapshot_only_when_read():
     assert best.offer == next(o for o in offers if o.offer_id == best.offer_id)
     assert best.terms().offer_id == best.offer_id
     assert index_module._offer_snapshot.cache_info().currsize == 1
-    assert all(isinstance(c.scored, LazyScore) for c in out.candidates)
-    assert all(isinstance(c.booked, LazyBooking) for c in out.candidates)
+    assert all(isinstance(c.scored, Lazy) for c in out.candidates)
+    assert all(isinstance(c.booked, Lazy) for c in out.candidates)
     brute = find_matches_bruteforce(idx.items(), s, NOW)
     assert [c.score for c in out.candidates] == [c.score for c in brute.candidates]
     assert brute == out

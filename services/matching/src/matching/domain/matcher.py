@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache, partial
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -174,19 +174,26 @@ class Qualified:
         return self.plan.finish
 
 
-class LazyScore:
-    """A candidate's `ScoreBreakdown`, built on first read (`breakdown`): the service
-    reads the score of the candidate it proposes only."""
+T = TypeVar("T")
 
-    __slots__ = ("_components", "_value", "_weights")
 
-    def __init__(self, components: Mapping[str, float], weights: Mapping[str, float]) -> None:
-        self._components, self._weights = components, weights
-        self._value: ScoreBreakdown | None = None
+class Lazy(Generic[T]):
+    """A part of an outcome made on first read (`value`) and kept: the service reads
+    the proposed candidate's score and booking, and the explanation only when nobody
+    qualifies, and making them for every candidate was most of a request's cost.
+    What makes it holds only what the match left behind (unchanged afterwards,
+    the timeline it was decided on included), so a later read gives what making it
+    at once would have."""
 
-    def value(self) -> ScoreBreakdown:
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._value: T | None = None
+
+    def value(self) -> T:
         if self._value is None:
-            self._value = breakdown(self._components, self._weights)
+            self._value = self._make()
         return self._value
 
 
@@ -197,22 +204,6 @@ class Booking(NamedTuple):
     reservation: dict[str, Decimal]
     capacity: dict[str, Decimal]
     response: ResponseWindow
-
-
-class LazyBooking:
-    """A candidate's `Booking`, made on first read: the service reads the reservation of
-    the candidates it tries (the first, unless a concurrent request took the room)."""
-
-    __slots__ = ("_make", "_value")
-
-    def __init__(self, make: Callable[[], Booking]) -> None:
-        self._make = make
-        self._value: Booking | None = None
-
-    def value(self) -> Booking:
-        if self._value is None:
-            self._value = self._make()
-        return self._value
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -232,10 +223,10 @@ class Candidate:
     effort_hours: Decimal
     units: int
     price: Money
-    booked: Booking | LazyBooking
+    booked: Booking | Lazy[Booking]
     """Finish, reservation, capacity and response window, or what makes them on first
     read (`finish`, `reservation`, `capacity`, `response`)."""
-    scored: ScoreBreakdown | LazyScore
+    scored: ScoreBreakdown | Lazy[ScoreBreakdown]
     """The score breakdown, or what it is built from on first read (`score`)."""
 
     @property
@@ -307,27 +298,15 @@ class Candidate:
         )
 
 
-class Explanation:
-    """Why offers were excluded, in words (`explain`), built when first read: the
-    service reads it only when nobody qualifies, and its texts and pydantic reasons
-    are about a tenth of a request's CPU. It holds only what the match left behind
-    (the request and the counts, neither changed afterwards), so reading it later
-    gives what building it at once would have."""
+Explained = tuple[tuple[FilterReason, ...], str, str]
+"""(reasons, summary, summary in French)."""
 
-    __slots__ = ("_args", "_value")
 
-    def __init__(
-        self, spec: RequestSpec, considered: int, counts: Mapping[ReasonKey, int], qualified: int
-    ) -> None:
-        self._args = (spec, considered, counts, qualified)
-        self._value: tuple[tuple[FilterReason, ...], str, str] | None = None
-
-    def value(self) -> tuple[tuple[FilterReason, ...], str, str]:
-        """(reasons, summary, summary in French)."""
-        if self._value is None:
-            reasons, summary, summary_fr = explain(*self._args)
-            self._value = (tuple(reasons), summary, summary_fr)
-        return self._value
+def _explained(
+    spec: RequestSpec, considered: int, counts: Mapping[ReasonKey, int], qualified: int
+) -> Explained:
+    reasons, summary, summary_fr = explain(spec, considered, counts, qualified)
+    return tuple(reasons), summary, summary_fr
 
 
 @dataclass(frozen=True, eq=False)
@@ -337,7 +316,8 @@ class MatchOutcome:
 
     candidates: tuple[Candidate, ...]
     offers_considered: int
-    explanation: Explanation
+    explanation: Lazy[Explained]
+    """Why the other offers were excluded, in words, made on first read."""
 
     @property
     def best(self) -> Candidate | None:
@@ -546,7 +526,7 @@ def _outcome(
 ) -> MatchOutcome:
     n = policy.candidates_limit if limit is None else limit
     ranked = _rank(tally.qualified, spec, now, context, policy, n)
-    why = Explanation(spec, considered, tally.counts, len(tally.qualified))
+    why = Lazy(partial(_explained, spec, considered, tally.counts, len(tally.qualified)))
     return MatchOutcome(tuple(ranked), considered, why)
 
 
@@ -742,10 +722,6 @@ class _Scan:
             )
         return got
 
-    def need(self, plan: FastPlan) -> tuple[tuple[str, Decimal], ...]:
-        """`reservation_keys` per week label (hours add up to the effort exactly)."""
-        return _week_needs(plan.seconds_by_week)
-
     def capacity(self, provider: ProviderEntry, week: str) -> Decimal:
         return _week_capacity(provider.weekly_capacity_hours, provider.schedule, week)
 
@@ -763,7 +739,8 @@ class _Scan:
             return True
         reserved = self.context.reserved_hours
         prefix = provider.provider_id + ":"
-        for week, hours in self.need(self.plan(provider.schedule, start, effort)):
+        plan = self.plan(provider.schedule, start, effort)
+        for week, hours in _week_needs(plan.seconds_by_week):
             room = self.capacity(provider, week)
             if reserved:
                 room -= reserved.get(prefix + week, _ZERO)
@@ -1228,8 +1205,8 @@ class _Scan:
             f.hours,
             f.units,
             f.price,
-            LazyBooking(partial(self.booking, f, self._timeline)),
-            LazyScore(components, self.policy.weights),
+            Lazy(partial(self.booking, f, self._timeline)),
+            Lazy(partial(breakdown, components, self.policy.weights)),
         )
 
     def booking(self, f: _Fit, tl: Timeline | None) -> Booking:
@@ -1270,7 +1247,7 @@ def find_matches(
     considered = scan.run()
     n = policy.candidates_limit if limit is None else limit
     ranked = scan.rank(n)
-    why = Explanation(spec, considered, scan.counts, scan.n_fits)
+    why = Lazy(partial(_explained, spec, considered, scan.counts, scan.n_fits))
     return MatchOutcome(tuple(ranked), considered, why)
 
 
@@ -1361,7 +1338,7 @@ __all__ = [
     "EMPTY_CONTEXT",
     "Booking",
     "Candidate",
-    "Explanation",
+    "Lazy",
     "MatchContext",
     "MatchOutcome",
     "Qualified",

@@ -99,9 +99,8 @@ def weighted_total(components: Mapping[str, float], weights: Mapping[str, float]
 
 def breakdown(components: Mapping[str, float], weights: Mapping[str, float]) -> ScoreBreakdown:
     """Weighted sum; missing weights count as 0, every component is reported."""
-    get, weight = components.get, weights.get
-    values = {k: min(1.0, max(0.0, get(k, 0.0))) for k in SCORE_COMPONENTS}
-    w = {k: float(weight(k, 0.0)) for k in SCORE_COMPONENTS}
+    values = {k: _clamp(components.get(k, 0.0)) for k in SCORE_COMPONENTS}
+    w = {k: float(weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
     return ScoreBreakdown(
         total=weighted_total(values, w),
         slack=round(values["slack"], 6),
