@@ -43,7 +43,6 @@ from aiokafka.errors import (
 )
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from .. import tracing
@@ -156,8 +155,11 @@ class EventConsumer:
         names = [self.settings.topic(t.name if isinstance(t, Topic) else t) for t in topics]
         self.topics.extend(names)
 
-        async def decoder(msg: Any) -> Any:  # keep the raw bytes: we decode ourselves
-            return msg.body
+        async def decoder(msg: Any) -> Any:
+            # The handler gets FastStream's message itself as its one argument: we
+            # decode the record ourselves. A `message: KafkaMessage` parameter is a
+            # context field that FastStream resolves in a worker thread, per record.
+            return msg
 
         for name in names:
 
@@ -171,7 +173,7 @@ class EventConsumer:
                 max_workers=self.workers,
                 **options,
             )
-            async def _consume(body: bytes, message: KafkaMessage) -> None:
+            async def _consume(message: Any) -> None:
                 record = RawRecord.of(message.raw_message)
                 await self.handle(record)
                 await self.commits.handled(
