@@ -74,6 +74,13 @@ def test_vectorised_walk_is_the_python_walk(
         np.full(k, min(earliest + h, deadline), dtype=np.int64),
         f_now if earliest == t else None,  # F(now), as the matcher passes it
     )
+    # the matcher's form: one start and one limit for all (scalars), same results
+    aw1, aw1_state = tl.finish(
+        s, earliest, np.full(k, effort, dtype=np.int64), min(earliest + h, deadline)
+    )
+    assert aw1_state.tolist() == aw_state.tolist()
+    decided = aw_state == 1
+    assert aw1[decided].tolist() == aw[decided].tolist()
     enough = tl.hi > min(t + 2 * h, deadline + 2 * h) + 3 * 86_400_000_000
     for i, sched in enumerate(scheds):
         want = fast_answer_finish(sched, t, minutes * 60_000_000, h, earliest, effort, deadline)

@@ -126,6 +126,13 @@ def _week_needs(seconds_by_week: tuple[tuple[str, int], ...]) -> tuple[tuple[str
     return tuple((k[1:], h) for k, h in keys.items())
 
 
+@lru_cache(maxsize=65_536)
+def _minor_money(amount: int, minor: int, currency: str) -> Money:
+    """`Money` of `amount` minor units across requests (building one validates it: a few
+    µs, for each fit scored; few distinct amounts recur)."""
+    return Money(amount=Decimal(amount).scaleb(-minor), currency=currency)
+
+
 _US = timedelta(microseconds=1)
 _ZERO = Decimal(0)
 
@@ -884,11 +891,7 @@ class _Scan:
         late = np.flatnonzero((state != -1) & ~fit)
         if len(late):
             awake, awake_state = tl.finish(
-                s[late],
-                np.full(len(late), e, dtype=np.int64),
-                effort[late],
-                np.full(len(late), min(e + h, d), dtype=np.int64),
-                worked[late] if e == self.now_us else None,
+                s[late], e, effort[late], min(e + h, d), worked[late] if e == self.now_us else None
             )
             in_time = (awake_state == 1) & (awake <= d)
             response = np.where((answer_by[late] > e) & in_time, _RESPONSE, _DEADLINE)
@@ -986,8 +989,11 @@ class _Scan:
         # the price component compares with the budget, never with the cheapest fit
         cheapest = {} if budget is not None and budget.amount > 0 else self.cheapest()
         base = w["load"]
-        unrated = _clamp01(rating_component(None, policy.rating_prior)) * w["rating"]
+        # the rating component of every provider without ratings (most): computed once
+        unrated_raw = rating_component(None, policy.rating_prior)
+        unrated = _clamp01(unrated_raw) * w["rating"]
         ratings, trusted = ctx.ratings, ctx.trusted_providers
+        reserved = ctx.reserved_hours
         e, d = self.earliest_us, self.deadline_us
         prices: dict[int, float] = {}
 
@@ -1030,24 +1036,38 @@ class _Scan:
             f = self.fits[n] if n < n_python else self.vector_fit(n - n_python)
             p = f.provider
             pid = p.provider_id
+            stats = ratings.get(pid) if ratings else None
             components = {
                 "slack": slack_us(e, f.finish, d),
-                "rating": rating_component(ratings.get(pid), policy.rating_prior),
+                "rating": unrated_raw
+                if stats is None
+                else rating_component(stats, policy.rating_prior),
                 "price": price_part(f.price),
                 "trust_bonus": 1.0 if pid in trusted else 0.0,
                 "awake": awake_us(e, f.answer_from, d),
             }
-            label = weeks.get(p.time_zone)
-            if label is None:
-                label = weeks[p.time_zone] = local_week_label(p.schedule.zone, self.now_us)
-            components["load"] = load_component(
-                ctx.reserved_hours.get(f"{pid}:{label}", _ZERO), self.capacity(p, label)
-            )
+            components["load"] = self.load(p, reserved, weeks)
             total = weighted_total(components, policy.weights)
             top.append((-total, f.finish, f.row.offer_id, f, components))
             top.sort(key=lambda t: t[:3])
             del top[limit:]
         return [self.candidate(f, components) for _, _, _, f, components in top]
+
+    def load(
+        self, p: ProviderEntry, reserved: Mapping[str, Decimal], weeks: dict[str, str]
+    ) -> float:
+        """`load_component` of the provider's current week. With nothing reserved and a
+        positive declared capacity it is 1 (a week's ceiling is never below the declared
+        capacity), without the week's label or ceiling: most fits, on every request."""
+        if not reserved and p.weekly_capacity_hours > 0:
+            return 1.0
+        label = weeks.get(p.time_zone)
+        if label is None:
+            label = weeks[p.time_zone] = local_week_label(p.schedule.zone, self.now_us)
+        held = reserved.get(f"{p.provider_id}:{label}", _ZERO)
+        if held == 0 and p.weekly_capacity_hours > 0:
+            return 1.0
+        return load_component(held, self.capacity(p, label))
 
     def cheapest(self) -> dict[str, Money]:
         """The cheapest price of the fits per currency (the price component without a
@@ -1097,10 +1117,10 @@ class _Scan:
                 got = self._moneys[price_id]
             else:
                 minor = int(params.minor[c])
-                amount = int(self._columns.amount[c]) // 10 ** (6 - minor)
-                got = Money(
-                    amount=Decimal(amount).scaleb(-minor),
-                    currency=self.index.currency_name(int(self._columns.currency[c])),
+                got = _minor_money(
+                    int(self._columns.amount[c]) // 10 ** (6 - minor),
+                    minor,
+                    self.index.currency_name(int(self._columns.currency[c])),
                 )
             self._money[c] = got
         return got
