@@ -28,9 +28,11 @@ from .availability import (
     fast_finish,
     fast_plan,
     from_us,
+    hours_of_us,
     local_week_label,
     real_week_hours_fast,
     to_us,
+    week_monday,
 )
 from .capacity import (
     capacity_key,
@@ -113,6 +115,13 @@ def _week_capacity(declared: Decimal, schedule: WeeklySchedule, week: str) -> De
     if declared < nominal_weekly_hours(schedule):
         return declared
     return max(declared, real_week_hours_fast(schedule, week))
+
+
+def _capacity_of_us(declared: Decimal, schedule: WeeklySchedule, week_us: int) -> Decimal:
+    """`_week_capacity` from the week's µs (`Timeline.week_us`): no week table."""
+    if declared < nominal_weekly_hours(schedule):
+        return declared
+    return max(declared, hours_of_us(week_us))
 
 
 _most_per_week = lru_cache(maxsize=4_096)(most_per_week)
@@ -729,7 +738,14 @@ class _Scan:
             )
         return got
 
-    def capacity(self, provider: ProviderEntry, week: str) -> Decimal:
+    def capacity(self, provider: ProviderEntry, week: str, schedule_ordinal: int = -1) -> Decimal:
+        """The week's ceiling (`week_capacity`): from the timeline's week hours when it
+        holds the schedule (`schedule_ordinal`) and the week, else cached per week."""
+        tl = self._timeline
+        if schedule_ordinal >= 0 and tl is not None:
+            us = tl.week_us(schedule_ordinal, week_monday(week))
+            if us is not None:
+                return _capacity_of_us(provider.weekly_capacity_hours, provider.schedule, us)
         return _week_capacity(provider.weekly_capacity_hours, provider.schedule, week)
 
     def fits_capacity(
@@ -1046,7 +1062,7 @@ class _Scan:
                 "trust_bonus": 1.0 if pid in trusted else 0.0,
                 "awake": awake_us(e, f.answer_from, d),
             }
-            components["load"] = self.load(p, reserved, weeks)
+            components["load"] = self.load(p, reserved, weeks, f.schedule_ordinal)
             total = weighted_total(components, policy.weights)
             top.append((-total, f.finish, f.row.offer_id, f, components))
             top.sort(key=lambda t: t[:3])
@@ -1054,7 +1070,11 @@ class _Scan:
         return [self.candidate(f, components) for _, _, _, f, components in top]
 
     def load(
-        self, p: ProviderEntry, reserved: Mapping[str, Decimal], weeks: dict[str, str]
+        self,
+        p: ProviderEntry,
+        reserved: Mapping[str, Decimal],
+        weeks: dict[str, str],
+        schedule_ordinal: int,
     ) -> float:
         """`load_component` of the provider's current week. With nothing reserved and a
         positive declared capacity it is 1 (a week's ceiling is never below the declared
@@ -1067,7 +1087,7 @@ class _Scan:
         held = reserved.get(f"{p.provider_id}:{label}", _ZERO)
         if held == 0 and p.weekly_capacity_hours > 0:
             return 1.0
-        return load_component(held, self.capacity(p, label))
+        return load_component(held, self.capacity(p, label, schedule_ordinal))
 
     def cheapest(self) -> dict[str, Money]:
         """The cheapest price of the fits per currency (the price component without a
@@ -1243,7 +1263,7 @@ class _Scan:
         return Booking(
             from_us(f.finish),
             {capacity_key(pid, w): h for w, h in weeks},
-            {capacity_key(pid, w): self.capacity(p, w) for w, _ in weeks},
+            {capacity_key(pid, w): self.capacity(p, w, f.schedule_ordinal) for w, _ in weeks},
             ResponseWindow(self.now, from_us(f.answer_from), from_us(f.answer_by)),
         )
 

@@ -77,7 +77,7 @@ class Timeline:
         if self.n * self.span >= 2**62:
             raise ValueError("too many schedules or weeks for 64-bit keys")
         # machine integers, not Python ones: a million offers' schedules have millions
-        starts, ends, weeks = array("q"), array("q"), array("q")
+        starts, ends, weeks, per_week = array("q"), array("q"), array("q"), array("q")
         counts: list[int] = []
         for sched in schedules:
             k = 0
@@ -87,8 +87,15 @@ class Timeline:
                     starts.append(lo)
                     ends.append(hi)
                 weeks.extend(repeat(monday, len(spans)))
+                per_week.append(len(spans))
                 k += len(spans)
             counts.append(k)
+        self.n_weeks = (last_monday - first_monday) // 7 + 1
+        raw = np.concatenate(([0], np.cumsum(np.frombuffer(ends, dtype=np.int64) - starts)))
+        bounds = np.concatenate(([0], np.cumsum(np.frombuffer(per_week, dtype=np.int64))))
+        self._week_us: I64 = raw[bounds[1:]] - raw[bounds[:-1]]
+        """Per (schedule, week), row-major: the µs of the week table's spans as they are
+        (`real_week_hours_fast` sums the same), so a week's capacity needs no table."""
         seg = np.repeat(np.arange(self.n, dtype=np.int64), counts)
         base = seg * self.span - self.t0
         a = np.frombuffer(starts, dtype=np.int64) + base
@@ -135,6 +142,13 @@ class Timeline:
         self._latest = self.t0 + self.span - 2
         """The latest instant `worked` takes as it is (later ones are clamped to it: the
         schedule has no piece ending after it)."""
+
+    def week_us(self, s: int, monday: int) -> int | None:
+        """The µs of schedule `s`'s week table for the week of `monday` (a date ordinal),
+        None outside the range."""
+        if 0 <= s < self.n and self.first_monday <= monday <= self.last_monday:
+            return int(self._week_us[s * self.n_weeks + (monday - self.first_monday) // 7])
+        return None
 
     def covers(self, us: int) -> bool:
         return self.lo <= us < self.hi
