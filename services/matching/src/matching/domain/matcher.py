@@ -816,42 +816,48 @@ class _Scan:
         `Timeline`). Counts the rejections into `rejected`, keeps the fits in
         `vector`, and returns the ordinals left to `check`."""
         index, cols = self.index, self._columns
-        code = np.zeros(len(cands), dtype=np.int8)
         prov = cat.provider[cands]
-        if self.exclude:
-            code[_member(prov, index.known_provider_ordinals(self.exclude))] = _TRIED
         pclass = cat.price_class[cands]
-        code[(code == 0) & ~cat.in_currency[cands]] = _PRICING
+        in_currency = cat.in_currency[cands]
+        tried = _member(prov, index.known_provider_ordinals(self.exclude)) if self.exclude else None
         state = cols.state[pclass]
-        missing = (code == 0) & (state == 0)
+        missing = (state == 0) & in_currency
+        if tried is not None:
+            missing &= ~tried
         if missing.any():
             self.estimate(cat, cands, np.flatnonzero(missing), pclass)
             state = cols.state[pclass]
-        code[(code == 0) & (state == 1)] = _PRICING
-        code[(code == 0) & (state == 3)] = _PYTHON
-        budget = self.budget
-        if budget is not None:
-            on = code == 0
-            code[on & (cols.currency[pclass] != index.currency_code(budget.currency))] = _CURRENCY
-            cap = (budget.amount * PRICE_SCALE).to_integral_value(rounding=ROUND_FLOOR)
-            code[(code == 0) & (cols.amount[pclass] > min(int(cap), 2**62))] = _BUDGET
+        # each filter's verdict is written over the later ones' (evaluate's order from
+        # the last to the first), so the first failing filter's code stays: one mask and
+        # one write per filter
+        code = np.zeros(len(cands), dtype=np.int8)
         sched = index.provider_schedule[prov]
-        if self.spec.live_window is not None:
-            on = code == 0
-            bad = [so for so in set(sched[on].tolist()) if not self.live_schedule_ok(so)]
-            if bad:
-                code[on & _member(sched, np.array(bad, dtype=np.int64))] = _LIVE
         fits_week = index.provider_capacity_e4[prov] >= cols.most_e4[pclass]
         if self.loaded:
             fits_week &= ~_member(prov, index.known_provider_ordinals(self.loaded))
-        code[(code == 0) & ~fits_week] = _PYTHON
+        code[~fits_week] = _PYTHON
+        if self.spec.live_window is not None:
+            bad = [so for so in set(sched.tolist()) if not self.live_schedule_ok(so)]
+            if bad:
+                code[_member(sched, np.array(bad, dtype=np.int64))] = _LIVE
+        budget = self.budget
+        if budget is not None:
+            cap = (budget.amount * PRICE_SCALE).to_integral_value(rounding=ROUND_FLOOR)
+            code[cols.amount[pclass] > min(int(cap), 2**62)] = _BUDGET
+            code[cols.currency[pclass] != index.currency_code(budget.currency)] = _CURRENCY
+        code[state == 3] = _PYTHON
+        code[state == 1] = _PRICING
+        code[~in_currency] = _PRICING
+        if tried is not None:
+            code[tried] = _TRIED
         on = np.flatnonzero(code == 0)
         tl = self._timeline = index.timeline(self.now_us) if len(on) else None
         if tl is None:
             code[on] = _PYTHON
         else:
-            code[on[sched[on] >= tl.n]] = _PYTHON
-            on = on[sched[on] < tl.n]
+            if int(sched.max()) >= tl.n:  # schedules added since the timeline was built
+                code[on[sched[on] >= tl.n]] = _PYTHON
+                on = on[sched[on] < tl.n]
             self.walk_columns(tl, cat, cands, on, prov, pclass, sched, code)
         counted = np.bincount(code, minlength=_PYTHON + 1)
         for c, f in enumerate(_CODES):
@@ -897,7 +903,10 @@ class _Scan:
         on = on[np.argsort(sched[on], kind="stable")]  # the searches then go in order
         s = sched[on]
         minutes = self.index.provider_window_minutes[prov[on]]
-        window = np.where(minutes > 0, minutes * 60_000_000, self.window_us)
+        if minutes.any():
+            window = np.where(minutes > 0, minutes * 60_000_000, self.window_us)
+        else:  # nobody set a window of their own: the policy's
+            window = np.full(len(on), self.window_us, dtype=np.int64)
         effort = self._columns.effort[pclass[on]]
         answer_from, answer_by, finish, state, worked = tl.answer_finish(
             s, self.now_us, window, h, e, effort, d
@@ -913,11 +922,12 @@ class _Scan:
             response = np.where((answer_by[late] > e) & in_time, _RESPONSE, _DEADLINE)
             code[on[late]] = np.where(awake_state == -1, _PYTHON, response).astype(np.int8)
         k = np.flatnonzero(fit)
+        at = on[k]
         self.vector = _VectorFits(
             cat,
-            cands[on[k]],
-            prov[on[k]],
-            pclass[on[k]],
+            cands[at],
+            prov[at],
+            pclass[at],
             finish[k],
             answer_from[k],
             answer_by[k],
