@@ -655,7 +655,12 @@ class _Scan:
         self._work: dict[Decimal, tuple[Decimal, int]] = {}
         self._timeline: Timeline | None = None
         self.codes: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
-        """`classify`'s verdict per candidate (`_CODES`)."""
+        """`classify`'s verdict per candidate (`_CODES`; `response` ones may still read
+        `deadline` until `settle_late`)."""
+        self._late: tuple[Timeline, I64, I64, I64 | None, I64] | None = None
+        """The late candidates counted as `deadline` whose `response` verdicts are
+        settled when the explanation is made: timeline, schedules, efforts, F(now)
+        (None unless work may start now) and answers."""
 
     @property
     def n_fits(self) -> int:
@@ -915,12 +920,18 @@ class _Scan:
         code[on[state == -1]] = _PYTHON
         late = np.flatnonzero((state != -1) & ~fit)
         if len(late):
-            awake, awake_state = tl.finish(
-                s[late], e, effort[late], min(e + h, d), worked[late] if e == self.now_us else None
-            )
-            in_time = (awake_state == 1) & (awake <= d)
-            response = np.where((answer_by[late] > e) & in_time, _RESPONSE, _DEADLINE)
-            code[on[late]] = np.where(awake_state == -1, _PYTHON, response).astype(np.int8)
+            f_now = worked[late] if e == self.now_us else None
+            if min(e + h, d) <= tl.hi:
+                # every late walk is decided here: whether the answer window made it late
+                # (`response`) or not (`deadline`) only tells the explanation apart, read
+                # when nobody qualifies, so it is settled then (`settle_late`)
+                code[on[late]] = _DEADLINE
+                self._late = (tl, s[late], effort[late], f_now, answer_by[late])
+            else:
+                awake, awake_state = tl.finish(s[late], e, effort[late], min(e + h, d), f_now)
+                in_time = (awake_state == 1) & (awake <= d)
+                response = np.where((answer_by[late] > e) & in_time, _RESPONSE, _DEADLINE)
+                code[on[late]] = np.where(awake_state == -1, _PYTHON, response).astype(np.int8)
         k = np.flatnonzero(fit)
         at = on[k]
         self.vector = _VectorFits(
@@ -933,6 +944,29 @@ class _Scan:
             answer_by[k],
             effort[k],
         )
+
+    def settle_late(self) -> None:
+        """Move the late candidates that an immediate answer would have brought in time
+        from `deadline` to `response` in `counts` (as `evaluate`: the answer window made
+        them late), by the walks from the earliest start."""
+        if self._late is None:
+            return
+        tl, s, effort, f_now, answer_by = self._late
+        self._late = None
+        e, d = self.earliest_us, self.deadline_us
+        awake, awake_state = tl.finish(s, e, effort, min(e + self.horizon_us, d), f_now)
+        assert not (awake_state == -1).any()  # its limit is inside the timeline
+        in_time = (awake_state == 1) & (awake <= d)
+        moved = int(np.count_nonzero((answer_by > e) & in_time))
+        if moved:
+            counts = self.counts
+            counts[(Filter.DEADLINE, "")] -= moved
+            counts[(Filter.RESPONSE, "")] = counts.get((Filter.RESPONSE, ""), 0) + moved
+
+    def explained(self, considered: int) -> Explained:
+        """The outcome's explanation (made on first read)."""
+        self.settle_late()
+        return _explained(self.spec, considered, self.counts, self.n_fits)
 
     def live_schedule_ok(self, schedule_ordinal: int) -> bool:
         """`live_window_ok` of a schedule (it reads only the provider's schedule)."""
@@ -1297,7 +1331,7 @@ def find_matches(
     considered = scan.run()
     n = policy.candidates_limit if limit is None else limit
     ranked = scan.rank(n)
-    why = Lazy(partial(_explained, spec, considered, scan.counts, scan.n_fits))
+    why = Lazy(partial(scan.explained, considered))
     return MatchOutcome(tuple(ranked), considered, why)
 
 
