@@ -71,7 +71,9 @@ def ordinal_array(bits: int) -> I64:
     if not bits:
         return _NO_ROWS
     raw = np.frombuffer(bits.to_bytes((bits.bit_length() + 7) // 8, "little"), dtype=np.uint8)
-    return np.flatnonzero(np.unpackbits(raw, bitorder="little")).astype(np.int64)
+    # nonzero of a boolean view: several times faster than of the uint8 bits
+    found = np.unpackbits(raw, bitorder="little").view(np.bool_).nonzero()[0]
+    return found.astype(np.int64, copy=False)
 
 
 def ceil_e4(hours: Decimal) -> int:

@@ -1203,11 +1203,16 @@ class _Scan:
         if window <= 0:
             slack = np.zeros(len(v))
             awake = np.where(v.answer_from - e <= 0, 1.0, 0.0)
+            bound = (w["load"] + unrated) + slack * w["slack"] + awake * w["awake"]
         else:
-            slack = _unit((d - v.finish) / 1_000_000 / window)
-            wait = (v.answer_from - e) / 1_000_000
-            awake = np.where(wait <= 0, 1.0, _unit(1 - wait / window))
-        bound = (w["load"] + unrated) + slack * w["slack"] + awake * w["awake"]
+            # a fit finishes between the earliest start and the deadline, so its slack
+            # is in [0, 1] without clamping; awake is 1 for a wait <= 0 by the upper
+            # clamp. Scale factors taken once: the floats may differ from `slack_us` /
+            # `awake_us` in the last bit, far inside the bounds' 1e-5 margin
+            per_us = 1 / (window * 1_000_000)
+            awake = _unit((1 - (v.answer_from - e) * per_us).astype(np.float64, copy=False))
+            bound = (d - v.finish) * (per_us * w["slack"]) + awake * w["awake"]
+            bound += w["load"] + unrated
         ctx, policy, index = self.context, self.policy, self.index
         if ctx.ratings:
             rated = {index.provider_ordinal(p): st for p, st in ctx.ratings.items()}
