@@ -1089,9 +1089,12 @@ class _Scan:
         order = np.argsort(-every, kind="stable")
         n_python = len(self.fits)
         weeks: dict[str, str] = {}
+        # `weighted_total`'s products and sum, in its order: the same floats
+        weighted = [(k, w[k]) for k in SCORE_COMPONENTS]
+        bound_of = every.tolist()
         top: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
         for n in order.tolist():
-            if len(top) >= limit and every[n] + 1e-5 < -top[limit - 1][0]:
+            if len(top) >= limit and bound_of[n] + 1e-5 < -top[limit - 1][0]:
                 break
             f = self.fits[n] if n < n_python else self.vector_fit(n - n_python)
             p = f.provider
@@ -1107,7 +1110,7 @@ class _Scan:
                 "awake": awake_us(e, f.answer_from, d),
             }
             components["load"] = self.load(p, reserved, weeks, f.schedule_ordinal)
-            total = weighted_total(components, policy.weights)
+            total = round(sum([min(1.0, max(0.0, components[k])) * wk for k, wk in weighted]), 6)
             top.append((-total, f.finish, f.row.offer_id, f, components))
             top.sort(key=lambda t: t[:3])
             del top[limit:]
