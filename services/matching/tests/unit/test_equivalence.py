@@ -60,6 +60,7 @@ hhmm = st.sampled_from(["00:30", "01:30", "02:30", "06:00", "09:00", "14:00", "1
 @st.composite
 def providers(draw: st.DrawFn, pid: str, version: int = 1):
     days = draw(st.lists(st.sampled_from(DAYS), min_size=1, max_size=7, unique=True))
+    window = draw(st.sampled_from([None, None, 30, 240]))  # their own response window
     return provider(
         pid,
         zone=draw(st.sampled_from(ZONES)),
@@ -68,7 +69,7 @@ def providers(draw: st.DrawFn, pid: str, version: int = 1):
         skill_levels=skills((draw(st.sampled_from(CODES)), draw(st.integers(1, 5)))),
         status=draw(st.sampled_from([ProviderStatus.ACTIVE] * 4 + [ProviderStatus.SUSPENDED])),
         version=version,
-    )
+    ).model_copy(update={"response_window_minutes": window})
 
 
 @st.composite

@@ -1,6 +1,9 @@
 """The candidate index: set intersections, incremental and version-aware updates."""
 
+import numpy as np
 from delego_shared.events.catalog import OfferStatus, ProviderStatus
+from hypothesis import given
+from hypothesis import strategies as st
 from matching.domain.index import CandidateIndex
 
 from .builders import offer, provider, skills
@@ -250,3 +253,13 @@ def test_the_timeline_follows_now_and_the_schedules_added():
     idx.upsert_provider(provider("p2", schedule=spans(["sat"], "09:00", "12:00")))
     assert idx.timeline(later) is moved  # one new schedule: its walks take the Python path
     assert idx.prepare(utc(2026, 3, 2), utc(2026, 3, 9)).n == 2
+
+
+@given(st.sets(st.integers(0, 5000), max_size=200))
+def test_ordinal_array_lists_the_set_bits_in_order(positions):
+    from matching.domain.index import ordinal_array
+
+    bits = sum(1 << i for i in positions)
+    got = ordinal_array(bits)
+    assert got.dtype == np.int64
+    assert got.tolist() == sorted(positions)

@@ -59,3 +59,23 @@ def test_building_the_tables_ahead_moves_the_caches_out_of_the_collectors_reach(
         assert not any(cached is o for o in gc.get_objects())  # not in a collected generation
     finally:
         gc.unfreeze()
+
+
+def test_building_the_tables_ahead_computes_each_schedules_wall_clock_hours():
+    """A week's ceiling compares the declared capacity with the schedule's wall-clock
+    hours: `prepare` computes them for every schedule, so no first request does."""
+    from matching.domain.capacity import nominal_weekly_hours
+
+    idx = CandidateIndex.build(
+        [provider("p1"), provider("p2", zone="Asia/Kolkata")], [offer("a", "p1")]
+    )
+    nominal_weekly_hours.cache_clear()
+    idx.prepare(utc(2026, 3, 2, 8), utc(2026, 3, 3, 8))
+    before = nominal_weekly_hours.cache_info()
+    for p in ("p1", "p2"):
+        entry = idx.provider(p)
+        assert entry is not None
+        nominal_weekly_hours(entry.schedule)
+    after = nominal_weekly_hours.cache_info()
+    assert before.currsize == 2
+    assert (after.hits - before.hits, after.misses - before.misses) == (2, 0)

@@ -7,7 +7,15 @@ from datetime import timedelta
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from matching.domain.availability import fast_answer_finish, fast_finish, fast_plan, to_us
+from matching.domain.availability import (
+    fast_answer_finish,
+    fast_finish,
+    fast_plan,
+    hours_of_us,
+    real_week_hours_fast,
+    to_us,
+    week_label,
+)
 from matching.domain.schedule import WeeklySchedule
 from matching.domain.timeline import Timeline
 
@@ -74,6 +82,13 @@ def test_vectorised_walk_is_the_python_walk(
         np.full(k, min(earliest + h, deadline), dtype=np.int64),
         f_now if earliest == t else None,  # F(now), as the matcher passes it
     )
+    # the matcher's form: one start and one limit for all (scalars), same results
+    aw1, aw1_state = tl.finish(
+        s, earliest, np.full(k, effort, dtype=np.int64), min(earliest + h, deadline)
+    )
+    assert aw1_state.tolist() == aw_state.tolist()
+    decided = aw_state == 1
+    assert aw1[decided].tolist() == aw[decided].tolist()
     enough = tl.hi > min(t + 2 * h, deadline + 2 * h) + 3 * 86_400_000_000
     for i, sched in enumerate(scheds):
         want = fast_answer_finish(sched, t, minutes * 60_000_000, h, earliest, effort, deadline)
@@ -93,3 +108,24 @@ def test_vectorised_walk_is_the_python_walk(
             assert (int(aw[i]) if aw_state[i] == 1 else None) == awake
         else:
             assert not enough
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(schedules(), overlapping()), min_size=1, max_size=4),
+    moments(),
+    st.integers(0, 2),
+)
+def test_week_hours_are_the_week_tables(scheds, now, weeks):
+    """`week_us` (what a week's ceiling reads) is the sum `real_week_hours_fast` takes
+    of the week table, for every schedule and week held (DST weeks included); None
+    outside them."""
+    tl = _timeline(scheds, to_us(now), 1, weeks)
+    for i, sched in enumerate(scheds):
+        for monday in range(tl.first_monday, tl.last_monday + 1, 7):
+            us = tl.week_us(i, monday)
+            assert us is not None
+            assert hours_of_us(us) == real_week_hours_fast(sched, week_label(monday))
+        assert tl.week_us(i, tl.last_monday + 7) is None
+        assert tl.week_us(i, tl.first_monday - 7) is None
+    assert tl.week_us(len(scheds), tl.first_monday) is None

@@ -135,10 +135,22 @@ _E4 = Decimal("0.0001")
 def real_week_hours_fast(schedule: WeeklySchedule, week: str) -> Decimal:
     """`capacity.real_week_hours` from the week's table: the same intervals, summed in
     µs (whole seconds each, as there), without converting the spans again."""
-    year, w = week.split("-W")
-    monday = date.fromisocalendar(int(year), int(w), 1).toordinal()
-    us = sum(b - a for _, a, b in week_table(schedule, monday).spans)
+    us = sum(b - a for _, a, b in week_table(schedule, week_monday(week)).spans)
+    return hours_of_us(us)
+
+
+@lru_cache(maxsize=4_096)
+def hours_of_us(us: int) -> Decimal:
+    """A week's real hours from its spans' µs (whole seconds, as `real_week_hours`);
+    few distinct values recur."""
     return (Decimal(us // 1_000_000) / 3600).quantize(_E4)
+
+
+@lru_cache(maxsize=4_096)
+def week_monday(week: str) -> int:
+    """The Monday (date ordinal) of an ISO week label (`week_label`'s inverse)."""
+    year, w = week.split("-W")
+    return date.fromisocalendar(int(year), int(w), 1).toordinal()
 
 
 def _tables(schedule: WeeklySchedule, first: int, last: int) -> Iterator[WeekTable]:

@@ -39,7 +39,8 @@ from delego_shared.events.catalog import OfferSnapshot, OfferStatus, ProviderSna
 from delego_shared.events.common import SkillLevel, pricing_currency
 from delego_shared.types import Money
 
-from .availability import to_us
+from .availability import to_us, week_label, week_monday
+from .capacity import nominal_weekly_hours
 from .explain import ReasonKey, skill_detail
 from .filters import Filter
 from .price_columns import ClassParams, PriceColumns, grown
@@ -70,7 +71,9 @@ def ordinal_array(bits: int) -> I64:
     if not bits:
         return _NO_ROWS
     raw = np.frombuffer(bits.to_bytes((bits.bit_length() + 7) // 8, "little"), dtype=np.uint8)
-    return np.flatnonzero(np.unpackbits(raw, bitorder="little")).astype(np.int64)
+    # nonzero of a boolean view: several times faster than of the uint8 bits
+    found = np.unpackbits(raw, bitorder="little").view(np.bool_).nonzero()[0]
+    return found.astype(np.int64, copy=False)
 
 
 def ceil_e4(hours: Decimal) -> int:
@@ -195,6 +198,8 @@ def _monday(instant: datetime) -> int:
     return _monday_us(to_us(instant))
 
 
+_PREFILL_SCHEDULES = 60_000
+"""Schedules whose wall-clock hours `prepare` computes ahead (below the cache's size)."""
 _MOST_SHAPES = 16
 """Request shapes whose price columns are kept (each is 33 bytes per price class: about
 3 MB at a million offers)."""
@@ -379,6 +384,14 @@ class CandidateIndex:
         freed by reference counting."""
         first, last = _monday(start) - 7, _monday(end) + _AHEAD_DAYS
         self._timeline = self._new_timeline(first, last)
+        # what the first request per schedule or week would otherwise compute: each
+        # schedule's wall-clock hours (a week's ceiling compares with them; a few µs
+        # each, 44,000 schedules at a million offers) and the weeks' labels
+        if len(self._schedules) <= _PREFILL_SCHEDULES:
+            for schedule in self._schedules:
+                nominal_weekly_hours(schedule)
+        for monday in range(first, last + 1, 7):
+            week_monday(week_label(monday))
         gc.collect()
         gc.freeze()
         return self._timeline

@@ -28,9 +28,11 @@ from .availability import (
     fast_finish,
     fast_plan,
     from_us,
+    hours_of_us,
     local_week_label,
     real_week_hours_fast,
     to_us,
+    week_monday,
 )
 from .capacity import (
     capacity_key,
@@ -115,6 +117,13 @@ def _week_capacity(declared: Decimal, schedule: WeeklySchedule, week: str) -> De
     return max(declared, real_week_hours_fast(schedule, week))
 
 
+def _capacity_of_us(declared: Decimal, schedule: WeeklySchedule, week_us: int) -> Decimal:
+    """`_week_capacity` from the week's µs (`Timeline.week_us`): no week table."""
+    if declared < nominal_weekly_hours(schedule):
+        return declared
+    return max(declared, hours_of_us(week_us))
+
+
 _most_per_week = lru_cache(maxsize=4_096)(most_per_week)
 
 
@@ -124,6 +133,13 @@ def _week_needs(seconds_by_week: tuple[tuple[str, int], ...]) -> tuple[tuple[str
     the same splits come back across requests (whole hours from the same starts)."""
     keys = reservation_keys("", WorkPlan(None, seconds_by_week))
     return tuple((k[1:], h) for k, h in keys.items())
+
+
+@lru_cache(maxsize=65_536)
+def _minor_money(amount: int, minor: int, currency: str) -> Money:
+    """`Money` of `amount` minor units across requests (building one validates it: a few
+    µs, for each fit scored; few distinct amounts recur)."""
+    return Money(amount=Decimal(amount).scaleb(-minor), currency=currency)
 
 
 _US = timedelta(microseconds=1)
@@ -639,7 +655,12 @@ class _Scan:
         self._work: dict[Decimal, tuple[Decimal, int]] = {}
         self._timeline: Timeline | None = None
         self.codes: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
-        """`classify`'s verdict per candidate (`_CODES`)."""
+        """`classify`'s verdict per candidate (`_CODES`; `response` ones may still read
+        `deadline` until `settle_late`)."""
+        self._late: tuple[Timeline, I64, I64, I64 | None, I64] | None = None
+        """The late candidates counted as `deadline` whose `response` verdicts are
+        settled when the explanation is made: timeline, schedules, efforts, F(now)
+        (None unless work may start now) and answers."""
 
     @property
     def n_fits(self) -> int:
@@ -722,7 +743,14 @@ class _Scan:
             )
         return got
 
-    def capacity(self, provider: ProviderEntry, week: str) -> Decimal:
+    def capacity(self, provider: ProviderEntry, week: str, schedule_ordinal: int = -1) -> Decimal:
+        """The week's ceiling (`week_capacity`): from the timeline's week hours when it
+        holds the schedule (`schedule_ordinal`) and the week, else cached per week."""
+        tl = self._timeline
+        if schedule_ordinal >= 0 and tl is not None:
+            us = tl.week_us(schedule_ordinal, week_monday(week))
+            if us is not None:
+                return _capacity_of_us(provider.weekly_capacity_hours, provider.schedule, us)
         return _week_capacity(provider.weekly_capacity_hours, provider.schedule, week)
 
     def fits_capacity(
@@ -793,42 +821,48 @@ class _Scan:
         `Timeline`). Counts the rejections into `rejected`, keeps the fits in
         `vector`, and returns the ordinals left to `check`."""
         index, cols = self.index, self._columns
-        code = np.zeros(len(cands), dtype=np.int8)
         prov = cat.provider[cands]
-        if self.exclude:
-            code[_member(prov, index.known_provider_ordinals(self.exclude))] = _TRIED
         pclass = cat.price_class[cands]
-        code[(code == 0) & ~cat.in_currency[cands]] = _PRICING
+        in_currency = cat.in_currency[cands]
+        tried = _member(prov, index.known_provider_ordinals(self.exclude)) if self.exclude else None
         state = cols.state[pclass]
-        missing = (code == 0) & (state == 0)
+        missing = (state == 0) & in_currency
+        if tried is not None:
+            missing &= ~tried
         if missing.any():
             self.estimate(cat, cands, np.flatnonzero(missing), pclass)
             state = cols.state[pclass]
-        code[(code == 0) & (state == 1)] = _PRICING
-        code[(code == 0) & (state == 3)] = _PYTHON
-        budget = self.budget
-        if budget is not None:
-            on = code == 0
-            code[on & (cols.currency[pclass] != index.currency_code(budget.currency))] = _CURRENCY
-            cap = (budget.amount * PRICE_SCALE).to_integral_value(rounding=ROUND_FLOOR)
-            code[(code == 0) & (cols.amount[pclass] > min(int(cap), 2**62))] = _BUDGET
+        # each filter's verdict is written over the later ones' (evaluate's order from
+        # the last to the first), so the first failing filter's code stays: one mask and
+        # one write per filter
+        code = np.zeros(len(cands), dtype=np.int8)
         sched = index.provider_schedule[prov]
-        if self.spec.live_window is not None:
-            on = code == 0
-            bad = [so for so in set(sched[on].tolist()) if not self.live_schedule_ok(so)]
-            if bad:
-                code[on & _member(sched, np.array(bad, dtype=np.int64))] = _LIVE
         fits_week = index.provider_capacity_e4[prov] >= cols.most_e4[pclass]
         if self.loaded:
             fits_week &= ~_member(prov, index.known_provider_ordinals(self.loaded))
-        code[(code == 0) & ~fits_week] = _PYTHON
+        code[~fits_week] = _PYTHON
+        if self.spec.live_window is not None:
+            bad = [so for so in set(sched.tolist()) if not self.live_schedule_ok(so)]
+            if bad:
+                code[_member(sched, np.array(bad, dtype=np.int64))] = _LIVE
+        budget = self.budget
+        if budget is not None:
+            cap = (budget.amount * PRICE_SCALE).to_integral_value(rounding=ROUND_FLOOR)
+            code[cols.amount[pclass] > min(int(cap), 2**62)] = _BUDGET
+            code[cols.currency[pclass] != index.currency_code(budget.currency)] = _CURRENCY
+        code[state == 3] = _PYTHON
+        code[state == 1] = _PRICING
+        code[~in_currency] = _PRICING
+        if tried is not None:
+            code[tried] = _TRIED
         on = np.flatnonzero(code == 0)
         tl = self._timeline = index.timeline(self.now_us) if len(on) else None
         if tl is None:
             code[on] = _PYTHON
         else:
-            code[on[sched[on] >= tl.n]] = _PYTHON
-            on = on[sched[on] < tl.n]
+            if int(sched.max()) >= tl.n:  # schedules added since the timeline was built
+                code[on[sched[on] >= tl.n]] = _PYTHON
+                on = on[sched[on] < tl.n]
             self.walk_columns(tl, cat, cands, on, prov, pclass, sched, code)
         counted = np.bincount(code, minlength=_PYTHON + 1)
         for c, f in enumerate(_CODES):
@@ -874,7 +908,10 @@ class _Scan:
         on = on[np.argsort(sched[on], kind="stable")]  # the searches then go in order
         s = sched[on]
         minutes = self.index.provider_window_minutes[prov[on]]
-        window = np.where(minutes > 0, minutes * 60_000_000, self.window_us)
+        if minutes.any():
+            window = np.where(minutes > 0, minutes * 60_000_000, self.window_us)
+        else:  # nobody set a window of their own: the policy's
+            window = np.full(len(on), self.window_us, dtype=np.int64)
         effort = self._columns.effort[pclass[on]]
         answer_from, answer_by, finish, state, worked = tl.answer_finish(
             s, self.now_us, window, h, e, effort, d
@@ -883,27 +920,53 @@ class _Scan:
         code[on[state == -1]] = _PYTHON
         late = np.flatnonzero((state != -1) & ~fit)
         if len(late):
-            awake, awake_state = tl.finish(
-                s[late],
-                np.full(len(late), e, dtype=np.int64),
-                effort[late],
-                np.full(len(late), min(e + h, d), dtype=np.int64),
-                worked[late] if e == self.now_us else None,
-            )
-            in_time = (awake_state == 1) & (awake <= d)
-            response = np.where((answer_by[late] > e) & in_time, _RESPONSE, _DEADLINE)
-            code[on[late]] = np.where(awake_state == -1, _PYTHON, response).astype(np.int8)
+            f_now = worked[late] if e == self.now_us else None
+            if min(e + h, d) <= tl.hi:
+                # every late walk is decided here: whether the answer window made it late
+                # (`response`) or not (`deadline`) only tells the explanation apart, read
+                # when nobody qualifies, so it is settled then (`settle_late`)
+                code[on[late]] = _DEADLINE
+                self._late = (tl, s[late], effort[late], f_now, answer_by[late])
+            else:
+                awake, awake_state = tl.finish(s[late], e, effort[late], min(e + h, d), f_now)
+                in_time = (awake_state == 1) & (awake <= d)
+                response = np.where((answer_by[late] > e) & in_time, _RESPONSE, _DEADLINE)
+                code[on[late]] = np.where(awake_state == -1, _PYTHON, response).astype(np.int8)
         k = np.flatnonzero(fit)
+        at = on[k]
         self.vector = _VectorFits(
             cat,
-            cands[on[k]],
-            prov[on[k]],
-            pclass[on[k]],
+            cands[at],
+            prov[at],
+            pclass[at],
             finish[k],
             answer_from[k],
             answer_by[k],
             effort[k],
         )
+
+    def settle_late(self) -> None:
+        """Move the late candidates that an immediate answer would have brought in time
+        from `deadline` to `response` in `counts` (as `evaluate`: the answer window made
+        them late), by the walks from the earliest start."""
+        if self._late is None:
+            return
+        tl, s, effort, f_now, answer_by = self._late
+        self._late = None
+        e, d = self.earliest_us, self.deadline_us
+        awake, awake_state = tl.finish(s, e, effort, min(e + self.horizon_us, d), f_now)
+        assert not (awake_state == -1).any()  # its limit is inside the timeline
+        in_time = (awake_state == 1) & (awake <= d)
+        moved = int(np.count_nonzero((answer_by > e) & in_time))
+        if moved:
+            counts = self.counts
+            counts[(Filter.DEADLINE, "")] -= moved
+            counts[(Filter.RESPONSE, "")] = counts.get((Filter.RESPONSE, ""), 0) + moved
+
+    def explained(self, considered: int) -> Explained:
+        """The outcome's explanation (made on first read)."""
+        self.settle_late()
+        return _explained(self.spec, considered, self.counts, self.n_fits)
 
     def live_schedule_ok(self, schedule_ordinal: int) -> bool:
         """`live_window_ok` of a schedule (it reads only the provider's schedule)."""
@@ -986,8 +1049,11 @@ class _Scan:
         # the price component compares with the budget, never with the cheapest fit
         cheapest = {} if budget is not None and budget.amount > 0 else self.cheapest()
         base = w["load"]
-        unrated = _clamp01(rating_component(None, policy.rating_prior)) * w["rating"]
+        # the rating component of every provider without ratings (most): computed once
+        unrated_raw = rating_component(None, policy.rating_prior)
+        unrated = _clamp01(unrated_raw) * w["rating"]
         ratings, trusted = ctx.ratings, ctx.trusted_providers
+        reserved = ctx.reserved_hours
         e, d = self.earliest_us, self.deadline_us
         prices: dict[int, float] = {}
 
@@ -1023,31 +1089,52 @@ class _Scan:
         order = np.argsort(-every, kind="stable")
         n_python = len(self.fits)
         weeks: dict[str, str] = {}
+        # `weighted_total`'s products and sum, in its order: the same floats
+        weighted = [(k, w[k]) for k in SCORE_COMPONENTS]
+        bound_of = every.tolist()
         top: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
         for n in order.tolist():
-            if len(top) >= limit and every[n] + 1e-5 < -top[limit - 1][0]:
+            if len(top) >= limit and bound_of[n] + 1e-5 < -top[limit - 1][0]:
                 break
             f = self.fits[n] if n < n_python else self.vector_fit(n - n_python)
             p = f.provider
             pid = p.provider_id
+            stats = ratings.get(pid) if ratings else None
             components = {
                 "slack": slack_us(e, f.finish, d),
-                "rating": rating_component(ratings.get(pid), policy.rating_prior),
+                "rating": unrated_raw
+                if stats is None
+                else rating_component(stats, policy.rating_prior),
                 "price": price_part(f.price),
                 "trust_bonus": 1.0 if pid in trusted else 0.0,
                 "awake": awake_us(e, f.answer_from, d),
             }
-            label = weeks.get(p.time_zone)
-            if label is None:
-                label = weeks[p.time_zone] = local_week_label(p.schedule.zone, self.now_us)
-            components["load"] = load_component(
-                ctx.reserved_hours.get(f"{pid}:{label}", _ZERO), self.capacity(p, label)
-            )
-            total = weighted_total(components, policy.weights)
+            components["load"] = self.load(p, reserved, weeks, f.schedule_ordinal)
+            total = round(sum([min(1.0, max(0.0, components[k])) * wk for k, wk in weighted]), 6)
             top.append((-total, f.finish, f.row.offer_id, f, components))
             top.sort(key=lambda t: t[:3])
             del top[limit:]
         return [self.candidate(f, components) for _, _, _, f, components in top]
+
+    def load(
+        self,
+        p: ProviderEntry,
+        reserved: Mapping[str, Decimal],
+        weeks: dict[str, str],
+        schedule_ordinal: int,
+    ) -> float:
+        """`load_component` of the provider's current week. With nothing reserved and a
+        positive declared capacity it is 1 (a week's ceiling is never below the declared
+        capacity), without the week's label or ceiling: most fits, on every request."""
+        if not reserved and p.weekly_capacity_hours > 0:
+            return 1.0
+        label = weeks.get(p.time_zone)
+        if label is None:
+            label = weeks[p.time_zone] = local_week_label(p.schedule.zone, self.now_us)
+        held = reserved.get(f"{p.provider_id}:{label}", _ZERO)
+        if held == 0 and p.weekly_capacity_hours > 0:
+            return 1.0
+        return load_component(held, self.capacity(p, label, schedule_ordinal))
 
     def cheapest(self) -> dict[str, Money]:
         """The cheapest price of the fits per currency (the price component without a
@@ -1097,10 +1184,10 @@ class _Scan:
                 got = self._moneys[price_id]
             else:
                 minor = int(params.minor[c])
-                amount = int(self._columns.amount[c]) // 10 ** (6 - minor)
-                got = Money(
-                    amount=Decimal(amount).scaleb(-minor),
-                    currency=self.index.currency_name(int(self._columns.currency[c])),
+                got = _minor_money(
+                    int(self._columns.amount[c]) // 10 ** (6 - minor),
+                    minor,
+                    self.index.currency_name(int(self._columns.currency[c])),
                 )
             self._money[c] = got
         return got
@@ -1119,11 +1206,16 @@ class _Scan:
         if window <= 0:
             slack = np.zeros(len(v))
             awake = np.where(v.answer_from - e <= 0, 1.0, 0.0)
+            bound = (w["load"] + unrated) + slack * w["slack"] + awake * w["awake"]
         else:
-            slack = _unit((d - v.finish) / 1_000_000 / window)
-            wait = (v.answer_from - e) / 1_000_000
-            awake = np.where(wait <= 0, 1.0, _unit(1 - wait / window))
-        bound = (w["load"] + unrated) + slack * w["slack"] + awake * w["awake"]
+            # a fit finishes between the earliest start and the deadline, so its slack
+            # is in [0, 1] without clamping; awake is 1 for a wait <= 0 by the upper
+            # clamp. Scale factors taken once: the floats may differ from `slack_us` /
+            # `awake_us` in the last bit, far inside the bounds' 1e-5 margin
+            per_us = 1 / (window * 1_000_000)
+            awake = _unit((1 - (v.answer_from - e) * per_us).astype(np.float64, copy=False))
+            bound = (d - v.finish) * (per_us * w["slack"]) + awake * w["awake"]
+            bound += w["load"] + unrated
         ctx, policy, index = self.context, self.policy, self.index
         if ctx.ratings:
             rated = {index.provider_ordinal(p): st for p, st in ctx.ratings.items()}
@@ -1223,7 +1315,7 @@ class _Scan:
         return Booking(
             from_us(f.finish),
             {capacity_key(pid, w): h for w, h in weeks},
-            {capacity_key(pid, w): self.capacity(p, w) for w, _ in weeks},
+            {capacity_key(pid, w): self.capacity(p, w, f.schedule_ordinal) for w, _ in weeks},
             ResponseWindow(self.now, from_us(f.answer_from), from_us(f.answer_by)),
         )
 
@@ -1247,7 +1339,7 @@ def find_matches(
     considered = scan.run()
     n = policy.candidates_limit if limit is None else limit
     ranked = scan.rank(n)
-    why = Lazy(partial(_explained, spec, considered, scan.counts, scan.n_fits))
+    why = Lazy(partial(scan.explained, considered))
     return MatchOutcome(tuple(ranked), considered, why)
 
 

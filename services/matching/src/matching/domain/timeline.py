@@ -77,7 +77,7 @@ class Timeline:
         if self.n * self.span >= 2**62:
             raise ValueError("too many schedules or weeks for 64-bit keys")
         # machine integers, not Python ones: a million offers' schedules have millions
-        starts, ends, weeks = array("q"), array("q"), array("q")
+        starts, ends, weeks, per_week = array("q"), array("q"), array("q"), array("q")
         counts: list[int] = []
         for sched in schedules:
             k = 0
@@ -87,8 +87,15 @@ class Timeline:
                     starts.append(lo)
                     ends.append(hi)
                 weeks.extend(repeat(monday, len(spans)))
+                per_week.append(len(spans))
                 k += len(spans)
             counts.append(k)
+        self.n_weeks = (last_monday - first_monday) // 7 + 1
+        raw = np.concatenate(([0], np.cumsum(np.frombuffer(ends, dtype=np.int64) - starts)))
+        bounds = np.concatenate(([0], np.cumsum(np.frombuffer(per_week, dtype=np.int64))))
+        self._week_us: I64 = raw[bounds[1:]] - raw[bounds[:-1]]
+        """Per (schedule, week), row-major: the µs of the week table's spans as they are
+        (`real_week_hours_fast` sums the same), so a week's capacity needs no table."""
         seg = np.repeat(np.arange(self.n, dtype=np.int64), counts)
         base = seg * self.span - self.t0
         a = np.frombuffer(starts, dtype=np.int64) + base
@@ -112,37 +119,67 @@ class Timeline:
         """Working time of all schedules before each schedule's first piece."""
         cs = done - length - until[seg]
         self.total: I64 = np.diff(until)
-        # one sentinel past the end (schedule -1) so that every search result indexes
-        self.ps: I64 = np.append(ps, 0)
+        # after each schedule's pieces an empty one at the end of its keys (start = end =
+        # (s + 1) * span - 1, working time before it = the schedule's total), so that a
+        # search for a key of schedule s (an instant before `t0 + span - 1`) always lands
+        # on a piece of s (`worked` needs no check); one more past the end (schedule
+        # -1) so that every search result indexes
+        last = np.arange(1, self.n + 1, dtype=np.int64) * self.span - 1
+        at = first[1:]
+        self.ps: I64 = np.append(np.insert(ps, at, last), 0)
         self._starts: I64 = self.ps[:-1]
-        """The pieces' starts without the sentinel (sorted)."""
-        self.pe: I64 = pe
-        self.cs: I64 = np.append(cs, 0)
-        self.seg: I64 = np.append(seg, -1)
-        self.ce_key: I64 = seg * self.span + cs + length
+        """The pieces' starts without the last sentinel (sorted)."""
+        self.pe: I64 = np.insert(pe, at, last)
+        self.cs: I64 = np.append(np.insert(cs, at, self.total), 0)
+        self.seg: I64 = np.append(np.insert(seg, at, np.arange(self.n, dtype=np.int64)), -1)
+        # the sentinel's cumulative end equals the last piece's: a search from the left
+        # finds the real piece first
+        ce = seg * self.span + cs + length
+        self.ce_key: I64 = np.insert(
+            ce, at, np.arange(self.n, dtype=np.int64) * self.span + self.total
+        )
+        self.week = np.insert(self.week, at, last_monday)
+        self._latest = self.t0 + self.span - 2
+        """The latest instant `worked` takes as it is (later ones are clamped to it: the
+        schedule has no piece ending after it)."""
+
+    def week_us(self, s: int, monday: int) -> int | None:
+        """The µs of schedule `s`'s week table for the week of `monday` (a date ordinal),
+        None outside the range."""
+        if 0 <= s < self.n and self.first_monday <= monday <= self.last_monday:
+            return int(self._week_us[s * self.n_weeks + (monday - self.first_monday) // 7])
+        return None
 
     def covers(self, us: int) -> bool:
         return self.lo <= us < self.hi
 
-    def worked(self, s: I64, t: I64) -> tuple[I64, I64]:
-        """(F(t), start of the first piece ending after t) for schedule `s[k]` at `t[k]`;
-        the start is `hi` or later when there is none in the range."""
-        key = s * self.span + (t - self.t0)
+    def worked(self, s: I64, t: I64 | int, off: I64 | None = None) -> tuple[I64, I64]:
+        """(F(t), start of the first piece ending after t) for schedule `s[k]` at `t[k]`
+        (or at `t` for all); the start is `hi` or later when there is none in the
+        range. `off`: `s * span - t0` when the caller has it."""
+        if off is None:
+            off = s * self.span - self.t0
+        if isinstance(t, int):
+            key = off + min(t, self._latest)
+        else:
+            key = off + np.minimum(t, self._latest)
         i = self.pe.searchsorted(key, side="right")
-        inside = self.seg[i] == s
-        f = np.where(inside, self.cs[i] + np.maximum(key - self.ps[i], 0), self.total[s])
-        nxt = np.where(inside, self.ps[i] - s * self.span + self.t0, self.hi)
-        return f, nxt
+        ps = self.ps[i]
+        # i is a piece of s (its end sentinel at the latest): no check of its schedule
+        f = self.cs[i] + np.maximum(key - ps, 0)
+        return f, ps - off
 
-    def reach(self, s: I64, v: I64) -> Walked:
+    def reach(self, s: I64, v: I64, off: I64 | None = None) -> Walked:
         """The first instant where schedule `s[k]` has worked `v[k]` (> 0) since the range
-        began: F⁻¹, left-most."""
+        began: F⁻¹, left-most. `off`: `s * span - t0` when the caller has it."""
+        if off is None:
+            off = s * self.span - self.t0
         v = np.minimum(v, self.span)
-        j = self.ce_key.searchsorted(s * self.span + v, side="left")
-        found = self.seg[j] == s
-        off = s * self.span - self.t0
-        ps = self.ps[j]
-        return Walked(ps + (v - self.cs[j]) - off, ps - off, found)
+        # ce_key - t0 ... the keys of s's cumulative ends are s * span + F
+        j = self.ce_key.searchsorted(off + self.t0 + v, side="left")
+        ps = self.ps[j] - off
+        # past s's total, j is the next schedule's first piece (or the last sentinel)
+        return Walked(ps + (v - self.cs[j]), ps, self.seg[j] == s)
 
     def split(self, s: int, start: int, finish: int) -> tuple[tuple[str, int], ...]:
         """`FastPlan.seconds_by_week` of the work of schedule `s` from `start` to `finish`
@@ -161,17 +198,33 @@ class Timeline:
         return tuple((w, us // 1_000_000) for w, us in sorted(by_week.items()))
 
     def finish(
-        self, s: I64, start: I64, effort: I64, limit: I64, worked: I64 | None = None
+        self,
+        s: I64,
+        start: I64 | int,
+        effort: I64,
+        limit: I64 | int,
+        worked: I64 | None = None,
+        off: I64 | None = None,
     ) -> tuple[I64, I64]:
         """`fast_finish` for every k: (finish, state) with state 1 = finishes at `finish`,
-        0 = not before `limit`, -1 = undecided here (the Python walk decides).
-        `worked`: F(start) when the caller knows it (one search less)."""
-        f0 = self.worked(s, start)[0] if worked is None else worked
-        r = self.reach(s, f0 + effort)
+        0 = not before `limit` (an array, or one instant for all), -1 = undecided here
+        (the Python walk decides). `worked`: F(start) when the caller knows it (one
+        search less); `off`: `s * span - t0`."""
+        if off is None:
+            off = s * self.span - self.t0
+        f0 = self.worked(s, start, off)[0] if worked is None else worked
+        r = self.reach(s, f0 + effort, off)
         in_time = np.maximum(r.piece_start, start) < limit
-        state = np.where(r.found, np.where(in_time, 1, 0), np.where(limit <= self.hi, 0, -1))
-        state = np.where(effort <= 0, 1, state)
-        return np.where(effort <= 0, start, r.at), state
+        if isinstance(limit, int):
+            state = np.where(r.found, in_time, 0 if limit <= self.hi else -1)
+        else:
+            state = np.where(r.found, in_time, np.where(limit <= self.hi, 0, -1))
+        finish = r.at
+        if effort.min() <= 0:  # never with the catalog's efforts: two calls saved
+            zero = effort <= 0
+            state = np.where(zero, 1, state)
+            finish = np.where(zero, start, finish)
+        return finish, state.astype(np.int64, copy=False)
 
     def answer_finish(
         self,
@@ -185,23 +238,30 @@ class Timeline:
     ) -> tuple[I64, I64, I64, I64, I64]:
         """`fast_answer_finish` for every k (window > 0): (answer_from, answer_by, finish,
         state, F(now)), state as in `finish`, -1 also when the answer is undecided here.
-        Faster with `s` sorted (the searches then go through the pieces in order)."""
+        Faster with `s` sorted (the searches then go through the pieces in order).
+        Scalar bounds are compared once, not per candidate."""
         limit = now + horizon
-        f0, nxt = self.worked(s, np.full_like(s, now))
+        off = s * self.span - self.t0
+        f0, nxt = self.worked(s, now, off)
         # the first piece ending after now is where the answer can start (if before limit)
-        known = (nxt < self.hi) | (limit <= self.hi)
-        answer_from = np.where(nxt < limit, np.maximum(nxt, now), now)
-        r = self.reach(s, f0 + window)
-        answered = r.found & (np.maximum(r.piece_start, now) < limit)
-        known &= r.found | (limit <= self.hi)
-        answer_by = np.where(answered, r.at, now + window)
+        answer_from = np.maximum(nxt, now)
+        answer_from[nxt >= limit] = now
+        r = self.reach(s, f0 + window, off)
+        if limit > now:
+            answered = r.found & (r.piece_start < limit)
+        else:
+            answered = np.zeros(len(s), dtype=bool)
+        known = None if limit <= self.hi else (nxt < self.hi) & r.found
+        answer_by = np.where(answered, r.at, window + now)
         start = np.maximum(answer_by, earliest)
         # where the work starts at the answer, F there is F(now) + window (F⁻¹ is left-most)
         at_answer = answered & (answer_by >= earliest)
         worked = f0 + window
         if not at_answer.all():
             other = ~at_answer
-            worked[other] = self.worked(s[other], start[other])[0]
+            worked[other] = self.worked(s[other], start[other], off[other])[0]
         limit_work = np.minimum(start + horizon, deadline)
-        finish, state = self.finish(s, start, effort, limit_work, worked)
-        return answer_from, answer_by, finish, np.where(known, state, -1), f0
+        finish, state = self.finish(s, start, effort, limit_work, worked, off)
+        if known is not None:
+            state[~known] = -1
+        return answer_from, answer_by, finish, state, f0
