@@ -70,6 +70,35 @@ async def test_handler_receives_the_decoded_envelope():
     assert parked == []
 
 
+async def test_a_record_is_handled_without_a_worker_thread(monkeypatch):
+    """FastStream resolves a `KafkaMessage` context parameter with a synchronous call,
+    which fast_depends runs in a worker thread for every record; our handler takes the
+    message from the decoder instead, so nothing leaves the event loop."""
+    import anyio.to_thread
+
+    hops: list[object] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func, *args, **kwargs):
+        hops.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    broker, consumer, parked = build()
+    got: list[str] = []
+
+    @consumer.on(type(registered()))
+    async def handle(env: Envelope) -> None:
+        got.append(env.id)
+
+    consumer.subscribe([PROVIDERS])
+    env = Envelope(registered("prv_t"), source="/delego/catalog")
+    async with TestKafkaBroker(broker):
+        await send(broker, env)
+    assert got == [env.id] and parked == []
+    assert hops == []
+
+
 async def test_transient_failure_is_retried_then_succeeds():
     broker, consumer, parked = build()
     calls = 0
