@@ -121,10 +121,15 @@ def make_targets() -> set[str]:
 
 
 def console_scripts() -> set[str]:
+    """The scripts `make` installs: the workspace root's and its members' (by the root's
+    member globs, not a walk of the tree: a test's Kafka deletes partition directories
+    under `.delego/` while another test runs)."""
     names = {"python", "python3", "pytest", "ruff", "mypy"}
-    for pyproject in ROOT.glob("**/pyproject.toml"):
-        if ".venv" in pyproject.parts or ".delego" in pyproject.parts:
-            continue
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    members = root["tool"]["uv"]["workspace"]["members"]
+    pyprojects = [ROOT / "pyproject.toml"]
+    pyprojects += [p for m in members for p in sorted(ROOT.glob(f"{m}/pyproject.toml"))]
+    for pyproject in pyprojects:
         names |= set(tomllib.loads(pyproject.read_text()).get("project", {}).get("scripts", {}))
     return names
 
