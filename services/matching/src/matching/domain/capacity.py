@@ -12,10 +12,10 @@ overbooking a provider.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from zoneinfo import ZoneInfo
 
 from .schedule import WeeklySchedule, WorkPlan, iso_week
@@ -112,9 +112,17 @@ def week_capacity(declared: Decimal, schedule: WeeklySchedule, week: str) -> Dec
     week: in a fall-back week it grows to the week's real hours (a Toronto
     Sunday 00:00-04:00 is 5 real hours on that night).
     """
+    return bookable_hours(declared, schedule, partial(real_week_hours, schedule, week))
+
+
+def bookable_hours(
+    declared: Decimal, schedule: WeeklySchedule, real_hours: Callable[[], Decimal]
+) -> Decimal:
+    """`week_capacity`'s rule, with the week's real hours from wherever the caller has
+    them (asked only when the declared capacity covers the whole schedule)."""
     if declared < nominal_weekly_hours(schedule):
         return declared
-    return max(declared, real_week_hours(schedule, week))
+    return max(declared, real_hours())
 
 
 def week_capacities(

@@ -35,8 +35,8 @@ from .availability import (
     week_monday,
 )
 from .capacity import (
+    bookable_hours,
     capacity_key,
-    nominal_weekly_hours,
     planning_keys,
     reservation_keys,
     week_capacities,
@@ -64,7 +64,7 @@ from .index import (
     PricedWork,
     ordinal_array,
 )
-from .policy import DEFAULT_POLICY, SCORE_COMPONENTS, MatchingPolicy
+from .policy import DEFAULT_POLICY, MatchingPolicy
 from .price_columns import KIND_PYTHON, PRICE_SCALE, estimate, most_per_week
 from .pricing_estimate import estimate_price, work_hours, work_units
 from .rating import RatingStats, rating_component
@@ -79,6 +79,8 @@ from .scoring import (
     price_component,
     slack_component,
     slack_us,
+    weight_pairs,
+    weighted_sum,
     weighted_total,
 )
 from .spec import RequestSpec
@@ -112,16 +114,12 @@ def _week_capacity(declared: Decimal, schedule: WeeklySchedule, week: str) -> De
     """`week_capacity` across requests (it depends on the catalog only: declared hours,
     schedule, week, and the same providers' weeks come back request after request),
     with the real hours from the week table (`real_week_hours_fast`: the same value)."""
-    if declared < nominal_weekly_hours(schedule):
-        return declared
-    return max(declared, real_week_hours_fast(schedule, week))
+    return bookable_hours(declared, schedule, partial(real_week_hours_fast, schedule, week))
 
 
 def _capacity_of_us(declared: Decimal, schedule: WeeklySchedule, week_us: int) -> Decimal:
     """`_week_capacity` from the week's µs (`Timeline.week_us`): no week table."""
-    if declared < nominal_weekly_hours(schedule):
-        return declared
-    return max(declared, hours_of_us(week_us))
+    return bookable_hours(declared, schedule, partial(hours_of_us, week_us))
 
 
 _most_per_week = lru_cache(maxsize=4_096)(most_per_week)
@@ -1043,7 +1041,8 @@ class _Scan:
         if not self.n_fits or limit <= 0:
             return []
         spec, ctx, policy = self.spec, self.context, self.policy
-        w = {k: float(policy.weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
+        weighted = weight_pairs(policy.weights)
+        w = dict(weighted)
         budget = spec.budget
         # with a budget every fit is in its currency (the currency filter came first), so
         # the price component compares with the budget, never with the cheapest fit
@@ -1089,8 +1088,6 @@ class _Scan:
         order = np.argsort(-every, kind="stable")
         n_python = len(self.fits)
         weeks: dict[str, str] = {}
-        # `weighted_total`'s products and sum, in its order: the same floats
-        weighted = [(k, w[k]) for k in SCORE_COMPONENTS]
         bound_of = every.tolist()
         top: list[tuple[float, int, str, _Fit, dict[str, float]]] = []
         for n in order.tolist():
@@ -1110,7 +1107,7 @@ class _Scan:
                 "awake": awake_us(e, f.answer_from, d),
             }
             components["load"] = self.load(p, reserved, weeks, f.schedule_ordinal)
-            total = round(sum([min(1.0, max(0.0, components[k])) * wk for k, wk in weighted]), 6)
+            total = weighted_sum(components, weighted)
             top.append((-total, f.finish, f.row.offer_id, f, components))
             top.sort(key=lambda t: t[:3])
             del top[limit:]

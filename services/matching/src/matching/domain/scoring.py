@@ -88,21 +88,32 @@ def load_component(reserved_hours: Decimal, weekly_capacity: Decimal) -> float:
     return _score(1 - reserved_hours / weekly_capacity)
 
 
-def weighted_total(components: Mapping[str, float], weights: Mapping[str, float]) -> float:
+def weight_pairs(weights: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """The weights as floats in `SCORE_COMPONENTS` order (missing ones 0): what
+    `weighted_sum` takes, resolved once by a caller that scores many fits."""
+    return tuple((k, float(weights.get(k, 0.0))) for k in SCORE_COMPONENTS)
+
+
+def weighted_sum(components: Mapping[str, float], pairs: Iterable[tuple[str, float]]) -> float:
     """Weighted sum of the clamped components (rounded: stable ordering and equality).
-    (`_clamp` inlined, a list rather than a generator: this runs a dozen times per
-    request.)"""
-    get, weight = components.get, weights.get
-    total = sum([min(1.0, max(0.0, get(k, 0.0))) * float(weight(k, 0.0)) for k in SCORE_COMPONENTS])
-    return round(total, 6)
+    (`_clamp` inlined, a list rather than a generator: ranking runs this for every
+    fit it scores.)"""
+    get = components.get
+    return round(sum([min(1.0, max(0.0, get(k, 0.0))) * w for k, w in pairs]), 6)
+
+
+def weighted_total(components: Mapping[str, float], weights: Mapping[str, float]) -> float:
+    """`weighted_sum` with the weights as the policy gives them."""
+    return weighted_sum(components, weight_pairs(weights))
 
 
 def breakdown(components: Mapping[str, float], weights: Mapping[str, float]) -> ScoreBreakdown:
     """Weighted sum; missing weights count as 0, every component is reported."""
     values = {k: _clamp(components.get(k, 0.0)) for k in SCORE_COMPONENTS}
-    w = {k: float(weights.get(k, 0.0)) for k in SCORE_COMPONENTS}
+    pairs = weight_pairs(weights)
+    w = dict(pairs)
     return ScoreBreakdown(
-        total=weighted_total(values, w),
+        total=weighted_sum(values, pairs),
         slack=round(values["slack"], 6),
         rating=round(values["rating"], 6),
         price=round(values["price"], 6),
