@@ -9,9 +9,9 @@ in a fresh process so that memory is measured per size:
   on its first request and every few weeks), and the process RSS once both are
   built (before the brute force's own copy of the catalog exists);
 - p50 / p99 of `find_matches` over `--queries` requests, with what the service
-  then reads of the outcome (`matched`: the proposed candidate's offer, score and
-  booking, or the explanation when nobody qualifies; they are built when first
-  read);
+  then reads of the outcome (`matched`: the proposed candidate's agreed terms,
+  score and booking, or the explanation when nobody qualifies; they are built
+  when first read);
 - p50 / p99 of `find_matches_bruteforce` (every offer, one by one) over the
   first `--scan-queries` of those requests (fewer at large sizes: a scan of
   1M offers takes seconds; the output says how many); each of them must give
@@ -266,7 +266,7 @@ def matched(
     idx: Any, spec: RequestSpec, now: datetime, find: Callable[..., Any] = find_matches
 ) -> Any:
     """`find_matches` and what the service then reads of the outcome (parts are built
-    when first read): the proposed candidate's offer snapshot, score, reservation,
+    when first read): the proposed candidate's agreed terms, score, reservation,
     capacity and response window (`ClientRequest.propose`, the reservation), or the
     explanation when nobody qualifies."""
     out = find(idx, spec, now)
@@ -274,7 +274,7 @@ def matched(
     if best is None:
         _ = out.reasons
     else:
-        _ = (best.offer, best.score, best.reservation, best.capacity, best.response)
+        _ = (best.terms(), best.score, best.reservation, best.capacity, best.response)
     return out
 
 

@@ -287,8 +287,8 @@ class RequestHandlers:
             if not outcome.candidates:
                 return outcome
             for c in outcome.candidates:
-                snap = c.provider.snapshot
-                if await self.store.reserve(snap.provider_id, c.capacity, c.reservation, hold, now):
+                pid = c.provider.provider_id
+                if await self.store.reserve(pid, c.capacity, c.reservation, hold, now):
                     return replace(outcome, candidates=(c,))
             log.info("match.capacity_race", request_id=req.request_id, retry=True)
         assert outcome is not None

@@ -278,6 +278,53 @@ def test_candidates_parse_their_offer_snapshot_only_when_read():
     assert brute == out
 
 
+def test_agreed_terms_are_the_snapshots_without_parsing_them():
+    """A proposal's terms come from the index's row and provider entry: the same terms
+    as made from the catalog's snapshots (SAP number, delivery mode, activity and
+    currency included), and no snapshot is parsed for them."""
+    from delego_shared.events.common import AgreedTerms, DeliveryMode
+    from matching.domain import index as index_module
+    from matching.domain import readmodel
+
+    providers = [kolkata(f"p{i}", sap=f"SAP{i:09d}" if i % 2 else None) for i in range(12)]
+    offers = [
+        offer(f"o{i}", f"p{i}", pricing=hourly(str(10 + i))).model_copy(
+            update={
+                "delivery_mode": DeliveryMode.AT_HOME if i % 3 else DeliveryMode.REMOTE,
+                "sap_activity": "assistance_administrative" if i % 2 else None,
+            }
+        )
+        for i in range(12)
+    ]
+    idx = CandidateIndex.build(providers, offers)
+    index_module._offer_snapshot.cache_clear()
+    readmodel._provider_snapshot.cache_clear()
+
+    out = find_matches(idx, spec(deadline=at("Europe/Paris", 2026, 2, 12, 9)), NOW)
+    got = [c.terms() for c in out.candidates]
+
+    assert len(got) == 5
+    assert index_module._offer_snapshot.cache_info().currsize == 0
+    assert readmodel._provider_snapshot.cache_info().currsize == 0
+    for terms in got:
+        o = next(x for x in offers if x.offer_id == terms.offer_id)
+        p = next(x for x in providers if x.provider_id == o.provider_id)
+        assert terms == AgreedTerms(
+            offer_id=o.offer_id,
+            offer_version=o.version,
+            provider_id=p.provider_id,
+            provider_display_name=p.display_name,
+            provider_sap_number=p.sap_declaration.number if p.sap_declaration else None,
+            category=o.category,
+            delivery_mode=o.delivery_mode,
+            sap_activity=o.sap_activity,
+            currency=o.currency,
+            pricing=o.pricing,
+        )
+    assert {t.provider_sap_number is None for t in got} == {True, False}
+    assert {t.delivery_mode for t in got} == {DeliveryMode.AT_HOME, DeliveryMode.REMOTE}
+
+
 def test_the_explanation_is_built_when_first_read(monkeypatch):
     """Matching counts the exclusions but writes no text; the first read of `reasons`
     builds them once, the same as `explain` on those counts."""

@@ -129,3 +129,51 @@ def test_week_hours_are_the_week_tables(scheds, now, weeks):
         assert tl.week_us(i, tl.last_monday + 7) is None
         assert tl.week_us(i, tl.first_monday - 7) is None
     assert tl.week_us(len(scheds), tl.first_monday) is None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(schedules(), overlapping()), min_size=1, max_size=4),
+    moments(),
+    st.integers(0, 2),
+    st.data(),
+)
+def test_searches_started_from_the_tables_are_the_binary_searches(scheds, now, weeks, data):
+    """The walks' searches start from a per-day and a per-4-hours table and step from
+    there: the same pieces as a binary search of the whole arrays, at any instant and
+    any working time of each schedule, piece boundaries and totals included."""
+    tl = _timeline(scheds, to_us(now), 1, weeks)
+    n = st.integers(1, 24)
+    s = np.array(data.draw(st.lists(st.integers(0, len(scheds) - 1), min_size=1, max_size=24)))
+    off = s * tl.span - tl.t0
+    ends = (tl.pe[tl.seg[: len(tl.pe)] == k] - (k * tl.span - tl.t0) for k in s.tolist())
+    t = np.array(
+        [
+            data.draw(
+                st.one_of(
+                    st.integers(tl.t0, tl.t0 + tl.span - 2),
+                    st.sampled_from([*(int(e) - d for e in end for d in (-1, 0, 1)), tl.t0]),
+                ).filter(lambda x: tl.t0 <= x <= tl.t0 + tl.span - 2)
+            )
+            for end in ends
+        ],
+        dtype=np.int64,
+    )
+    key = off + t
+    assert tl._first_end_after(s, t, key).tolist() == tl.pe.searchsorted(key, "right").tolist()
+    v = np.array(
+        [
+            data.draw(
+                st.one_of(
+                    st.integers(1, tl.span),
+                    st.sampled_from([int(tl.total[k]) + d for d in (-1, 0, 1)]),
+                    n.map(lambda h: h * 4 * 3_600_000_000),
+                ).filter(lambda x: 1 <= x <= tl.span)
+            )
+            for k in s.tolist()
+        ],
+        dtype=np.int64,
+    )
+    key = s * tl.span + v
+    got = tl._first_total_from(s, v, key).tolist()
+    assert got == tl.ce_key.searchsorted(key, "left").tolist()

@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from delego_shared.events.catalog import OfferSnapshot, OfferStatus, ProviderSnapshot
-from delego_shared.events.common import SkillLevel, pricing_currency
+from delego_shared.events.common import DeliveryMode, SkillLevel, pricing_currency
 from delego_shared.types import Money
 
 from .availability import to_us, week_label, week_monday
@@ -87,9 +88,19 @@ def _offer_snapshot(raw: bytes) -> OfferSnapshot:
     return OfferSnapshot.model_validate_json(zlib.decompress(raw))
 
 
+class SaleTerms(NamedTuple):
+    """The offer's fields a proposal's agreed terms copy besides those matching reads:
+    a handful of distinct values, one shared object each."""
+
+    delivery_mode: DeliveryMode
+    sap_activity: str | None
+    currency: str
+
+
 @dataclass(slots=True)
 class OfferRow:
-    """What matching reads of one offer per request (no pydantic)."""
+    """What matching reads of one offer per request (no pydantic), and what a proposal's
+    agreed terms copy of it (`Candidate.terms`: the same names as `OfferSnapshot`'s)."""
 
     offer_id: str
     provider_id: str
@@ -106,7 +117,8 @@ class OfferRow:
     price_class: int
     """Equal for offers with equal pricing and typical effort: their estimates are equal."""
     raw: bytes
-    """The snapshot as zlib-compressed JSON (parsed back only for proposals)."""
+    """The snapshot as zlib-compressed JSON (parsed back only when `snapshot` is read)."""
+    sale: SaleTerms
     provider_ordinal: int = -1
     """The provider's position in the index's provider columns."""
     ordinal: int = -1
@@ -116,6 +128,18 @@ class OfferRow:
     @property
     def snapshot(self) -> OfferSnapshot:
         return _offer_snapshot(self.raw)
+
+    @property
+    def delivery_mode(self) -> DeliveryMode:
+        return self.sale.delivery_mode
+
+    @property
+    def sap_activity(self) -> str | None:
+        return self.sale.sap_activity
+
+    @property
+    def currency(self) -> str:
+        return self.sale.currency
 
 
 @dataclass(slots=True)
@@ -222,6 +246,7 @@ class CandidateIndex:
         self._skill_keys: dict[SkillKey, SkillKey] = {}
         self._skill_tuples: dict[tuple[SkillKey, ...], tuple[SkillKey, ...]] = {}
         self._langs: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._sales: dict[SaleTerms, SaleTerms] = {}
         self._prices: list[Money] = []
         self._price_ids: dict[tuple[str, str], int] = {}
         self._priced: dict[WorkShape, dict[int, PricedWork]] = {}
@@ -571,8 +596,12 @@ class CandidateIndex:
             typical,
             price_class,
             zlib.compress(s.model_dump_json().encode(), 1),
+            self._sale(SaleTerms(s.delivery_mode, s.sap_activity, s.currency)),
             self.provider_ordinal(s.provider_id),
         )
+
+    def _sale(self, t: SaleTerms) -> SaleTerms:
+        return self._sales.setdefault(t, t)
 
     def _skills(self, t: tuple[SkillKey, ...]) -> tuple[SkillKey, ...]:
         """One object per distinct tuple: a million offers repeat a few thousand."""

@@ -297,13 +297,15 @@ class Candidate:
         return self._fields() == other._fields() and self.offer == other.offer
 
     def terms(self) -> AgreedTerms:
-        p, o = self.provider.snapshot, self.offer
+        """From the index's row and provider entry as they are (the row's fields have the
+        snapshot's names): a proposal parses no snapshot."""
+        p, o = self.provider, self.source
         return AgreedTerms(
             offer_id=o.offer_id,
             offer_version=o.version,
             provider_id=p.provider_id,
             provider_display_name=p.display_name,
-            provider_sap_number=p.sap_declaration.number if p.sap_declaration else None,
+            provider_sap_number=p.sap_number,
             category=o.category,
             delivery_mode=o.delivery_mode,
             sap_activity=o.sap_activity,

@@ -1,8 +1,9 @@
 """The matching read model of the catalog: providers compiled for fast matching.
 
 A `ProviderEntry` keeps only what matching reads on every request (status,
-zone, schedule, capacity, skills) plus the snapshot as compact JSON; the full
-pydantic snapshot is parsed back only when a proposal needs it (`snapshot`).
+zone, schedule, capacity, skills) and what a proposal's agreed terms copy
+(name, SAP number), plus the snapshot as compact JSON; the full pydantic
+snapshot is parsed back only when read (`snapshot`).
 At a million offers (a quarter million providers) the pydantic objects alone
 would take about 1.4 GB; the compact entries about a fifth of that.
 """
@@ -48,6 +49,9 @@ class ProviderEntry:
     response_window_minutes: int | None
     schedule: WeeklySchedule
     skills: Mapping[str, int]
+    display_name: str
+    sap_number: str | None
+    """Its SAP declaration's number: with the name, what agreed terms copy (no parse)."""
     raw: bytes
     """The snapshot as zlib-compressed JSON (parsed back on demand by `snapshot`)."""
 
@@ -61,6 +65,8 @@ class ProviderEntry:
             snapshot.response_window_minutes,
             _schedule(tuple(snapshot.schedule), snapshot.time_zone),
             {s.code: s.level for s in snapshot.skills},
+            snapshot.display_name,
+            snapshot.sap_declaration.number if snapshot.sap_declaration else None,
             zlib.compress(snapshot.model_dump_json().encode(), 1),
         )
 

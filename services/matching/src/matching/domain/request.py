@@ -435,7 +435,7 @@ class ClientRequest(BaseModel):
         expires = best.response.answer_by
         promised_local = in_zone(best.finish, self.spec.client_zone).isoformat()
         terms = best.terms()
-        zone = best.provider.snapshot.time_zone
+        zone = best.provider.time_zone
         why, why_fr = proposal_explanation(
             spec=self.spec,
             provider_name=terms.provider_display_name,
@@ -447,7 +447,7 @@ class ClientRequest(BaseModel):
         self.proposal = Proposal(
             attempt=n + 1,
             provider_id=best.provider.provider_id,
-            offer_id=best.offer.offer_id,
+            offer_id=best.offer_id,
             terms=terms,
             estimated_price=best.price,
             reserved_hours=best.effort_hours,
@@ -466,7 +466,7 @@ class ClientRequest(BaseModel):
             Attempt(
                 attempt=n + 1,
                 provider_id=best.provider.provider_id,
-                offer_id=best.offer.offer_id,
+                offer_id=best.offer_id,
                 proposed_at=now,
                 expires_at=expires,
                 provider_zone=zone,

@@ -38,7 +38,11 @@ from .availability import week_label, week_table
 from .schedule import WeeklySchedule
 
 I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
 _DAY_US = 86_400_000_000
+_WORK_BUCKET_US = 4 * 3_600_000_000
+"""Working time per bucket of the reach table: half a usual working day, so that a
+search takes one step or two from the bucket's first piece."""
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _week_table = week_table.__wrapped__
 """Uncached: a build reads every (schedule, week) once; the walks' cache keeps its room."""
@@ -133,15 +137,40 @@ class Timeline:
         self.cs: I64 = np.append(np.insert(cs, at, self.total), 0)
         self.seg: I64 = np.append(np.insert(seg, at, np.arange(self.n, dtype=np.int64)), -1)
         # the sentinel's cumulative end equals the last piece's: a search from the left
-        # finds the real piece first
+        # finds the real piece first; one more, the largest key, past the end (where
+        # the stepping of `_first_total_from` stops)
         ce = seg * self.span + cs + length
-        self.ce_key: I64 = np.insert(
-            ce, at, np.arange(self.n, dtype=np.int64) * self.span + self.total
+        self.ce_key: I64 = np.append(
+            np.insert(ce, at, np.arange(self.n, dtype=np.int64) * self.span + self.total),
+            np.iinfo(np.int64).max,
         )
         self.week = np.insert(self.week, at, last_monday)
         self._latest = self.t0 + self.span - 2
         """The latest instant `worked` takes as it is (later ones are clamped to it: the
         schedule has no piece ending after it)."""
+        # where the searches start (`_first_end_after`, `_first_total_from`): a binary
+        # search of the whole array lands on about 18 cache lines per candidate, cold on a
+        # request; a table read and a step or two land on two
+        if len(self.pe) >= 2**31:
+            raise ValueError("too many pieces for the tables' 32-bit indices")
+        self.n_days = self.span // _DAY_US
+        day_keys = np.arange(self.n, dtype=np.int64)[:, None] * self.span + (
+            np.arange(self.n_days, dtype=np.int64) * _DAY_US
+        )
+        # int32: indices of arrays far below 2**31 pieces, half the memory (about 35 MB at a
+        # million offers for the two tables)
+        self._day_first: I32 = self.pe.searchsorted(day_keys.ravel(), side="right").astype(np.int32)
+        """Per (schedule, day of the range): the first piece ending after the day began."""
+        n_buckets = self.total // _WORK_BUCKET_US + 1
+        self._bucket_base: I64 = np.concatenate(([0], np.cumsum(n_buckets)))[:-1]
+        self._last_bucket: I64 = n_buckets - 1
+        owner = np.repeat(np.arange(self.n, dtype=np.int64), n_buckets)
+        nth = np.arange(len(owner), dtype=np.int64) - self._bucket_base[owner]
+        self._bucket_first: I32 = self.ce_key.searchsorted(
+            owner * self.span + nth * _WORK_BUCKET_US, side="left"
+        ).astype(np.int32)
+        """Per (schedule, 4 h of its working time): the first piece whose cumulative end
+        is at or after the bucket's start."""
 
     def week_us(self, s: int, monday: int) -> int | None:
         """The µs of schedule `s`'s week table for the week of `monday` (a date ordinal),
@@ -159,11 +188,9 @@ class Timeline:
         range. `off`: `s * span - t0` when the caller has it."""
         if off is None:
             off = s * self.span - self.t0
-        if isinstance(t, int):
-            key = off + min(t, self._latest)
-        else:
-            key = off + np.minimum(t, self._latest)
-        i = self.pe.searchsorted(key, side="right")
+        t = min(t, self._latest) if isinstance(t, int) else np.minimum(t, self._latest)
+        key = off + t
+        i = self._first_end_after(s, t, key)
         ps = self.ps[i]
         # i is a piece of s (its end sentinel at the latest): no check of its schedule
         f = self.cs[i] + np.maximum(key - ps, 0)
@@ -176,10 +203,37 @@ class Timeline:
             off = s * self.span - self.t0
         v = np.minimum(v, self.span)
         # ce_key - t0 ... the keys of s's cumulative ends are s * span + F
-        j = self.ce_key.searchsorted(off + self.t0 + v, side="left")
+        j = self._first_total_from(s, v, off + self.t0 + v)
         ps = self.ps[j] - off
         # past s's total, j is the next schedule's first piece (or the last sentinel)
         return Walked(ps + (v - self.cs[j]), ps, self.seg[j] == s)
+
+    def _first_end_after(self, s: I64, t: I64 | int, key: I64) -> I32:
+        """`pe.searchsorted(key, side="right")` for keys of schedule `s[k]` at instants
+        `t[k]` from `t0`: from the first piece ending after the day began, step by step
+        (a day holds few pieces; each schedule's end sentinel stops it)."""
+        day = np.maximum((t - self.t0) // _DAY_US, 0)
+        i = self._day_first[s * self.n_days + day]
+        pe = self.pe
+        while True:
+            behind = pe[i] <= key
+            if not behind.any():
+                return i
+            i = i + behind
+
+    def _first_total_from(self, s: I64, v: I64, key: I64) -> I32:
+        """`ce_key.searchsorted(key, side="left")` for the keys `s[k] * span + v[k]` (0 <
+        v <= span): from the first piece of `v`'s 4 h bucket of `s`'s working time, step
+        by step (past `s`'s total, to the next schedule's first piece or the end)."""
+        j = self._bucket_first[
+            self._bucket_base[s] + np.minimum(v // _WORK_BUCKET_US, self._last_bucket[s])
+        ]
+        ce = self.ce_key
+        while True:
+            behind = ce[j] < key
+            if not behind.any():
+                return j
+            j = j + behind
 
     def split(self, s: int, start: int, finish: int) -> tuple[tuple[str, int], ...]:
         """`FastPlan.seconds_by_week` of the work of schedule `s` from `start` to `finish`
