@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from itertools import repeat
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +51,18 @@ _week_table = week_table.__wrapped__
 
 def _utc_midnight(ordinal: int) -> int:
     return (ordinal - _EPOCH_ORDINAL) * _DAY_US
+
+
+def _search_from(keys: I64, start: I32, key: I64, side: Literal["left", "right"]) -> I32:
+    """`keys.searchsorted(key, side)` from `start`, a position at or before each answer:
+    step forward while the key there is before `key[k]` (a sentinel stops every one)."""
+    before = np.less_equal if side == "right" else np.less
+    i = start
+    while True:
+        behind = before(keys[i], key)
+        if not behind.any():
+            return i
+        i = i + behind
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,13 +226,7 @@ class Timeline:
         `t[k]` from `t0`: from the first piece ending after the day began, step by step
         (a day holds few pieces; each schedule's end sentinel stops it)."""
         day = np.maximum((t - self.t0) // _DAY_US, 0)
-        i = self._day_first[s * self.n_days + day]
-        pe = self.pe
-        while True:
-            behind = pe[i] <= key
-            if not behind.any():
-                return i
-            i = i + behind
+        return _search_from(self.pe, self._day_first[s * self.n_days + day], key, "right")
 
     def _first_total_from(self, s: I64, v: I64, key: I64) -> I32:
         """`ce_key.searchsorted(key, side="left")` for the keys `s[k] * span + v[k]` (0 <
@@ -228,12 +235,7 @@ class Timeline:
         j = self._bucket_first[
             self._bucket_base[s] + np.minimum(v // _WORK_BUCKET_US, self._last_bucket[s])
         ]
-        ce = self.ce_key
-        while True:
-            behind = ce[j] < key
-            if not behind.any():
-                return j
-            j = j + behind
+        return _search_from(self.ce_key, j, key, "left")
 
     def split(self, s: int, start: int, finish: int) -> tuple[tuple[str, int], ...]:
         """`FastPlan.seconds_by_week` of the work of schedule `s` from `start` to `finish`
