@@ -42,7 +42,14 @@ from flowbench.history import HistoryLoader
 from flowbench.platform_run import BENCH_DIR, BenchPlatform, Cast, Ports, seed
 from flowbench.raw_chain import run_chain
 from flowbench.stats import fmt_mmm, fmt_ms, fmt_rate, percentile, say
-from flowbench.store_probe import PointOps, command_counts, compare_point_ops, idle_cpu
+from flowbench.store_probe import (
+    PointOps,
+    command_counts,
+    compare_point_ops,
+    cpu_seconds,
+    group_cpu_seconds,
+    idle_cpu,
+)
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
@@ -111,6 +118,8 @@ class Phase:
     sat: list[RunResult] = field(default_factory=list)
     commands: list[float] = field(default_factory=list)
     command_mix: Counter[str] = field(default_factory=Counter)
+    cpu: list[dict[str, float]] = field(default_factory=list)
+    """Per repetition of (b): ms of CPU per completed flow, per process (group)."""
     rates: dict[float, RunResult] = field(default_factory=dict)
     idle_cpu: float | None = None
     idle_settled: bool = True
@@ -214,21 +223,42 @@ async def measure_rep(ph: Phase, p: Profile, st: Stack, rep: int) -> None:
     )
     await settle(st.watcher, quiet, settle_max)
     before = await command_counts(st.mongo)
+    cpu_before = cpu_now(st)
     sat = await saturation(
         st.driver, st.cast.clients[: p.sat_clients], p.sat_seconds, p.drain_seconds
     )
+    cpu_after = cpu_now(st)
     after = await command_counts(st.mongo)
     delta = after - before
     ph.sat.append(sat)
     if sat.completed:
         ph.commands.append(sum(delta.values()) / sat.completed)
         ph.command_mix.update(delta)
+        ph.cpu.append({k: 1000 * (cpu_after[k] - v) / sat.completed for k, v in cpu_before.items()})
     say(
         f"[{ph.name} {rep}/{p.reps}] (b) platform: {sat.completed}/{sat.started} flows in "
         f"{sat.seconds:.1f}s = {fmt_rate(sat.rate)}/s; e2e p50 "
         f"{fmt_ms(percentile(sat.latencies, 50))}; errors {dict(sat.errors) or 0}"
     )
     await settle(st.watcher, quiet, settle_max)
+
+
+LOAD = "benchmark (load, watcher, SMTP sink)"
+
+
+def cpu_now(st: Stack) -> dict[str, float]:
+    """CPU seconds so far of each of the platform's processes and of this one (the load
+    generator): what one flow costs the 2 shared cores, and where."""
+    out = {name: group_cpu_seconds(g) for name, g in st.bp.process_groups().items()}
+    out[LOAD] = cpu_seconds(os.getpid())
+    return out
+
+
+def cpu_per_flow(ph: Phase) -> dict[str, float]:
+    """Median over the repetitions of each process's CPU per flow, largest first."""
+    names = {k for rep in ph.cpu for k in rep}
+    med = {k: statistics.median(rep.get(k, 0.0) for rep in ph.cpu) for k in names}
+    return dict(sorted(med.items(), key=lambda kv: -kv[1]))
 
 
 async def measure_rates(ph: Phase, p: Profile, st: Stack, rate: float) -> None:
@@ -310,6 +340,10 @@ def render(phases: list[Phase], p: Profile, mode: str, extra: list[str]) -> str:
     row(
         "POST /requests p50 (at saturation)",
         lambda ph: fmt_ms(percentile([x for s in ph.sat for x in s.post_latencies], 50)),
+    )
+    row(
+        "CPU per flow at (b), ms, all processes",
+        lambda ph: fmt_mmm([sum(rep.values()) for rep in ph.cpu]) if ph.cpu else "-",
     )
     row(
         "store commands per flow (b)  med [min–max]",
@@ -471,6 +505,12 @@ async def main_async(p: Profile, mode: str, ports: Ports) -> int:
                 f"store commands per flow during (b), {ph.name}: "
                 + ", ".join(f"{k} {v / flows:.1f}" for k, v in ph.command_mix.most_common(8))
             )
+        for ph in phases:
+            if ph.cpu:
+                extra.append(
+                    f"CPU per flow during (b), ms (median of repetitions), {ph.name}: "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in cpu_per_flow(ph).items())
+                )
         for ph, st in pairs:
             if st.driver.errors:
                 extra.append(f"flow errors, {ph.name}: {dict(st.driver.errors)}")

@@ -89,10 +89,23 @@ class BenchPlatform:
         return f"{self.cfg.database_prefix}_{service}"
 
     def ferretdb_pid(self) -> int | None:
+        return self._infra_pid("ferretdb")
+
+    def _infra_pid(self, name: str) -> int | None:
         try:
-            return int((self.cfg.state_dir / "ferretdb" / "ferretdb.pid").read_text().strip())
+            return int((self.cfg.state_dir / name / f"{name}.pid").read_text().strip())
         except (OSError, ValueError):
             return None
+
+    def process_groups(self) -> dict[str, int]:
+        """What runs this platform, by name: each service, the store and the broker, with
+        the id of its process group (each was started in a session of its own)."""
+        out = {service: proc.pid for service, proc in self.platform.procs.items()}
+        for name, label in (("ferretdb", "store"), ("kafka", "broker")):
+            pid = self._infra_pid(name)
+            if pid is not None:
+                out[label] = pid
+        return out
 
     async def start(self) -> None:
         # a previous benchmark that was killed may have left its own infra running

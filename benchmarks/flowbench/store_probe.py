@@ -4,7 +4,8 @@
   (counted by the server for every client, so the four services are included);
   MongoDB has the same `metrics.commands` (and `opcounters`). Handshakes and
   monitoring (`hello`, `ping`, `serverStatus`, ...) are left out.
-- Idle CPU: utime + stime of the FerretDB process from `/proc/<pid>/stat`.
+- Idle CPU: utime + stime of the FerretDB process from `/proc/<pid>/stat`; CPU per
+  flow: the same for each process group of the platform (services, store, broker).
 - Point operations: `find_one({_id})` and `update_one({_id, version})` on a
   collection of the given size, documents shaped like a stored request.
 """
@@ -18,6 +19,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -69,6 +71,20 @@ def cpu_seconds(pid: int) -> float:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks  # fields 14 and 15 of stat(5)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """utime + stime of every live process of a process group (a service, the store or
+    the broker and whatever it started), in seconds."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat(5): the process group
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def idle_cpu(pid: int, seconds: float) -> float:
