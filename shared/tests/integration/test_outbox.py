@@ -17,6 +17,7 @@ from delego_shared.replica import Replica
 from delego_shared.settings import Settings
 from delego_shared.testing.kafka_tools import read_records
 from delego_shared.testing.samples import registered
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 pytestmark = pytest.mark.integration
@@ -46,6 +47,7 @@ async def test_publish_now_puts_the_documents_events_on_the_topic_before_it_retu
         )
         assert _ids(records) == [e.id for e in envs]
         assert await relay.publish_now("providers", "prv_now") == 0  # nothing sent twice
+        await relay.flush()  # the removal goes in the background
     finally:
         await broker.stop()
     stored = await coll.find_one({"_id": "prv_now"})
@@ -74,6 +76,7 @@ async def test_publish_now_sends_an_inserted_document_as_written_without_reading
     try:
         relay = OutboxRelay(mongo, EventPublisher(broker, settings), ["providers"])
         assert await relay.publish_now("providers", "prv_written", written=doc) == 2
+        await relay.flush()
         records = await read_records(
             settings.kafka_bootstrap, settings.topic(PROVIDERS.name), timeout=5
         )
@@ -110,6 +113,7 @@ async def _publish_together(settings, n: int, *, removed_meanwhile: int | None =
             *(relay.publish_now("providers", i, stored=[envs[i]], pending=1) for i in ids)
         )
         assert sent == [1] * n
+        await relay.flush()
     finally:
         await broker.stop()
     stored = {d["_id"]: (d[COUNT], d[PENDING]) async for d in coll.find({"_id": {"$in": ids}})}
@@ -132,6 +136,119 @@ async def test_a_removal_that_misses_leaves_every_count_exact_when_removals_go_t
     relay, stored = await _publish_together(settings_for("catalog"), 8, removed_meanwhile=3)
     assert relay._removals["providers"].commands < 8  # some went together
     assert list(stored.values()) == [(0, {})] * 8
+
+
+async def test_removals_of_publishes_one_after_another_go_to_the_store_together(settings_for):
+    """Nobody waits for a removal: those made within the linger go as one command even
+    when the publishes were made one after the other (a consumer handles one record
+    at a time)."""
+    settings = settings_for("catalog")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    coll = mongo.db["providers"]
+    ids = [f"prv_seq_{i}" for i in range(5)]
+    envs = {i: Envelope(registered(i), source=settings.source) for i in ids}
+    await coll.insert_many([Outbox.attach({"_id": i}, [envs[i]]) for i in ids])
+    broker = create_broker(settings)
+    await broker.start()
+    try:
+        relay = OutboxRelay(
+            mongo, EventPublisher(broker, settings), ["providers"], removal_linger_s=2.0
+        )
+        for i in ids:
+            assert await relay.publish_now("providers", i, stored=[envs[i]], pending=1) == 1
+        await relay.flush()
+    finally:
+        await broker.stop()
+    assert relay._removals["providers"].commands == 1
+    stored = [(d[COUNT], d[PENDING]) async for d in coll.find({"_id": {"$in": ids}})]
+    assert stored == [(0, {})] * 5
+    await mongo.close()
+
+
+async def test_a_publish_while_the_last_removal_is_on_its_way_sends_only_the_new_event(
+    settings_for, monkeypatch
+):
+    """The document still holds the event published a moment ago (its removal has not
+    landed): the next write's count includes it, and the relay knows it sent it. Only
+    the new event goes, without reading the document, and nothing is sent twice."""
+    settings = settings_for("catalog")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    coll = mongo.db["providers"]
+    first, second = (Envelope(registered("prv_next"), source=settings.source) for _ in range(2))
+    doc = Outbox.attach({"_id": "prv_next", "v": 1}, [first])
+    await coll.insert_one(dict(doc))
+    broker = create_broker(settings)
+    await broker.start()
+    try:
+        relay = OutboxRelay(
+            mongo, EventPublisher(broker, settings), ["providers"], removal_linger_s=2.0
+        )
+        assert await relay.publish_now("providers", "prv_next", written=doc) == 1
+        after = await coll.find_one_and_update(
+            {"_id": "prv_next"},
+            Outbox.push({"$set": {"v": 2}}, [second]),
+            return_document=ReturnDocument.AFTER,
+        )
+        assert Outbox.count(after) == 2  # the first one's removal is still on its way
+
+        async def no_read(*args, **kwargs):
+            raise AssertionError("publish_now read the document back")
+
+        monkeypatch.setattr(AsyncCollection, "find_one", no_read)
+        assert await relay.publish_now("providers", "prv_next", stored=[second], pending=2) == 1
+        monkeypatch.undo()
+        await relay.flush()
+    finally:
+        await broker.stop()
+    records = await read_records(
+        settings.kafka_bootstrap, settings.topic(PROVIDERS.name), timeout=5
+    )
+    assert [i for i in _ids(records) if i in {first.id, second.id}] == [first.id, second.id]
+    stored = await coll.find_one({"_id": "prv_next"})
+    assert stored is not None
+    assert (stored[COUNT], stored[PENDING]) == (0, {})
+    await mongo.close()
+
+
+async def test_a_failed_removal_is_retried_and_leaves_the_count_exact(settings_for):
+    """The store refused the removal after the publish: the entry stays, the retry
+    publishes it again (same ce_id, consumers are idempotent) and removes it."""
+    settings = settings_for("catalog")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    coll = mongo.db["providers"]
+    env = Envelope(registered("prv_unremoved"), source=settings.source)
+    doc = Outbox.attach({"_id": "prv_unremoved"}, [env])
+    broker = create_broker(settings)
+    await broker.start()
+    try:
+        relay = OutboxRelay(
+            mongo,
+            EventPublisher(broker, settings),
+            ["providers"],
+            sweep_interval_s=3600,
+            retry_after_failure_s=0.2,
+        )
+        relay.start()  # its first-run sweep finds nothing: the collection is empty
+        await asyncio.sleep(0.5)
+        await coll.insert_one(dict(doc))
+        grouped = relay._removals["providers"]
+
+        async def store_down(*args, **kwargs):
+            raise ConnectionError("store unreachable")
+
+        grouped.update_one = store_down  # type: ignore[method-assign]
+        assert await relay.publish_now("providers", "prv_unremoved", written=doc) == 1
+        records = await read_records(
+            settings.kafka_bootstrap, settings.topic(PROVIDERS.name), expect=2, timeout=10
+        )
+        await relay.stop()
+    finally:
+        await broker.stop()
+    assert _ids(records) == [env.id, env.id]
+    stored = await coll.find_one({"_id": "prv_unremoved"})
+    assert stored is not None
+    assert (stored[COUNT], stored[PENDING]) == (0, {})
+    await mongo.close()
 
 
 async def test_crash_between_state_write_and_publish_is_recovered_by_the_sweep(settings_for):

@@ -87,3 +87,17 @@ async def test_a_store_error_reaches_every_caller_of_that_command_and_not_the_ne
             await t
     coll.fail = False
     assert await grouped.update_one({"_id": "c"}, {"$set": {"x": 1}}) is True
+
+
+async def test_with_a_linger_updates_made_one_after_another_go_as_one_command():
+    coll = _SlowCollection()
+    coll.gate.set()
+    grouped = GroupedUpdates(coll, linger_s=1.0)  # type: ignore[arg-type]
+    first = await _started(coll, grouped, ["a"])
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert coll.commands == []  # held back, waiting for company
+    second = await _started(coll, grouped, ["b"])
+    assert await asyncio.gather(*first, *second) == [True, True]
+    assert coll.commands == [["a", "b"]]
+    assert grouped.commands == 1

@@ -6,11 +6,20 @@ FerretDB apply atomically. Right after that write succeeds, the same process
 calls `OutboxRelay.publish_now(collection, id)`: it sends all the document's
 pending events in order (the ones the caller just stored when its write shows
 they are all that is pending, else read by `_id`), awaits the acknowledgements
-together, then removes exactly the published entries (by entry id) in one
-conditional update (the removals that concurrent publishes of a collection make
-at once go to the store as one bulk command: `GroupedUpdates`). So the caller
-knows, when it answers, that its events are on their topics; a cross-service
-reader that waits for consumer lag to reach zero sees them.
+together and returns. So the caller knows, when it answers, that its events are
+on their topics; a cross-service reader that waits for consumer lag to reach
+zero sees them.
+
+The published entries are then removed (by entry id, one conditional update)
+in the background, where nobody waits for it: the removals of the next
+`REMOVAL_LINGER_S` of a collection go to the store as one bulk command
+(`GroupedUpdates`), a few commands per flow fewer under load. Until its removal
+lands, an entry published here is not published again by this relay: a later
+publish of the same document sends only the newer entries (still without a
+read). A crash before the removal lands, or another replica writing the same
+document meanwhile, publishes those entries again with the same `ce_id` (in
+order, before the newer ones), as a crash between a publish and its removal
+always could.
 
 Pending events are a map `_outbox.<event id> -> entry` plus a counter
 `_outbox_n`. An entry is removed only if it is still there, and the counter is
@@ -61,6 +70,8 @@ LEASE = "_outbox_lease"
 SESSIONS = "_outbox_sessions"
 """One document per running relay (heartbeat); a stale one is a relay that died."""
 _FIRST_RUN = "first-run"
+REMOVAL_LINGER_S = 0.05
+"""How long a removal of published entries waits for others to go with it."""
 
 
 class PublishNow(Protocol):
@@ -166,6 +177,7 @@ class OutboxRelay:
         lease_s: float = 30.0,
         grace_s: float = 5.0,
         retry_after_failure_s: float = 1.0,
+        removal_linger_s: float = REMOVAL_LINGER_S,
         replica: Replica | None = None,
     ) -> None:
         self.mongo = mongo
@@ -189,9 +201,17 @@ class OutboxRelay:
         self.dead_after = timedelta(seconds=max(3 * sweep_interval_s, 10.0))
         self._publishing: dict[tuple[str, str], _CountedLock] = {}
         self._task: asyncio.Task[None] | None = None
-        self._removals = {c: GroupedUpdates(mongo.db[c]) for c in self.collections}
-        """Removals of published entries: those made at once by concurrent publishes go
-        to the store as one command."""
+        self.removal_linger_s = removal_linger_s
+        self._removals = {
+            c: GroupedUpdates(mongo.db[c], linger_s=removal_linger_s) for c in self.collections
+        }
+        """Removals after an immediate publish (in the background): those of the next
+        `removal_linger_s` go to the store as one command."""
+        self._removals_now = {c: GroupedUpdates(mongo.db[c]) for c in self.collections}
+        """Removals the sweep waits for (it holds a lease meanwhile): sent at once."""
+        self._removing: dict[tuple[str, str], set[str]] = {}
+        """Entries published here whose removal has not landed yet, per document."""
+        self._removal_tasks: set[asyncio.Task[None]] = set()
         self._unpublished: dict[tuple[str, str], tuple[int, datetime]] = {}
         """Documents this relay is publishing or will retry: (pending count, oldest
         stored_at). The outbox backlog metrics are computed from it, never from a scan."""
@@ -245,7 +265,10 @@ class OutboxRelay:
             if pending == 0:  # the write left nothing pending
                 return 0
             async with self._one_publisher(collection, document_id):
-                if stored and pending == len(stored):
+                removing = self._removing.get((collection, str(document_id)), ())
+                # the write's count includes entries published here whose removal is
+                # still on its way: those and the ones just stored are all it holds
+                if stored and pending == len(stored) + len(removing):
                     doc: Document | None = {
                         "_id": document_id,
                         PENDING: Outbox.entries(stored),
@@ -254,7 +277,7 @@ class OutboxRelay:
                     doc = {"_id": document_id, PENDING: written.get(PENDING) or {}}
                 else:
                     doc = await coll.find_one({"_id": document_id}, {PENDING: 1})
-                return await self._publish(collection, doc)
+                return await self._publish(collection, doc, remove_later=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -289,13 +312,19 @@ class OutboxRelay:
             if not lock.users:
                 self._publishing.pop(key, None)
 
-    async def _publish(self, collection: str, doc: Document | None) -> int:
-        entries = Outbox.pending(doc)
-        if doc is None or not entries:
-            if doc is not None:
-                self._unpublished.pop((collection, str(doc["_id"])), None)
+    async def _publish(
+        self, collection: str, doc: Document | None, *, remove_later: bool = False
+    ) -> int:
+        """Send the document's pending entries (but those published here already, whose
+        removal is on its way), then remove them: in the background with `remove_later`."""
+        if doc is None:
             return 0
         key = (collection, str(doc["_id"]))
+        removing = self._removing.get(key, ())
+        entries = [(i, e) for i, e in Outbox.pending(doc) if i not in removing]
+        if not entries:
+            self._unpublished.pop(key, None)
+            return 0
         self._unpublished[key] = (len(entries), entries[0][1]["stored_at"])
         await self.publisher.send_all(
             [
@@ -304,20 +333,61 @@ class OutboxRelay:
             ]
         )
         acked = datetime.now(UTC)
-        await self._remove(collection, doc["_id"], [event_id for event_id, _ in entries])
-        self._unpublished.pop(key, None)
         OUTBOX_PUBLISHED.labels(collection).inc(len(entries))
         latency = OUTBOX_PUBLISH_LATENCY.labels(collection)
         for _, e in entries:
             latency.observe(max(0.0, (acked - e["stored_at"]).total_seconds()))
+        event_ids = [event_id for event_id, _ in entries]
+        if remove_later:
+            self._unpublished.pop(key, None)  # published: what is left is bookkeeping
+            self._remove_later(collection, doc["_id"], event_ids)
+        else:
+            await self._remove(collection, doc["_id"], event_ids)
+            self._unpublished.pop(key, None)
         return len(entries)
 
-    async def _remove(self, collection: str, document_id: Any, event_ids: list[str]) -> None:
+    def _remove_later(self, collection: str, document_id: Any, event_ids: list[str]) -> None:
+        key = (collection, str(document_id))
+        self._removing.setdefault(key, set()).update(event_ids)
+        task = asyncio.create_task(self._removal(collection, document_id, event_ids))
+        self._removal_tasks.add(task)
+        task.add_done_callback(self._removal_tasks.discard)
+
+    async def _removal(self, collection: str, document_id: Any, event_ids: list[str]) -> None:
+        key = (collection, str(document_id))
+        try:
+            await self._remove(collection, document_id, event_ids, later=True)
+        except Exception as exc:  # the entries stay: the retry publishes them again (same id)
+            log.warning(
+                "outbox.removal_failed",
+                collection=collection,
+                document=str(document_id),
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
+            self._retry_soon(collection, document_id)
+        finally:
+            left = self._removing.get(key)
+            if left is not None:
+                left.difference_update(event_ids)
+                if not left:
+                    del self._removing[key]
+
+    async def flush(self) -> None:
+        """Wait until the removals of the entries published so far have landed (or, when
+        the store failed, were handed to the retry)."""
+        while self._removal_tasks:
+            await asyncio.gather(*list(self._removal_tasks), return_exceptions=True)
+
+    async def _remove(
+        self, collection: str, document_id: Any, event_ids: list[str], *, later: bool = False
+    ) -> None:
         """Remove exactly these entries; the counter drops by what was really removed."""
         coll = self.mongo.db[collection]
         present = {f"{PENDING}.{i}": {"$exists": True} for i in event_ids}
-        removals = self._removals.get(collection) or self._removals.setdefault(
-            collection, GroupedUpdates(coll)
+        grouped = self._removals if later else self._removals_now
+        removals = grouped.get(collection) or grouped.setdefault(
+            collection, GroupedUpdates(coll, linger_s=self.removal_linger_s if later else 0.0)
         )
         if await removals.update_one(
             {"_id": document_id, **present},
@@ -504,6 +574,7 @@ class OutboxRelay:
         """Stop; a clean stop with nothing left to publish ends this relay's session."""
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        await self.flush()
         self._stopped = task is not None
         if self._stopped and not self._retry and not self._sweep_now:
             with contextlib.suppress(Exception):
