@@ -251,6 +251,34 @@ async def test_a_failed_removal_is_retried_and_leaves_the_count_exact(settings_f
     await mongo.close()
 
 
+async def test_a_removal_failing_after_the_relay_stopped_leaves_it_to_the_next_relay(started):
+    """A publish made while the service stops (a handler finishing): its removal fails,
+    nobody here retries, so the relay leaves a dead session and the next one sweeps."""
+    settings, mongo, publisher = started
+    relay = OutboxRelay(mongo, publisher, ["providers"], sweep_interval_s=3600)
+    relay.start()
+    await asyncio.sleep(0.5)
+    await relay.stop()  # clean: no session left
+    assert await mongo.db[SESSIONS].find_one({"_id": relay.owner}) is None
+    env = Envelope(registered("prv_late"), source=settings.source)
+    doc = Outbox.attach({"_id": "prv_late"}, [env])
+    await mongo.db["providers"].insert_one(dict(doc))
+
+    async def store_down(*args, **kwargs):
+        raise ConnectionError("store closed")
+
+    relay._removals["providers"].update_one = store_down  # type: ignore[method-assign]
+    assert await relay.publish_now("providers", "prv_late", written=doc) == 1
+    await relay.flush()
+    session = await mongo.db[SESSIONS].find_one({"_id": relay.owner})
+    assert session is not None and session["heartbeat"].year == 1970  # dead: swept for
+    after = OutboxRelay(mongo, publisher, ["providers"], grace_s=0)
+    assert await after._crashed()
+    assert await after.sweep() == 1  # published again (same ce_id), then removed
+    stored = await mongo.db["providers"].find_one({"_id": "prv_late"})
+    assert stored is not None and (stored[COUNT], stored[PENDING]) == (0, {})
+
+
 async def test_crash_between_state_write_and_publish_is_recovered_by_the_sweep(settings_for):
     settings = settings_for("catalog")
     mongo = Mongo(settings.mongodb_url, settings.database)

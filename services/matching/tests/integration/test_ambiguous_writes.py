@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from delego_shared.testing.waiting import wait_for
 from delego_shared.types import utcnow
 from pymongo.errors import AutoReconnect
 
@@ -59,8 +60,12 @@ async def test_an_accept_stored_but_not_acknowledged_is_published_and_its_hold_k
 
         records = await request_events(settings, expect=3)
         assert types_of(records, rid) == ["RequestSubmitted", "MatchProposed", "MatchAccepted"]
-        doc = await store.requests.find_one({"_id": rid})
-        assert not doc.get("_outbox")  # nothing left behind
+
+        async def outbox_empty() -> bool:  # the published entries' removal lands just after
+            doc = await store.requests.find_one({"_id": rid})
+            return not doc.get("_outbox")
+
+        assert await wait_for(outbox_empty, timeout=10)  # nothing left behind
 
         # the hold stays: the accepted request refers to it (settled, not given back)
         handlers.clock = lambda: utcnow() + timedelta(minutes=5)

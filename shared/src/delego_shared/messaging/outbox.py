@@ -288,15 +288,20 @@ class OutboxRelay:
                 error_type=type(exc).__name__,
                 error=str(exc),
             )
-            self._retry_soon(collection, document_id)
-            if self._stopped:  # nobody here will retry: leave a dead session behind
-                with contextlib.suppress(Exception):
-                    await self.mongo.db[SESSIONS].update_one(
-                        {"_id": self.owner},
-                        {"$set": {"heartbeat": datetime(1970, 1, 1, tzinfo=UTC)}},
-                        upsert=True,
-                    )
+            await self._retry_later(collection, document_id)
             return 0
+
+    async def _retry_later(self, collection: str, document_id: Any) -> None:
+        """A document whose entries are still pending after a failure: retried by `_id`
+        soon; when this relay has stopped, the next one sweeps for it."""
+        self._retry_soon(collection, document_id)
+        if self._stopped:  # nobody here will retry: leave a dead session behind
+            with contextlib.suppress(Exception):
+                await self.mongo.db[SESSIONS].update_one(
+                    {"_id": self.owner},
+                    {"$set": {"heartbeat": datetime(1970, 1, 1, tzinfo=UTC)}},
+                    upsert=True,
+                )
 
     @contextlib.asynccontextmanager
     async def _one_publisher(self, collection: str, document_id: Any) -> AsyncIterator[None]:
@@ -357,21 +362,24 @@ class OutboxRelay:
         key = (collection, str(document_id))
         try:
             await self._remove(collection, document_id, event_ids, later=True)
+            failed = None
         except Exception as exc:  # the entries stay: the retry publishes them again (same id)
-            log.warning(
-                "outbox.removal_failed",
-                collection=collection,
-                document=str(document_id),
-                error_type=type(exc).__name__,
-                error=str(exc),
-            )
-            self._retry_soon(collection, document_id)
+            failed = exc
         finally:
             left = self._removing.get(key)
             if left is not None:
                 left.difference_update(event_ids)
                 if not left:
                     del self._removing[key]
+        if failed is not None:  # known as published no more: the retry sends them
+            log.warning(
+                "outbox.removal_failed",
+                collection=collection,
+                document=str(document_id),
+                error_type=type(failed).__name__,
+                error=str(failed),
+            )
+            await self._retry_later(collection, document_id)
 
     async def flush(self) -> None:
         """Wait until the removals of the entries published so far have landed (or, when
