@@ -281,19 +281,21 @@ class OutboxRelay:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning(
-                "outbox.publish_deferred",
-                collection=collection,
-                document=str(document_id),
-                error_type=type(exc).__name__,
-                error=str(exc),
-            )
-            await self._retry_later(collection, document_id)
+            await self._retry_later("outbox.publish_deferred", collection, document_id, exc)
             return 0
 
-    async def _retry_later(self, collection: str, document_id: Any) -> None:
+    async def _retry_later(
+        self, what: str, collection: str, document_id: Any, exc: Exception
+    ) -> None:
         """A document whose entries are still pending after a failure: retried by `_id`
         soon; when this relay has stopped, the next one sweeps for it."""
+        log.warning(
+            what,
+            collection=collection,
+            document=str(document_id),
+            error_type=type(exc).__name__,
+            error=str(exc),
+        )
         self._retry_soon(collection, document_id)
         if self._stopped:  # nobody here will retry: leave a dead session behind
             with contextlib.suppress(Exception):
@@ -372,14 +374,7 @@ class OutboxRelay:
                 if not left:
                     del self._removing[key]
         if failed is not None:  # known as published no more: the retry sends them
-            log.warning(
-                "outbox.removal_failed",
-                collection=collection,
-                document=str(document_id),
-                error_type=type(failed).__name__,
-                error=str(failed),
-            )
-            await self._retry_later(collection, document_id)
+            await self._retry_later("outbox.removal_failed", collection, document_id, failed)
 
     async def flush(self) -> None:
         """Wait until the removals of the entries published so far have landed (or, when
