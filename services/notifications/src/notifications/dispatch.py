@@ -114,7 +114,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
-        self._taken: dict[str, tuple[dict[str, Any], Recipient | None]] = {}
+        self._taken: dict[str, tuple[dict[str, Any], Recipient]] = {}
         """Deliveries stored already taken by us, with their recipient (no claim, no read)."""
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._finished: set[str] = set()
@@ -137,7 +137,7 @@ class Dispatcher:
                 self._queued.add(key)
                 self._queue.put_nowait(key)
 
-    def submit_taken(self, doc: dict[str, Any], recipient: Recipient | None) -> None:
+    def submit_taken(self, doc: dict[str, Any], recipient: Recipient) -> None:
         """Send this delivery, stored already taken by us (`sender`), with its recipient."""
         key: str = doc["_id"]
         self._taken[key] = (doc, recipient)  # also when the key is already queued
@@ -263,7 +263,7 @@ class Dispatcher:
         await self._send(doc)
         return True
 
-    async def _send_taken(self, doc: dict[str, Any], recipient: Recipient | None) -> None:
+    async def _send_taken(self, doc: dict[str, Any], recipient: Recipient) -> None:
         """A delivery stored already taken by us; renew the lease if it was queued long."""
         now = self.clock()
         if doc["lease_until"] - now < self.lease / 2:

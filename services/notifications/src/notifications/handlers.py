@@ -34,6 +34,7 @@ from .dispatch import Dispatcher
 from .domain import (
     HeldNotification,
     Op,
+    Recipient,
     RoutingRules,
     State,
     digest_key,
@@ -90,8 +91,10 @@ class EventRouter:
             stored += 1
             if p.hold_until is not None and p.hold_until > now:
                 held += 1
-            else:  # stored already taken by our dispatcher: sent without a claim
-                self.dispatcher.submit_taken(doc, recipients.get(p.recipient_id))
+            else:  # stored already taken by our dispatcher: sent without a claim or a read
+                # (a user the routing read did not find is planned as the default recipient)
+                known = recipients.get(p.recipient_id) or Recipient(recipient_id=p.recipient_id)
+                self.dispatcher.submit_taken(doc, known)
         log.info("event.routed", planned=len(plans), stored=stored, held=held)
 
 

@@ -164,6 +164,30 @@ async def test_an_event_is_sent_at_once_and_touches_the_store_only_by_id(
             await mongo.close()
 
 
+async def test_a_user_without_contact_data_is_read_once_and_reached_in_app(
+    notif_settings, publish, events, kit
+):
+    """The routing read finds no contact data: the delivery goes in-app as planned,
+    and the sender does not read the recipient again."""
+    settings = notif_settings(**SLOW)
+    client_id = new_id("cli")
+    QUERIES.database = settings.database
+    async with kit.running(kit.app_for(settings)):
+        await asyncio.sleep(0.5)  # the start-up sweeps are over
+        QUERIES.seen.clear()
+        QUERIES.on = True
+        try:
+            await publish(kit.envelope(events.invoice_issued(client_id)))
+            [evt] = await kit.delivery_events(settings, expect=1)
+        finally:
+            QUERIES.on = False
+        assert isinstance(evt.data, NotificationDelivered)
+        assert (evt.data.recipient_id, evt.data.channel) == (client_id, Channel.INAPP)
+        reads = [f for name, coll, f in QUERIES.seen if (name, coll) == ("find", "recipients")]
+        assert len(reads) == 1, reads  # the routing read, nothing after it
+        assert client_id in reads[0]["_id"]["$in"]
+
+
 def invoice_email(env: Envelope, user: str) -> PlannedDelivery:
     """The invoice e-mail the routing plans for this event and user."""
     return PlannedDelivery(
