@@ -11,7 +11,9 @@ import asyncio
 import json
 import logging
 import os
+import random
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,7 +40,24 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
 LOCALINFRA = REPO / "deploy" / "local" / "localinfra.py"
-PORT = int(os.environ.get("DELEGO_TEST_SASL_KAFKA_PORT", "39092"))  # controller: PORT + 1
+
+
+def _free_port_pair(low: int = 20_000, high: int = 32_000) -> int:
+    """A port whose successor is free too (broker, controller), below Linux's ephemeral
+    range (32768-60999): there no outgoing connection of the suite can hold it when the
+    broker binds (a fixed 39092 once failed with "Address already in use")."""
+    for port in random.sample(range(low, high, 2), 200):
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no two free ports between {low} and {high}")
+
+
+PORT = int(os.environ.get("DELEGO_TEST_SASL_KAFKA_PORT") or _free_port_pair())  # controller: +1
 BOOTSTRAP = f"127.0.0.1:{PORT}"
 
 

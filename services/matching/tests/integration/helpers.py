@@ -158,7 +158,8 @@ def draft(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def request_events(settings: Settings, expect: int) -> list[Record]:
+async def request_events(settings: Settings, expect: int | None = None) -> list[Record]:
+    """The request topic's records: `expect` of them, or (None) all, until it is idle."""
     return await read_records(
         settings.kafka_bootstrap, settings.topic(REQUESTS.name), expect=expect
     )

@@ -75,7 +75,13 @@ async def test_concurrent_requests_on_two_instances_never_overbook(settings_for)
         weeks = (await http2.get("/providers/prv_small/capacity", headers=ops)).json()
         assert all(float(w["reserved_hours"]) <= CAPACITY_H for w in weeks)
 
-        records = await request_events(settings, expect=2 * REQUESTS + 4)
-    kinds = Counter(types_of(records))
+        records = await request_events(settings)  # all of them, until the topic is idle
+    # An instance that writes a request whose earlier entries the other instance has
+    # published but not yet removed (a removal lingers up to 50 ms, longer on a busy
+    # machine) publishes them again under their ce_id: consumers drop such copies, and
+    # so does this count. A copy is the same event, never a second decision.
+    once = {r.headers["ce_id"]: r for r in records}
+    assert all(r.value == once[r.headers["ce_id"]].value for r in records)
+    kinds = Counter(types_of(list(once.values())))
     assert kinds["RequestSubmitted"] == REQUESTS + 1
     assert kinds["MatchProposed"] == statuses["proposed"] + 1
