@@ -202,13 +202,14 @@ class OutboxRelay:
         self._publishing: dict[tuple[str, str], _CountedLock] = {}
         self._task: asyncio.Task[None] | None = None
         self.removal_linger_s = removal_linger_s
-        self._removals = {
-            c: GroupedUpdates(mongo.db[c], linger_s=removal_linger_s) for c in self.collections
-        }
+        self._removals: dict[str, GroupedUpdates] = {}
         """Removals after an immediate publish (in the background): those of the next
         `removal_linger_s` go to the store as one command."""
-        self._removals_now = {c: GroupedUpdates(mongo.db[c]) for c in self.collections}
+        self._removals_now: dict[str, GroupedUpdates] = {}
         """Removals the sweep waits for (it holds a lease meanwhile): sent at once."""
+        for c in self.collections:
+            self._grouped(c, later=True)
+            self._grouped(c, later=False)
         self._removing: dict[tuple[str, str], set[str]] = {}
         """Entries published here whose removal has not landed yet, per document."""
         self._removal_tasks: set[asyncio.Task[None]] = set()
@@ -346,12 +347,19 @@ class OutboxRelay:
             latency.observe(max(0.0, (acked - e["stored_at"]).total_seconds()))
         event_ids = [event_id for event_id, _ in entries]
         if remove_later:
-            self._unpublished.pop(key, None)  # published: what is left is bookkeeping
             self._remove_later(collection, doc["_id"], event_ids)
         else:
             await self._remove(collection, doc["_id"], event_ids)
-            self._unpublished.pop(key, None)
+        self._unpublished.pop(key, None)
         return len(entries)
+
+    def _grouped(self, collection: str, *, later: bool) -> GroupedUpdates:
+        """This collection's removals: lingering (background) or sent at once (sweep)."""
+        groups = self._removals if later else self._removals_now
+        if collection not in groups:
+            linger = self.removal_linger_s if later else 0.0
+            groups[collection] = GroupedUpdates(self.mongo.db[collection], linger_s=linger)
+        return groups[collection]
 
     def _remove_later(self, collection: str, document_id: Any, event_ids: list[str]) -> None:
         key = (collection, str(document_id))
@@ -388,11 +396,7 @@ class OutboxRelay:
         """Remove exactly these entries; the counter drops by what was really removed."""
         coll = self.mongo.db[collection]
         present = {f"{PENDING}.{i}": {"$exists": True} for i in event_ids}
-        grouped = self._removals if later else self._removals_now
-        removals = grouped.get(collection) or grouped.setdefault(
-            collection, GroupedUpdates(coll, linger_s=self.removal_linger_s if later else 0.0)
-        )
-        if await removals.update_one(
+        if await self._grouped(collection, later=later).update_one(
             {"_id": document_id, **present},
             {"$unset": dict.fromkeys(present, ""), "$inc": {COUNT: -len(event_ids)}},
         ):
