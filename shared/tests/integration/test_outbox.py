@@ -210,6 +210,48 @@ async def test_a_publish_while_the_last_removal_is_on_its_way_sends_only_the_new
     await mongo.close()
 
 
+async def test_a_removal_landing_while_the_document_is_read_sends_nothing_twice(
+    settings_for, monkeypatch
+):
+    """A write that does not return the count makes the publish read the document. The
+    last publish's removal lands during that read: the read still shows the entry, yet
+    the relay knows it sent it. Only the new event goes (five racing PATCHes of one
+    offer once published a version twice this way)."""
+    settings = settings_for("catalog")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    coll = mongo.db["providers"]
+    first, second = (Envelope(registered("prv_race"), source=settings.source) for _ in range(2))
+    doc = Outbox.attach({"_id": "prv_race", "v": 1}, [first])
+    await coll.insert_one(dict(doc))
+    broker = create_broker(settings)
+    await broker.start()
+    try:
+        relay = OutboxRelay(mongo, EventPublisher(broker, settings), ["providers"])
+        assert await relay.publish_now("providers", "prv_race", written=doc) == 1
+        await coll.update_one({"_id": "prv_race"}, Outbox.push({"$set": {"v": 2}}, [second]))
+        read = AsyncCollection.find_one
+
+        async def removal_lands_during_the_read(self, *args, **kwargs):
+            found = await read(self, *args, **kwargs)
+            await relay.flush()
+            return found
+
+        monkeypatch.setattr(AsyncCollection, "find_one", removal_lands_during_the_read)
+        assert await relay.publish_now("providers", "prv_race") == 1
+        monkeypatch.undo()
+        await relay.flush()
+    finally:
+        await broker.stop()
+    records = await read_records(
+        settings.kafka_bootstrap, settings.topic(PROVIDERS.name), timeout=5
+    )
+    assert [i for i in _ids(records) if i in {first.id, second.id}] == [first.id, second.id]
+    stored = await coll.find_one({"_id": "prv_race"})
+    assert stored is not None
+    assert (stored[COUNT], stored[PENDING]) == (0, {})
+    await mongo.close()
+
+
 async def test_a_failed_removal_is_retried_and_leaves_the_count_exact(settings_for):
     """The store refused the removal after the publish: the entry stays, the retry
     publishes it again (same ce_id, consumers are idempotent) and removes it."""

@@ -266,7 +266,9 @@ class OutboxRelay:
             if pending == 0:  # the write left nothing pending
                 return 0
             async with self._one_publisher(collection, document_id):
-                removing = self._removing.get((collection, str(document_id)), ())
+                # copied: a removal landing while the document is read below empties
+                # the live set, and the (older) read would show those entries again
+                removing = frozenset(self._removing.get((collection, str(document_id)), ()))
                 # the write's count includes entries published here whose removal is
                 # still on its way: those and the ones just stored are all it holds
                 if stored and pending == len(stored) + len(removing):
@@ -278,7 +280,9 @@ class OutboxRelay:
                     doc = {"_id": document_id, PENDING: written.get(PENDING) or {}}
                 else:
                     doc = await coll.find_one({"_id": document_id}, {PENDING: 1})
-                return await self._publish(collection, doc, remove_later=True)
+                return await self._publish(
+                    collection, doc, remove_later=True, published_before_read=removing
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -321,14 +325,23 @@ class OutboxRelay:
                 self._publishing.pop(key, None)
 
     async def _publish(
-        self, collection: str, doc: Document | None, *, remove_later: bool = False
+        self,
+        collection: str,
+        doc: Document | None,
+        *,
+        remove_later: bool = False,
+        published_before_read: frozenset[str] = frozenset(),
     ) -> int:
         """Send the document's pending entries (but those published here already, whose
-        removal is on its way), then remove them: in the background with `remove_later`."""
+        removal is on its way), then remove them: in the background with `remove_later`.
+
+        `published_before_read` are the entries whose removal was on its way when `doc`
+        was read: one that landed during the read is not in `_removing` any more, yet
+        the read may still show its entries."""
         if doc is None:
             return 0
         key = (collection, str(doc["_id"]))
-        removing = self._removing.get(key, ())
+        removing = self._removing.get(key, frozenset()) | published_before_read
         entries = [(i, e) for i, e in Outbox.pending(doc) if i not in removing]
         if not entries:
             self._unpublished.pop(key, None)
@@ -450,6 +463,7 @@ class OutboxRelay:
     async def _sweep_one(self, collection: str, document_id: Any) -> int:
         coll = self.mongo.db[collection]
         async with self._one_publisher(collection, document_id):
+            removing = frozenset(self._removing.get((collection, str(document_id)), ()))
             now = datetime.now(UTC)
             doc = await coll.find_one_and_update(
                 {
@@ -464,7 +478,7 @@ class OutboxRelay:
                 self._unpublished.pop((collection, str(document_id)), None)
                 return 0  # another replica has it, or it was published meanwhile
             try:
-                return await self._publish(collection, doc)
+                return await self._publish(collection, doc, published_before_read=removing)
             finally:
                 await coll.update_one(
                     {"_id": document_id, f"{LEASE}.owner": self.owner}, {"$unset": {LEASE: ""}}
