@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
 from delego_shared.events import PROVIDERS, Envelope
 from delego_shared.messaging import EventPublisher, Outbox, OutboxRelay, create_broker
-from delego_shared.messaging.outbox import _FIRST_RUN, COUNT, PENDING, SESSIONS
+from delego_shared.messaging.outbox import (
+    _FIRST_RUN,
+    COUNT,
+    PENDING,
+    REMOVAL_LINGER_S,
+    SESSIONS,
+)
 from delego_shared.messaging.publisher import OutgoingRecord
 from delego_shared.mongo import Mongo
 from delego_shared.replica import Replica
@@ -165,25 +171,53 @@ async def test_removals_of_publishes_one_after_another_go_to_the_store_together(
     await mongo.close()
 
 
+async def _second_event_sent_once(
+    settings_for,
+    doc_id: str,
+    publish_second: Callable[[OutboxRelay, AsyncCollection, Envelope], Awaitable[None]],
+    *,
+    removal_linger_s: float = REMOVAL_LINGER_S,
+) -> None:
+    """A document's first event is published from its insert; `publish_second` stores
+    and publishes a second one. Each is on the topic once, in order, and none is left."""
+    settings = settings_for("catalog")
+    mongo = Mongo(settings.mongodb_url, settings.database)
+    coll = mongo.db["providers"]
+    first, second = (Envelope(registered(doc_id), source=settings.source) for _ in range(2))
+    doc = Outbox.attach({"_id": doc_id, "v": 1}, [first])
+    await coll.insert_one(dict(doc))
+    broker = create_broker(settings)
+    await broker.start()
+    try:
+        relay = OutboxRelay(
+            mongo,
+            EventPublisher(broker, settings),
+            ["providers"],
+            removal_linger_s=removal_linger_s,
+        )
+        assert await relay.publish_now("providers", doc_id, written=doc) == 1
+        await publish_second(relay, coll, second)
+        await relay.flush()
+    finally:
+        await broker.stop()
+    records = await read_records(
+        settings.kafka_bootstrap, settings.topic(PROVIDERS.name), timeout=5
+    )
+    assert [i for i in _ids(records) if i in {first.id, second.id}] == [first.id, second.id]
+    stored = await coll.find_one({"_id": doc_id})
+    assert stored is not None
+    assert (stored[COUNT], stored[PENDING]) == (0, {})
+    await mongo.close()
+
+
 async def test_a_publish_while_the_last_removal_is_on_its_way_sends_only_the_new_event(
     settings_for, monkeypatch
 ):
     """The document still holds the event published a moment ago (its removal has not
     landed): the next write's count includes it, and the relay knows it sent it. Only
     the new event goes, without reading the document, and nothing is sent twice."""
-    settings = settings_for("catalog")
-    mongo = Mongo(settings.mongodb_url, settings.database)
-    coll = mongo.db["providers"]
-    first, second = (Envelope(registered("prv_next"), source=settings.source) for _ in range(2))
-    doc = Outbox.attach({"_id": "prv_next", "v": 1}, [first])
-    await coll.insert_one(dict(doc))
-    broker = create_broker(settings)
-    await broker.start()
-    try:
-        relay = OutboxRelay(
-            mongo, EventPublisher(broker, settings), ["providers"], removal_linger_s=2.0
-        )
-        assert await relay.publish_now("providers", "prv_next", written=doc) == 1
+
+    async def publish_second(relay, coll, second):
         after = await coll.find_one_and_update(
             {"_id": "prv_next"},
             Outbox.push({"$set": {"v": 2}}, [second]),
@@ -197,17 +231,8 @@ async def test_a_publish_while_the_last_removal_is_on_its_way_sends_only_the_new
         monkeypatch.setattr(AsyncCollection, "find_one", no_read)
         assert await relay.publish_now("providers", "prv_next", stored=[second], pending=2) == 1
         monkeypatch.undo()
-        await relay.flush()
-    finally:
-        await broker.stop()
-    records = await read_records(
-        settings.kafka_bootstrap, settings.topic(PROVIDERS.name), timeout=5
-    )
-    assert [i for i in _ids(records) if i in {first.id, second.id}] == [first.id, second.id]
-    stored = await coll.find_one({"_id": "prv_next"})
-    assert stored is not None
-    assert (stored[COUNT], stored[PENDING]) == (0, {})
-    await mongo.close()
+
+    await _second_event_sent_once(settings_for, "prv_next", publish_second, removal_linger_s=2.0)
 
 
 async def test_a_removal_landing_while_the_document_is_read_sends_nothing_twice(
@@ -217,17 +242,8 @@ async def test_a_removal_landing_while_the_document_is_read_sends_nothing_twice(
     last publish's removal lands during that read: the read still shows the entry, yet
     the relay knows it sent it. Only the new event goes (five racing PATCHes of one
     offer once published a version twice this way)."""
-    settings = settings_for("catalog")
-    mongo = Mongo(settings.mongodb_url, settings.database)
-    coll = mongo.db["providers"]
-    first, second = (Envelope(registered("prv_race"), source=settings.source) for _ in range(2))
-    doc = Outbox.attach({"_id": "prv_race", "v": 1}, [first])
-    await coll.insert_one(dict(doc))
-    broker = create_broker(settings)
-    await broker.start()
-    try:
-        relay = OutboxRelay(mongo, EventPublisher(broker, settings), ["providers"])
-        assert await relay.publish_now("providers", "prv_race", written=doc) == 1
+
+    async def publish_second(relay, coll, second):
         await coll.update_one({"_id": "prv_race"}, Outbox.push({"$set": {"v": 2}}, [second]))
         read = AsyncCollection.find_one
 
@@ -239,17 +255,8 @@ async def test_a_removal_landing_while_the_document_is_read_sends_nothing_twice(
         monkeypatch.setattr(AsyncCollection, "find_one", removal_lands_during_the_read)
         assert await relay.publish_now("providers", "prv_race") == 1
         monkeypatch.undo()
-        await relay.flush()
-    finally:
-        await broker.stop()
-    records = await read_records(
-        settings.kafka_bootstrap, settings.topic(PROVIDERS.name), timeout=5
-    )
-    assert [i for i in _ids(records) if i in {first.id, second.id}] == [first.id, second.id]
-    stored = await coll.find_one({"_id": "prv_race"})
-    assert stored is not None
-    assert (stored[COUNT], stored[PENDING]) == (0, {})
-    await mongo.close()
+
+    await _second_event_sent_once(settings_for, "prv_race", publish_second)
 
 
 async def test_a_failed_removal_is_retried_and_leaves_the_count_exact(settings_for):
