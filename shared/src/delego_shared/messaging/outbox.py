@@ -266,9 +266,7 @@ class OutboxRelay:
             if pending == 0:  # the write left nothing pending
                 return 0
             async with self._one_publisher(collection, document_id):
-                # copied: a removal landing while the document is read below empties
-                # the live set, and the (older) read would show those entries again
-                removing = frozenset(self._removing.get((collection, str(document_id)), ()))
+                removing = self._published_here(collection, document_id)
                 # the write's count includes entries published here whose removal is
                 # still on its way: those and the ones just stored are all it holds
                 if stored and pending == len(stored) + len(removing):
@@ -280,9 +278,7 @@ class OutboxRelay:
                     doc = {"_id": document_id, PENDING: written.get(PENDING) or {}}
                 else:
                     doc = await coll.find_one({"_id": document_id}, {PENDING: 1})
-                return await self._publish(
-                    collection, doc, remove_later=True, published_before_read=removing
-                )
+                return await self._publish(collection, doc, removing, remove_later=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -324,25 +320,27 @@ class OutboxRelay:
             if not lock.users:
                 self._publishing.pop(key, None)
 
+    def _published_here(self, collection: str, document_id: Any) -> frozenset[str]:
+        """The document's entries published here whose removal has not landed, taken
+        under its `_one_publisher` lock before it is read: while the lock is held none
+        is added, and a removal landing during the read leaves its entries in that
+        (older) read, where they must not be sent again."""
+        return frozenset(self._removing.get((collection, str(document_id)), ()))
+
     async def _publish(
         self,
         collection: str,
         doc: Document | None,
+        published_here: frozenset[str],
         *,
         remove_later: bool = False,
-        published_before_read: frozenset[str] = frozenset(),
     ) -> int:
-        """Send the document's pending entries (but those published here already, whose
-        removal is on its way), then remove them: in the background with `remove_later`.
-
-        `published_before_read` are the entries whose removal was on its way when `doc`
-        was read: one that landed during the read is not in `_removing` any more, yet
-        the read may still show its entries."""
+        """Send the document's pending entries but `published_here` (`_published_here`),
+        then remove them: in the background with `remove_later`."""
         if doc is None:
             return 0
         key = (collection, str(doc["_id"]))
-        removing = self._removing.get(key, frozenset()) | published_before_read
-        entries = [(i, e) for i, e in Outbox.pending(doc) if i not in removing]
+        entries = [(i, e) for i, e in Outbox.pending(doc) if i not in published_here]
         if not entries:
             self._unpublished.pop(key, None)
             return 0
@@ -463,7 +461,7 @@ class OutboxRelay:
     async def _sweep_one(self, collection: str, document_id: Any) -> int:
         coll = self.mongo.db[collection]
         async with self._one_publisher(collection, document_id):
-            removing = frozenset(self._removing.get((collection, str(document_id)), ()))
+            removing = self._published_here(collection, document_id)
             now = datetime.now(UTC)
             doc = await coll.find_one_and_update(
                 {
@@ -478,7 +476,7 @@ class OutboxRelay:
                 self._unpublished.pop((collection, str(document_id)), None)
                 return 0  # another replica has it, or it was published meanwhile
             try:
-                return await self._publish(collection, doc, published_before_read=removing)
+                return await self._publish(collection, doc, removing)
             finally:
                 await coll.update_one(
                     {"_id": document_id, f"{LEASE}.owner": self.owner}, {"$unset": {LEASE: ""}}
