@@ -43,7 +43,7 @@ REPO = HERE.parent.parent
 KAFKA_VERSION = "4.1.1"
 FERRETDB_VERSION = "v1.24.2"
 # our build patches FerretDB (FERRETDB_FILES, FERRETDB_EDITS); bump when the patch changes
-FERRETDB_BUILD = f"{FERRETDB_VERSION}-delego5"
+FERRETDB_BUILD = f"{FERRETDB_VERSION}-delego6"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 # The patch. Each copied file starts with a comment saying what it does and why:
 # - ferretdb/write_lock.go.txt: single-document writes are atomic, through one
@@ -58,6 +58,9 @@ FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 #   prepared statements keep their handle between executions);
 # - ferretdb/one_statement.go.txt: an insert or update that is one SQL statement
 #   runs without BEGIN/COMMIT around it (SQLite's implicit transaction);
+# - ferretdb/checkpoint.go.txt: SQLite checkpoints its write-ahead log in a
+#   goroutine per database woken by its writes, not inside the commit that
+#   fills the log (its fsyncs stalled commands for seconds on a slow disk);
 # - the stored-document codec (internal/handler/sjson) decodes with
 #   github.com/goccy/go-json, a drop-in for encoding/json (its own tests pass
 #   but for the wording of errors on malformed input): decoding stored documents
@@ -70,6 +73,7 @@ FERRETDB_FILES = {
     "no_tracking.go.txt": "internal/util/resource/delego_no_tracking.go",
     "stmt_cache.go.txt": "internal/util/fsql/delego_stmt_cache.go",
     "one_statement.go.txt": "internal/util/fsql/delego_one_statement.go",
+    "checkpoint.go.txt": "internal/util/fsql/delego_checkpoint.go",
 }
 # the read-modify-write commands take their collection's lock (write_lock.go.txt)
 _LOCK = "\tdefer delegoLockCollection(params.DB, params.Collection)()\n\n"
@@ -136,6 +140,18 @@ _SJSON_FILES = (
 )
 _STD_JSON = '\t"encoding/json"\n'
 _GO_JSON = '\tjson "github.com/goccy/go-json" // delego: a faster drop-in\n'
+# checkpoints in the background (checkpoint.go.txt)
+_AUTO_VACUUM = "\tif !autoVacuum {\n"
+_NO_AUTOCHECKPOINT = (
+    '\tvalues.Add("_pragma", "wal_autocheckpoint(0)") // delego: see delego_checkpoint.go\n\n'
+)
+_WRAP_DB = "\treturn fsql.WrapDB(db, name, l), nil\n"
+_CHECKPOINTER = (
+    "\tfdb := fsql.WrapDB(db, name, l)\n"
+    "\tif !memory {\n\t\tfdb.DelegoCheckpointInBackground() // delego\n\t}\n\n"
+    "\treturn fdb, nil\n"
+)
+_DB_CLOSE = "func (db *DB) Close() error {\n"
 # (file, upstream text, our text, times it must occur); the build stops when
 # upstream text is not found exactly that many times
 FERRETDB_EDITS: list[tuple[str, str, str, int]] = [
@@ -159,7 +175,8 @@ FERRETDB_EDITS: list[tuple[str, str, str, int]] = [
     (
         "internal/util/fsql/db.go",
         _DB_FIELDS,
-        "\tBatchSize int\n\n\tdelegoStmts delegoStmtCache // delego: kept statements\n}\n",
+        "\tBatchSize int\n\n\tdelegoStmts delegoStmtCache // delego: kept statements\n"
+        "\tdelegoCkpt  delegoCheckpoints // delego: background checkpoints\n}\n",
         1,
     ),
     ("internal/util/fsql/tx.go", _TX_FIELDS, "\ttoken *resource.Token\n\tdelegoDB *DB\n}\n", 1),
@@ -171,6 +188,14 @@ FERRETDB_EDITS: list[tuple[str, str, str, int]] = [
     ("internal/backends/sqlite/collection.go", _UPDATE_TX, _ONE_UPDATE, 1),
     ("internal/util/resource/resource.go", _TRACK, _TRACK + _NO_TRACKING, 1),
     ("internal/util/resource/resource.go", _UNTRACK, _UNTRACK + _NO_TRACKING, 1),
+    (
+        "internal/backends/sqlite/metadata/pool/uri.go",
+        _AUTO_VACUUM,
+        _NO_AUTOCHECKPOINT + _AUTO_VACUUM,
+        1,
+    ),
+    ("internal/backends/sqlite/metadata/pool/opendb.go", _WRAP_DB, _CHECKPOINTER, 1),
+    ("internal/util/fsql/db.go", _DB_CLOSE, _DB_CLOSE + "\tdb.delegoStopCheckpoints()\n", 1),
 ]
 
 

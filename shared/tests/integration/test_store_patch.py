@@ -3,17 +3,21 @@
 Point operations by `_id` use the `_id` index, whatever the filter's other keys,
 on every read and write path; writes to different collections run concurrently
 while single-document writes stay atomic (see also test_guarantees.py); stored
-documents read back exactly through the faster JSON codec. Every
-check is on an observable of the server (query plan, which documents the filter
-saw, a server-side order of events), none on timing.
+documents read back exactly through the faster JSON codec; the write-ahead log
+is checkpointed in the background, not in a command. Every check is on an
+observable of the server (query plan, which documents the filter saw, a
+server-side order of events, SQLite's log index), none on timing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import pytest_asyncio
@@ -382,3 +386,52 @@ class _CommandCounter(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
+
+
+def _ferretdb_data_dir(mongodb_url: str) -> Path | None:
+    """The SQLite directory of the FerretDB process serving this URL's port, from its
+    command line (`-listen-addr=…:port`, `-sqlite-url=file:<dir>/?…`); None if it is
+    not a process of this machine."""
+    port = urlsplit(mongodb_url).port or 27017
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not any(a.startswith("-listen-addr=") and a.endswith(f":{port}") for a in args):
+            continue
+        for a in args:
+            if a.startswith("-sqlite-url=file:"):
+                return Path(unquote(a.removeprefix("-sqlite-url=file:").split("?", 1)[0]))
+    return None
+
+
+def _log_frames(shm: Path) -> tuple[int, int]:
+    """(frames in the write-ahead log, frames already copied into the database file):
+    `mxFrame` of the WAL-index header and `nBackfill` of its checkpoint info
+    (sqlite.org/walformat.html, native byte order)."""
+    raw = shm.read_bytes()[:100]
+    return struct.unpack_from("=I", raw, 16)[0], struct.unpack_from("=I", raw, 96)[0]
+
+
+async def test_the_write_ahead_log_is_checkpointed_in_the_background(
+    infra: Infra, db: AsyncDatabase[Doc]
+) -> None:
+    """A few hundred log frames, far below SQLite's autocheckpoint (1,000 pages), are
+    copied into the database file soon after the writes stop: a checkpoint ran that
+    no command triggered. Upstream leaves them in the log until a commit passes
+    1,000 pages and then checkpoints (with its fsyncs) inside that commit."""
+    data = _ferretdb_data_dir(infra.mongodb_url)
+    if data is None:
+        pytest.skip("reads FerretDB's SQLite files: the store is not a process of this machine")
+    for i in range(100):
+        await db["c"].insert_one({"_id": f"d{i}", "pad": "x" * 500})
+    shm = data / f"{db.name}.sqlite-shm"
+    frames, copied = _log_frames(shm)
+    assert 0 < frames < 1000  # below the autocheckpoint: only ours copies them
+    deadline = asyncio.get_running_loop().time() + 15
+    while copied < frames and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+        frames, copied = _log_frames(shm)
+    assert copied == frames
+    assert await db["c"].count_documents({}) == 100
