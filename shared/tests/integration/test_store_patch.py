@@ -429,8 +429,9 @@ async def test_the_write_ahead_log_is_checkpointed_in_the_background(
     shm = data / f"{db.name}.sqlite-shm"
     frames, copied = _log_frames(shm)
     assert 0 < frames < 1000  # below the autocheckpoint: only ours copies them
-    deadline = asyncio.get_running_loop().time() + 15
-    while copied < frames and asyncio.get_running_loop().time() < deadline:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while copied < frames and loop.time() < deadline:
         await asyncio.sleep(0.1)
         frames, copied = _log_frames(shm)
     assert copied == frames
